@@ -1,0 +1,70 @@
+"""Assertions for test files whose failure messages tell a student what to fix.
+
+Each raises ``AssertionError`` with what was checked, what was expected and what came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def expect_tensor(actual: object, what: str) -> Tensor:
+    """Fail unless ``actual`` is a tensor; return it."""
+    expect(
+        isinstance(actual, Tensor),
+        f"{what}: expected a torch.Tensor, got {type(actual).__name__}",
+    )
+    return actual  # type: ignore[return-value]
+
+
+def expect_shape(actual: object, shape: Sequence[int], what: str) -> None:
+    """Fail unless ``actual`` is a tensor of exactly ``shape``."""
+    tensor = expect_tensor(actual, what)
+    expect(
+        tuple(tensor.shape) == tuple(shape),
+        f"{what}: expected shape {tuple(shape)}, got {tuple(tensor.shape)}",
+    )
+
+
+def expect_close(
+    actual: object, expected: Tensor, what: str, atol: float = 1e-5, rtol: float = 0.0
+) -> None:
+    """Fail unless ``actual`` has ``expected``'s shape, dtype and values within
+    ``atol + rtol * |expected|`` everywhere (NaN only where ``expected`` is NaN)."""
+    expect_shape(actual, expected.shape, what)
+    tensor: Tensor = actual  # type: ignore[assignment]
+    expect(
+        tensor.dtype == expected.dtype,
+        f"{what}: expected dtype {expected.dtype}, got {tensor.dtype}",
+    )
+    tensor, expected = tensor.detach().cpu(), expected.detach().cpu()
+    nan_mismatch = torch.isnan(tensor) != torch.isnan(expected)
+    if nan_mismatch.any():
+        index = _first_index(nan_mismatch)
+        raise AssertionError(
+            f"{what}: NaN where a number was expected (or the reverse) at index {index}: "
+            f"expected {expected[index].item():.6g}, got {tensor[index].item():.6g}"
+        )
+    finite = ~torch.isnan(expected)
+    error = (tensor - expected).abs().where(finite, torch.zeros_like(tensor))
+    excess = error - (atol + rtol * expected.abs().where(finite, torch.zeros_like(expected)))
+    if expected.numel() and excess.max() > 0:
+        index = _first_index(excess == excess.max())
+        raise AssertionError(
+            f"{what}: values differ by up to {error.max().item():.3g} "
+            f"(tolerance {atol:g} + {rtol:g}·|expected|); at index {index} "
+            f"expected {expected[index].item():.6g}, got {tensor[index].item():.6g}"
+        )
+
+
+def _first_index(flags: Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in flags.nonzero()[0])

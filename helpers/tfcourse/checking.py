@@ -1,0 +1,190 @@
+"""In-notebook checks: run a question's otter test file and report each test case.
+
+``Grader("tests").check("q1_sdpa")`` loads ``tests/q1_sdpa.py`` (otter's exception format),
+runs every test case against the notebook's globals and returns a :class:`CheckResult`.
+
+The result is written for two readers. A student sees a report (HTML in JupyterLab and
+Colab, text elsewhere): which case passed, and for a failed public case what was expected
+and what came back. nbgrader reads a test cell's ``text/plain`` output: while it executes
+a notebook (``NBGRADER_EXECUTION`` is set) the text is the points earned, a bare number,
+which nbgrader takes as partial credit. Anything else there would earn full points, and
+any stderr output would earn zero, so output from the code under test is swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import inspect
+import io
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otter.test_files.exception_test import ExceptionTestFile
+
+from tfcourse.grading.public_tests import read_hidden_points
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """The outcome of one test case."""
+
+    name: str
+    points: float
+    hidden: bool
+    passed: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """All test cases of one question; displays as a report, or as points under nbgrader."""
+
+    question: str
+    cases: tuple[CaseOutcome, ...]
+    hidden_points: float = 0.0
+    """Points of hidden cases that are not in this test file (they run when graded)."""
+
+    @property
+    def score(self) -> float:
+        """Points earned: the sum over passed cases."""
+        return sum(case.points for case in self.cases if case.passed)
+
+    @property
+    def possible(self) -> float:
+        """Points available: the sum over all cases."""
+        return sum(case.points for case in self.cases)
+
+    @property
+    def passed(self) -> bool:
+        """True when every case passed."""
+        return all(case.passed for case in self.cases)
+
+    def report(self) -> str:
+        """Plain-text report: one line per case, with the failure message of public cases."""
+        lines = [self._headline()]
+        for case in self.cases:
+            lines.append(f"  {_verdict(case)}  {_label(case)}")
+            if not case.passed and case.message:
+                lines.extend("          " + line for line in _shown_message(case).splitlines())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        if os.environ.get("NBGRADER_EXECUTION"):
+            return _fmt(self.score)
+        return self.report()
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.passed else "#cf222e"
+        rows = []
+        for case in self.cases:
+            detail = ""
+            if not case.passed and case.message:
+                message = html.escape(_shown_message(case))
+                detail = f"<pre style='margin:2px 0 6px 2em'>{message}</pre>"
+            label = html.escape(_label(case))
+            rows.append(f"<div><code>{_verdict(case)}</code> {label}{detail}</div>")
+        return (
+            f"<div><strong style='color:{colour}'>{html.escape(self._headline())}</strong>"
+            f"{''.join(rows)}</div>"
+        )
+
+    def _headline(self) -> str:
+        headline = f"{self.question}: {_fmt(self.score)} / {_fmt(self.possible)} points"
+        if self.hidden_points:
+            headline += f" (hidden tests worth {_fmt(self.hidden_points)} more run when graded)"
+        return headline
+
+
+class Grader:
+    """Runs the otter test files in ``tests_dir`` (by default ``tests/`` beside the notebook)."""
+
+    def __init__(self, tests_dir: str | os.PathLike[str] = "tests") -> None:
+        self.tests_dir = Path(tests_dir)
+
+    def check(self, question: str, global_env: dict[str, Any] | None = None) -> CheckResult:
+        """Run every test case of ``question`` against ``global_env`` (default: the caller's
+        globals, i.e. the notebook's variables)."""
+        if global_env is None:
+            caller = inspect.currentframe().f_back  # type: ignore[union-attr]
+            global_env = caller.f_globals  # type: ignore[union-attr]
+        path = self.tests_dir / f"{question}.py"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No tests for {question!r}: {path} is missing. Keep the tests/ folder that came "
+                "with the notebook next to it."
+            )
+        test_file = ExceptionTestFile.from_file(str(path))
+        outcomes = [_run_case(case, global_env) for case in test_file.test_cases]
+        hidden_points = read_hidden_points(path.read_text(encoding="utf-8"))
+        return CheckResult(question, tuple(outcomes), hidden_points)
+
+
+def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:
+    """Run one otter test case quietly; a missing name or an exception fails the case."""
+    body = case.body
+    parameters = inspect.signature(body.test_func).parameters
+    missing = [name for name in parameters if name != "env" and name not in env]
+    outcome = dict(name=case.name, points=float(case.points), hidden=case.hidden)
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        message = f"{names} is not defined: run the cell that defines it, then check again."
+        return CaseOutcome(**outcome, passed=False, message=message)
+    try:
+        with _quiet():
+            body.call_func(env)
+    except AssertionError as error:
+        return CaseOutcome(**outcome, passed=False, message=str(error) or "assertion failed")
+    except Exception as error:
+        message = f"your code raised {type(error).__name__}: {error}"
+        return CaseOutcome(**outcome, passed=False, message=message)
+    return CaseOutcome(**outcome, passed=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow prints, warnings and raw writes to file descriptors 1 and 2."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved_fds = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (1, 2):
+                saved_fds.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+            yield
+        finally:
+            for fd, saved in saved_fds:
+                os.dup2(saved, fd)
+                os.close(saved)
+            os.close(devnull)
+
+
+def _fmt(points: float) -> str:
+    return f"{points:g}"
+
+
+def _verdict(case: CaseOutcome) -> str:
+    return "PASSED" if case.passed else "FAILED"
+
+
+def _label(case: CaseOutcome) -> str:
+    hidden = " [hidden]" if case.hidden else ""
+    return f"{case.name}{hidden} ({_fmt(case.points)} pt{'s' if case.points != 1 else ''})"
+
+
+def _shown_message(case: CaseOutcome) -> str:
+    # A hidden case's message could quote its inputs or expected values: keep it out of
+    # notebooks and feedback students receive.
+    return "details withheld (hidden test)" if case.hidden else case.message

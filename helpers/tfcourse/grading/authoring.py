@@ -1,0 +1,85 @@
+"""Build source notebooks from their text twins (jupytext percent format).
+
+An instructor edits ``authoring/<assignment>/NN_name.py``; the build writes
+``source/<assignment>/NN_name.ipynb``: nbgrader metadata completed, a test cell's points
+taken from its test file (the single place they are written), and outputs stored by running
+the notebook, so nbval can later prove they are reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+from otter.test_files.exception_test import ExceptionTestFile
+
+from tfcourse.grading.course import Course
+
+NBGRADER_DEFAULTS = {
+    "grade": False,
+    "locked": False,
+    "schema_version": 3,
+    "solution": False,
+    "task": False,
+}
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def build_notebook(twin: Path, tests_dir: Path) -> nbformat.NotebookNode:
+    """The source notebook described by ``twin``, without outputs."""
+    notebook = jupytext.read(twin)
+    notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    for index, cell in enumerate(notebook.cells):
+        nbgrader = cell.metadata.get("nbgrader")
+        cell.metadata = {}
+        cell.id = f"cell-{index:03d}"
+        if nbgrader is not None:
+            cell.metadata["nbgrader"] = _complete_metadata(cell, nbgrader, tests_dir)
+            cell.id = nbgrader["grade_id"]
+    nbformat.validate(notebook)
+    return notebook
+
+
+def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> None:
+    """Run ``notebook`` in place with ``cwd`` as its working directory."""
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+
+
+def build_all(course: Course, run: bool = True) -> list[Path]:
+    """Write every source notebook of ``course`` from its twin; return the paths written."""
+    written = []
+    for twin in sorted(course.authoring_dir.glob("*.py")):
+        notebook = build_notebook(twin, course.source_tests_dir)
+        if run:
+            execute(notebook, course.source_dir)
+        target = course.source_dir / f"{twin.stem}.ipynb"
+        nbformat.write(notebook, target)
+        written.append(target)
+    return written
+
+
+def question_points(test_file: Path) -> float:
+    """Total points of all test cases, public and hidden, in an otter test file."""
+    cases = ExceptionTestFile.from_file(str(test_file)).test_cases
+    return float(sum(case.points for case in cases))
+
+
+def _complete_metadata(cell: Any, given: dict[str, Any], tests_dir: Path) -> dict[str, Any]:
+    metadata = {**NBGRADER_DEFAULTS, **given}
+    grade_id = metadata.get("grade_id")
+    if not grade_id:
+        raise ValueError(f"an nbgrader cell has no grade_id:\n{cell.source[:200]}")
+    if metadata["grade"] and not metadata["solution"]:
+        expected = f'grader.check("{grade_id}")'
+        if cell.source.strip() != expected:
+            raise ValueError(f"test cell {grade_id!r} must contain exactly {expected}")
+        metadata["points"] = question_points(tests_dir / f"{grade_id}.py")
+    elif metadata["grade"] and "points" not in metadata:
+        raise ValueError(f"manually graded cell {grade_id!r} does not state its points")
+    return dict(sorted(metadata.items()))

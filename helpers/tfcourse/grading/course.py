@@ -1,0 +1,78 @@
+"""Where things live in a course directory, and how nbgrader is run there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ASSIGNMENT = "transformers"
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course directory laid out as the kit expects (``nbgrader_config.py`` at its root)."""
+
+    root: Path
+    assignment: str = ASSIGNMENT
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Course:
+        """The course whose root holds ``nbgrader_config.py``, searching upwards from ``start``."""
+        start = (start or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            if (folder / "nbgrader_config.py").is_file():
+                return cls(folder)
+        raise FileNotFoundError(f"no nbgrader_config.py in {start} or any parent folder")
+
+    @property
+    def authoring_dir(self) -> Path:
+        """Text twins of the source notebooks (jupytext percent format)."""
+        return self.root / "authoring" / self.assignment
+
+    @property
+    def source_dir(self) -> Path:
+        return self.root / "source" / self.assignment
+
+    @property
+    def release_dir(self) -> Path:
+        return self.root / "release" / self.assignment
+
+    @property
+    def submitted_dir(self) -> Path:
+        return self.root / "submitted"
+
+    @property
+    def autograded_dir(self) -> Path:
+        return self.root / "autograded"
+
+    @property
+    def gradebook(self) -> Path:
+        return self.root / "gradebook.db"
+
+    @property
+    def source_tests_dir(self) -> Path:
+        """Public and hidden test files, one per question (otter's exception format)."""
+        return self.source_dir / "tests"
+
+    def notebook_names(self) -> list[str]:
+        """Names (without .ipynb) of the assignment's notebooks, in order."""
+        return sorted(path.stem for path in self.source_dir.glob("*.ipynb"))
+
+    def nbgrader(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``nbgrader ARGS`` in the course root; raise with its output if it fails."""
+        env = dict(os.environ)
+        # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        command = [sys.executable, "-m", "nbgrader", *args]
+        result = subprocess.run(
+            command, cwd=self.root, env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"`nbgrader {' '.join(args)}` failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result

@@ -1,0 +1,80 @@
+"""Students' copies of the test files: the hidden test cases cut out.
+
+A test file in ``source/`` holds public and hidden cases (``@test_case(..., hidden=True)``).
+The copy a student receives keeps the public cases and records only how many points the
+hidden ones are worth, as ``hidden_points``, so the in-notebook report can say so.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+HIDDEN_POINTS_NAME = "hidden_points"
+
+
+def hidden_cases(source: str) -> list[ast.FunctionDef]:
+    """The functions of ``source`` decorated with ``@test_case(..., hidden=True)``."""
+    return [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef) and _is_hidden(_test_case_call(node))
+    ]
+
+
+def case_points(case: ast.FunctionDef) -> float:
+    """The literal ``points=`` of a test case's decorator; every case must state its points."""
+    call = _test_case_call(case)
+    for keyword in call.keywords if call else []:
+        if keyword.arg == "points":
+            return float(ast.literal_eval(keyword.value))
+    raise ValueError(f"test case {case.name!r} does not state its points")
+
+
+def public_test_source(source: str) -> str:
+    """``source`` without its hidden test cases, plus a ``hidden_points`` total."""
+    cases = hidden_cases(source)
+    dropped: set[int] = set()
+    for case in cases:
+        first = min([case.lineno, *(decorator.lineno for decorator in case.decorator_list)])
+        dropped.update(range(first, case.end_lineno + 1))  # type: ignore[operator]
+    lines = source.splitlines(keepends=True)
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    kept = re.sub(r"\n{3,}", "\n\n\n", kept).rstrip() + "\n"
+    total = sum(case_points(case) for case in cases)
+    return f"{kept}\n{HIDDEN_POINTS_NAME} = {total:g}\n"
+
+
+def read_hidden_points(source: str) -> float:
+    """The ``hidden_points`` a public test file records (0 when it records none)."""
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == HIDDEN_POINTS_NAME
+        ):
+            return float(ast.literal_eval(node.value))
+    return 0.0
+
+
+def _test_case_call(node: ast.FunctionDef) -> ast.Call | None:
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and _name_of(decorator.func) == "test_case":
+            return decorator
+    return None
+
+
+def _is_hidden(call: ast.Call | None) -> bool:
+    if call is None:
+        return False
+    return any(
+        keyword.arg == "hidden" and ast.literal_eval(keyword.value) is True
+        for keyword in call.keywords
+    )
+
+
+def _name_of(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""

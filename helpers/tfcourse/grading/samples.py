@@ -1,0 +1,116 @@
+"""The sample submissions the main job grades, derived from ``source/`` and ``release/``.
+
+Deriving them (rather than storing copies) keeps them in step with every edit of the
+notebooks: the reference is the source with its solutions as the answers, the untouched one
+is the release as students receive it, and each buggy one is the reference with one
+realistic mistake put in.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nbformat
+
+from tfcourse.grading.course import Course
+
+Notebooks = dict[str, nbformat.NotebookNode]
+
+
+@dataclass(frozen=True)
+class Bug:
+    """Replace ``old`` by ``new`` in the one cell ``cell_id`` of notebook ``notebook``."""
+
+    notebook: str
+    cell_id: str
+    old: str
+    new: str
+
+    def apply(self, notebooks: Notebooks) -> None:
+        cell = next(c for c in notebooks[self.notebook].cells if c.get("id") == self.cell_id)
+        if cell.source.count(self.old) != 1:
+            raise ValueError(f"bug text not found exactly once in cell {self.cell_id!r}")
+        cell.source = cell.source.replace(self.old, self.new)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample student: an id, what the submission is, and how to derive it."""
+
+    student_id: str
+    description: str
+    make: Callable[[Course], Notebooks]
+
+
+def reference_notebooks(course: Course) -> Notebooks:
+    """Source notebooks as a student who wrote the model solutions would submit them."""
+    notebooks = {}
+    for name in course.notebook_names():
+        notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            cell.source = "\n".join(
+                line
+                for line in cell.source.split("\n")
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        notebooks[name] = notebook
+    return notebooks
+
+
+def release_notebooks(course: Course) -> Notebooks:
+    """Release notebooks exactly as students receive them."""
+    return {
+        name: nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
+        for name in course.notebook_names()
+    }
+
+
+def with_bugs(*bugs: Bug) -> Callable[[Course], Notebooks]:
+    """A sample maker: the reference notebooks with ``bugs`` applied."""
+
+    def make(course: Course) -> Notebooks:
+        notebooks = reference_notebooks(course)
+        for bug in bugs:
+            bug.apply(notebooks)
+        return notebooks
+
+    return make
+
+
+SAMPLES = (
+    Sample("reference", "the model solutions", reference_notebooks),
+    Sample("untouched", "the release notebooks, nothing filled in", release_notebooks),
+    Sample(
+        "bug-unscaled",
+        "attention scores not divided by sqrt(d_k)",
+        with_bugs(Bug("01_attention", "sdpa", " / math.sqrt(query.size(-1))", "")),
+    ),
+    Sample(
+        "bug-head-split",
+        "split_heads reshapes to (B, H, T, D) directly instead of transposing",
+        with_bugs(
+            Bug(
+                "01_attention",
+                "heads",
+                "x.view(batch, length, num_heads, embed_dim // num_heads).transpose(1, 2)",
+                "x.reshape(batch, num_heads, length, embed_dim // num_heads)",
+            )
+        ),
+    ),
+)
+
+
+def write_samples(course: Course) -> list[str]:
+    """Write every sample as a submission under ``submitted/``; return the student ids."""
+    for sample in SAMPLES:
+        folder = course.submitted_dir / sample.student_id / course.assignment
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(course.release_dir, folder)
+        for name, notebook in sample.make(course).items():
+            nbformat.write(notebook, folder / f"{name}.ipynb")
+    return [sample.student_id for sample in SAMPLES]

@@ -1,0 +1,13 @@
+"""nbgrader configuration of the course kit (read from the repository root)."""
+
+c = get_config()  # noqa: F821 (provided by nbgrader)
+
+c.CourseDirectory.course_id = "transformers-course"
+# Defaults plus otter's client log, which must never travel between folders.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".OTTER_LOG"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
+c.Execute.timeout = 300

@@ -1,0 +1,29 @@
+"""Tests for q1_heads: split_heads(x, num_heads) and merge_heads(x)."""
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close, expect_shape
+
+OK_FORMAT = False
+name = "q1_heads"
+
+
+@test_case(name="split_heads: (2, 3, 8) with 4 heads -> (2, 4, 3, 2), head h gets features 2h, 2h+1",
+           points=1)
+def test_split(split_heads):
+    x = torch.arange(2 * 3 * 8.0).view(2, 3, 8)
+    heads = split_heads(x, 4)
+    expect_shape(heads, (2, 4, 3, 2), "split_heads(x, 4)")
+    for h in range(4):
+        expect_close(heads[:, h], x[:, :, 2 * h : 2 * h + 2], f"head {h} of split_heads(x, 4)")
+
+
+@test_case(name="merge_heads inverts split_heads", points=1)
+def test_round_trip(split_heads, merge_heads):
+    x = torch.randn(3, 5, 12)
+    merged = merge_heads(split_heads(x, 3))
+    expect_shape(merged, (3, 5, 12), "merge_heads(split_heads(x, 3))")
+    expect_close(merged, x, "merge_heads(split_heads(x, 3))", atol=0.0)
+
+hidden_points = 1

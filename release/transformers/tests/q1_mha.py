@@ -1,0 +1,60 @@
+"""Tests for q1_mha: MultiHeadAttention against torch.nn.MultiheadAttention(batch_first=True).
+
+Each case builds a torch module, copies its state dict into the student's module and compares
+outputs and attention weights within 1e-5 (1e-10 in float64).
+"""
+
+import torch
+from otter.test_files import test_case
+from torch import nn
+
+from tfcourse.assertions import expect, expect_close, expect_shape
+
+OK_FORMAT = False
+name = "q1_mha"
+
+
+def twin_modules(MultiHeadAttention, embed_dim, num_heads, bias=True, dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    reference = nn.MultiheadAttention(embed_dim, num_heads, bias=bias, batch_first=True,
+                                      dtype=dtype)
+    if bias:  # torch initialises biases to zero; random ones make the comparison meaningful
+        with torch.no_grad():
+            reference.in_proj_bias.normal_()
+            reference.out_proj.bias.normal_()
+    student = MultiHeadAttention(embed_dim, num_heads, bias=bias).to(dtype)
+    student.load_state_dict(reference.state_dict())
+    return student, reference
+
+
+def compare(student, reference, args, kwargs, what, atol=1e-5):
+    ours, ours_w = student(*args, **kwargs)
+    theirs, theirs_w = reference(*args, **kwargs)
+    expect_close(ours, theirs, f"{what}: output", atol=atol)
+    if theirs_w is None:
+        expect(ours_w is None, f"{what}: expected weights None when need_weights=False")
+    else:
+        expect_close(ours_w, theirs_w, f"{what}: attention weights", atol=atol)
+
+
+@test_case(name="self-attention, E=32, H=4: output and head-averaged weights", points=2)
+def test_self_attention(MultiHeadAttention):
+    student, reference = twin_modules(MultiHeadAttention, 32, 4)
+    x = torch.randn(2, 6, 32)
+    ours, ours_w = student(x, x, x)
+    expect_shape(ours, (2, 6, 32), "output")
+    expect_shape(ours_w, (2, 6, 6), "head-averaged weights")
+    compare(student, reference, (x, x, x), {}, "self-attention")
+
+
+@test_case(name="causal attn_mask and per-head weights (average_attn_weights=False)", points=1)
+def test_causal_per_head(MultiHeadAttention):
+    student, reference = twin_modules(MultiHeadAttention, 16, 2, seed=1)
+    x = torch.randn(3, 5, 16)
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    kwargs = dict(attn_mask=causal, average_attn_weights=False)
+    ours_w = student(x, x, x, **kwargs)[1]
+    expect_shape(ours_w, (3, 2, 5, 5), "per-head weights")
+    compare(student, reference, (x, x, x), kwargs, "causal, per head")
+
+hidden_points = 6
