@@ -8,6 +8,7 @@ the notebook, so nbval can later prove they are reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,26 @@ def build_notebook(twin: Path, tests_dir: Path) -> nbformat.NotebookNode:
 def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> None:
     """Run ``notebook`` in place with ``cwd`` as its working directory."""
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(cwd)}},
     )
     client.execute()
 
 
-def build_all(course: Course, run: bool = True) -> list[Path]:
-    """Write every source notebook of ``course`` from its twin; return the paths written."""
+def build_all(course: Course, run: bool = True, names: Sequence[str] = ()) -> list[Path]:
+    """Write the source notebooks of ``course`` from their twins (all, or those in ``names``);
+    return the paths written."""
+    twins = sorted(course.authoring_dir.glob("*.py"))
+    unknown = set(names) - {twin.stem for twin in twins}
+    if unknown:
+        raise FileNotFoundError(f"no twin in {course.authoring_dir} for {sorted(unknown)}")
     written = []
-    for twin in sorted(course.authoring_dir.glob("*.py")):
+    for twin in twins:
+        if names and twin.stem not in names:
+            continue
         notebook = build_notebook(twin, course.source_tests_dir)
         if run:
             execute(notebook, course.source_dir)

@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="write source notebooks from authoring/ twins")
+    build.add_argument("notebooks", nargs="*", help="names such as 01_attention (default: all)")
     build.add_argument("--no-run", action="store_true", help="do not execute (no outputs)")
     commands.add_parser("release", help="regenerate release/ from source/")
     commands.add_parser("samples", help="release, then grade the bundled sample submissions")
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     course = Course.find()
     if args.command == "build":
-        for path in authoring.build_all(course, run=not args.no_run):
+        for path in authoring.build_all(course, not args.no_run, args.notebooks):
             print(f"wrote {path.relative_to(course.root)}")
     elif args.command == "release":
         generate_release(course)
