@@ -3,7 +3,8 @@
 Deriving them (rather than storing copies) keeps them in step with every edit of the
 notebooks: the reference is the source with its solutions as the answers, the untouched one
 is the release as students receive it, and each buggy one is the reference with one
-realistic mistake put in.
+realistic mistake put in. One more is correct but noisy: its code prints to stderr and
+warns while it is tested, which must not cost a point.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ Notebooks = dict[str, nbformat.NotebookNode]
 
 
 @dataclass(frozen=True)
-class Bug:
+class Edit:
     """Replace ``old`` by ``new`` in the one cell ``cell_id`` of notebook ``notebook``."""
 
     notebook: str
@@ -31,7 +32,7 @@ class Bug:
     def apply(self, notebooks: Notebooks) -> None:
         cell = next(c for c in notebooks[self.notebook].cells if c.get("id") == self.cell_id)
         if cell.source.count(self.old) != 1:
-            raise ValueError(f"bug text not found exactly once in cell {self.cell_id!r}")
+            raise ValueError(f"edit text not found exactly once in cell {self.cell_id!r}")
         cell.source = cell.source.replace(self.old, self.new)
 
 
@@ -69,13 +70,13 @@ def release_notebooks(course: Course) -> Notebooks:
     }
 
 
-def with_bugs(*bugs: Bug) -> Callable[[Course], Notebooks]:
-    """A sample maker: the reference notebooks with ``bugs`` applied."""
+def with_edits(*edits: Edit) -> Callable[[Course], Notebooks]:
+    """A sample maker: the reference notebooks with ``edits`` applied."""
 
     def make(course: Course) -> Notebooks:
         notebooks = reference_notebooks(course)
-        for bug in bugs:
-            bug.apply(notebooks)
+        for edit in edits:
+            edit.apply(notebooks)
         return notebooks
 
     return make
@@ -87,17 +88,32 @@ SAMPLES = (
     Sample(
         "bug-unscaled",
         "attention scores not divided by sqrt(d_k)",
-        with_bugs(Bug("01_attention", "sdpa", " / math.sqrt(query.size(-1))", "")),
+        with_edits(Edit("01_attention", "sdpa", " / math.sqrt(query.size(-1))", "")),
     ),
     Sample(
         "bug-head-split",
         "split_heads reshapes to (B, H, T, D) directly instead of transposing",
-        with_bugs(
-            Bug(
+        with_edits(
+            Edit(
                 "01_attention",
                 "heads",
                 "x.view(batch, length, num_heads, embed_dim // num_heads).transpose(1, 2)",
                 "x.reshape(batch, num_heads, length, embed_dim // num_heads)",
+            )
+        ),
+    ),
+    Sample(
+        "noisy-correct",
+        "correct code that prints to stderr and warns while it is tested",
+        with_edits(
+            Edit(
+                "01_attention",
+                "sdpa",
+                "    return weights @ value, weights",
+                "    import sys, warnings\n"
+                "    print('debug: scores', tuple(scores.shape), file=sys.stderr)\n"
+                "    warnings.warn('attention weights computed', stacklevel=1)\n"
+                "    return weights @ value, weights",
             )
         ),
     ),

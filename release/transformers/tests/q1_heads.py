@@ -3,14 +3,16 @@
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q1_heads"
 
 
-@test_case(name="split_heads: (2, 3, 8) with 4 heads -> (2, 4, 3, 2), head h gets features 2h, 2h+1",
-           points=1)
+@test_case(
+    name="split_heads: (2, 3, 8) with 4 heads -> (2, 4, 3, 2), head h has features 2h, 2h+1",
+    points=1,
+)
 def test_split(split_heads):
     x = torch.arange(2 * 3 * 8.0).view(2, 3, 8)
     heads = split_heads(x, 4)

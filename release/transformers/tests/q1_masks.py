@@ -19,8 +19,10 @@ def test_causal_small(causal_mask):
     expect_shape(mask, (4, 4), "causal_mask(4)")
     expect(mask.dtype == torch.bool, f"causal_mask(4): expected dtype torch.bool, got {mask.dtype}")
     expected = torch.tensor([[j > i for j in range(4)] for i in range(4)])
-    expect(torch.equal(mask, expected),
-           f"causal_mask(4): expected{describe(expected)}\ngot{describe(mask)}")
+    expect(
+        torch.equal(mask, expected),
+        f"causal_mask(4): expected{describe(expected)}\ngot{describe(mask)}",
+    )
 
 
 @test_case(name="padding_mask([3, 1], 4): True at padded positions", points=1)
@@ -29,7 +31,9 @@ def test_padding_small(padding_mask):
     expected = torch.tensor([[False, False, False, True], [False, True, True, True]])
     expect_shape(mask, (2, 4), "padding_mask")
     expect(mask.dtype == torch.bool, f"padding_mask: expected dtype torch.bool, got {mask.dtype}")
-    expect(torch.equal(mask, expected),
-           f"padding_mask: expected{describe(expected)}\ngot{describe(mask)}")
+    expect(
+        torch.equal(mask, expected),
+        f"padding_mask: expected{describe(expected)}\ngot{describe(mask)}",
+    )
 
 hidden_points = 2

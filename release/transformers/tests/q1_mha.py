@@ -16,8 +16,9 @@ name = "q1_mha"
 
 def twin_modules(MultiHeadAttention, embed_dim, num_heads, bias=True, dtype=torch.float32, seed=0):
     torch.manual_seed(seed)
-    reference = nn.MultiheadAttention(embed_dim, num_heads, bias=bias, batch_first=True,
-                                      dtype=dtype)
+    reference = nn.MultiheadAttention(
+        embed_dim, num_heads, bias=bias, batch_first=True, dtype=dtype
+    )
     if bias:  # torch initialises biases to zero; random ones make the comparison meaningful
         with torch.no_grad():
             reference.in_proj_bias.normal_()

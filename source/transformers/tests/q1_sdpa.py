@@ -1,10 +1,8 @@
 """Tests for q1_sdpa: scaled_dot_product_attention(query, key, value, mask=None).
 
-Expected values come from PyTorch's F.scaled_dot_product_attention (whose boolean masks mean
-"may attend", the opposite of ours) and from the formula written out in float64.
+Expected values come from PyTorch's F.scaled_dot_product_attention, whose boolean masks mean
+"may attend", the opposite of ours.
 """
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +15,11 @@ name = "q1_sdpa"
 
 
 def expected_weights(query, key, mask=None):
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
-    if mask is not None:
-        blocked = mask.dtype == torch.bool
-        scores = scores.masked_fill(mask, float("-inf")) if blocked else scores + mask
-    return torch.softmax(scores, dim=-1)
+    """PyTorch's attention applied to identity values returns the attention weights."""
+    identity = torch.eye(key.size(-2), dtype=key.dtype).expand(*key.shape[:-1], key.size(-2))
+    if mask is not None and mask.dtype == torch.bool:
+        mask = ~mask  # F.scaled_dot_product_attention: True = may attend
+    return F.scaled_dot_product_attention(query, key, identity, attn_mask=mask)
 
 
 @test_case(name="shapes of output (2, 3, 5) and weights (2, 3, 4)", points=1)

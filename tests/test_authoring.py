@@ -1,0 +1,55 @@
+"""Source notebooks agree with their text twins, and the build enforces the grading contract."""
+
+import nbformat
+import pytest
+
+from tfcourse.grading.authoring import build_notebook, question_points
+
+from conftest import REPO
+
+
+def twins():
+    return sorted((REPO / "authoring" / "transformers").glob("*.py"))
+
+
+def comparable(notebook):
+    return [(c.id, c.cell_type, c.source, dict(c.metadata)) for c in notebook.cells]
+
+
+@pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
+def test_source_notebook_is_built_from_its_twin(twin, repo_course):
+    built = build_notebook(twin, repo_course.source_tests_dir)
+    committed = nbformat.read(repo_course.source_dir / f"{twin.stem}.ipynb", as_version=4)
+    assert comparable(committed) == comparable(built), (
+        f"{twin.name} and its source notebook differ: run `make notebooks`"
+    )
+
+
+def test_every_test_cell_has_a_test_file_worth_its_points(repo_course):
+    for name in repo_course.notebook_names():
+        notebook = nbformat.read(repo_course.source_dir / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                test_file = repo_course.source_tests_dir / f"{meta['grade_id']}.py"
+                assert meta["points"] == question_points(test_file) > 0
+
+
+def test_build_rejects_a_test_cell_with_other_code(tmp_path, repo_course):
+    twin = tmp_path / "99_bad.py"
+    twin.write_text(
+        '# %% nbgrader={"grade_id": "q1_sdpa", "grade": true, "locked": true}\n'
+        'grader.check("q1_sdpa")\nprint("extra")\n'
+    )
+    with pytest.raises(ValueError, match="must contain exactly"):
+        build_notebook(twin, repo_course.source_tests_dir)
+
+
+def test_build_rejects_a_hand_graded_cell_without_points(tmp_path, repo_course):
+    twin = tmp_path / "99_bad.py"
+    twin.write_text(
+        '# %% [markdown] nbgrader={"grade_id": "q_essay", "grade": true, "solution": true}\n'
+        "# Explain.\n"
+    )
+    with pytest.raises(ValueError, match="does not state its points"):
+        build_notebook(twin, repo_course.source_tests_dir)

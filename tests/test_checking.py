@@ -1,0 +1,141 @@
+"""Grader.check: per-case points, messages students can act on, and output nbgrader scores right."""
+
+import sys
+import textwrap
+import warnings
+
+import pytest
+from nbformat.v4 import new_code_cell, new_output
+from nbgrader.utils import determine_grade
+
+from tfcourse.checking import Grader
+
+TEST_FILE = '''
+from otter.test_files import test_case
+from tfcourse.assertions import expect
+
+OK_FORMAT = False
+name = "q_demo"
+
+@test_case(name="doubles 2", points=2)
+def test_two(double):
+    expect(double(2) == 4, f"double(2): expected 4, got {double(2)}")
+
+@test_case(name="doubles -1", points=1)
+def test_negative(double):
+    expect(double(-1) == -2, f"double(-1): expected -2, got {double(-1)}")
+
+@test_case(name="secret case", points=1.5, hidden=True)
+def test_secret(double):
+    expect(double(10) == 20, "SECRET-INPUT 10 should give 20")
+'''
+
+
+@pytest.fixture
+def grader(tmp_path):
+    (tmp_path / "q_demo.py").write_text(TEST_FILE)
+    return Grader(tmp_path)
+
+
+def test_all_cases_pass(grader):
+    result = grader.check("q_demo", {"double": lambda x: 2 * x})
+    assert (result.score, result.possible, result.passed) == (4.5, 4.5, True)
+    assert "q_demo: 4.5 / 4.5 points" in result.report()
+
+
+def test_partial_credit_and_messages(grader):
+    result = grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x})
+    assert result.score == 3.5
+    report = result.report()
+    assert "PASSED  doubles 2 (2 pts)" in report
+    assert "FAILED  doubles -1 (1 pt)" in report
+    assert "double(-1): expected -2, got -1" in report
+
+
+def test_hidden_failure_messages_are_withheld(grader):
+    result = grader.check("q_demo", {"double": lambda x: 2 * x if x < 5 else 0})
+    assert result.score == 3.0
+    for text in (result.report(), result._repr_html_()):
+        assert "secret case [hidden]" in text
+        assert "SECRET-INPUT" not in text
+        assert "details withheld" in text
+
+
+def test_missing_definition_fails_with_a_hint(grader):
+    result = grader.check("q_demo", {})
+    assert result.score == 0
+    assert "`double` is not defined: run the cell that defines it" in result.report()
+
+
+def test_exceptions_in_student_code_fail_only_their_case(grader):
+    def double(x):
+        if x < 0:
+            raise ValueError("negative")
+        return 2 * x
+
+    result = grader.check("q_demo", {"double": double})
+    assert result.score == 3.5
+    assert "your code raised ValueError: negative" in result.report()
+
+
+def test_default_environment_is_the_callers_globals(grader, monkeypatch):
+    monkeypatch.setitem(globals(), "double", lambda x: 2 * x)
+    assert grader.check("q_demo").score == 4.5
+
+
+def test_missing_test_file_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Keep the tests/ folder"):
+        Grader(tmp_path).check("q_nowhere", {})
+
+
+def test_public_file_reports_hidden_points(tmp_path):
+    public = TEST_FILE.split("@test_case(name=\"secret case\"")[0] + "\nhidden_points = 1.5\n"
+    (tmp_path / "q_demo.py").write_text(public)
+    result = Grader(tmp_path).check("q_demo", {"double": lambda x: 2 * x})
+    assert result.report().startswith(
+        "q_demo: 3 / 3 points (hidden tests worth 1.5 more run when graded)"
+    )
+
+
+def test_repr_is_the_score_under_nbgrader_and_a_report_otherwise(grader, monkeypatch):
+    result = grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x})
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert repr(result).startswith("q_demo: 3.5 / 4.5 points")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert repr(result) == "3.5"
+
+
+@pytest.mark.parametrize("earned", [0.0, 3.5, 4.5])
+def test_nbgrader_scores_the_cell_output_as_the_points_earned(grader, monkeypatch, earned):
+    """nbgrader gives full points to any non-numeric output: the output must be the score."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    behaviours = {0.0: lambda x: 0, 3.5: lambda x: 2 * x if x > 0 else x, 4.5: lambda x: 2 * x}
+    result = grader.check("q_demo", {"double": behaviours[earned]})
+    output = new_output("execute_result", data={"text/plain": repr(result)}, execution_count=1)
+    cell = new_code_cell('grader.check("q_demo")', outputs=[output])
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 4.5,
+                                 "grade_id": "q_demo"}
+    assert determine_grade(cell) == (earned, 4.5)
+
+
+def test_output_of_the_code_under_test_is_swallowed(grader, capfd):
+    import os
+
+    def noisy_double(x):
+        print("debug print")
+        print("to stderr", file=sys.stderr)
+        warnings.warn("a warning from student code", stacklevel=1)
+        os.write(2, b"raw write to fd 2\n")
+        return 2 * x
+
+    result = grader.check("q_demo", {"double": noisy_double})
+    out, err = capfd.readouterr()
+    assert result.score == 4.5
+    assert (out, err) == ("", "")
+
+
+def test_test_file_format_is_otters(tmp_path):
+    """A test file that otter cannot parse is an error, not a silent pass."""
+    (tmp_path / "q_bad.py").write_text(textwrap.dedent("OK_FORMAT = False\n"))
+    with pytest.raises(ValueError, match="does not define 'name'"):
+        Grader(tmp_path).check("q_bad", {})
