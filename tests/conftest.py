@@ -34,7 +34,11 @@ def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         [sys.executable, "-m", "tfcourse.grading", *args],
-        cwd=course.root, env=env, capture_output=True, text=True, check=False,
+        cwd=course.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

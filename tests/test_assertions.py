@@ -12,12 +12,12 @@ def test_shape_message():
 
 
 def test_not_a_tensor():
-    with pytest.raises(AssertionError, match="expected a torch.Tensor, got list"):
+    with pytest.raises(AssertionError, match=r"expected a torch\.Tensor, got list"):
         expect_shape([1, 2], (2,), "weights")
 
 
 def test_dtype_message():
-    with pytest.raises(AssertionError, match="expected dtype torch.float64, got torch.float32"):
+    with pytest.raises(AssertionError, match=r"expected dtype torch\.float64, got torch\.float32"):
         expect_close(torch.zeros(2), torch.zeros(2, dtype=torch.float64), "x")
 
 

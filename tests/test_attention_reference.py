@@ -16,7 +16,9 @@ from tfcourse.attention import (
 
 def twins(embed_dim, num_heads, bias=True, dtype=torch.float32):
     torch.manual_seed(0)
-    reference = nn.MultiheadAttention(embed_dim, num_heads, bias=bias, batch_first=True, dtype=dtype)
+    reference = nn.MultiheadAttention(
+        embed_dim, num_heads, bias=bias, batch_first=True, dtype=dtype
+    )
     if bias:
         with torch.no_grad():
             reference.in_proj_bias.normal_()
@@ -31,8 +33,10 @@ MASKS = {
     "causal": {"attn_mask": causal_mask(6)},
     "float": {"attn_mask": torch.randn(6, 6)},
     "padding": {"key_padding_mask": padding_mask(torch.tensor([6, 3]), 6)},
-    "causal and padding": {"attn_mask": causal_mask(6),
-                           "key_padding_mask": padding_mask(torch.tensor([6, 3]), 6)},
+    "causal and padding": {
+        "attn_mask": causal_mask(6),
+        "key_padding_mask": padding_mask(torch.tensor([6, 3]), 6),
+    },
     "per-head 3-d float": {"attn_mask": torch.randn(2 * 4, 6, 6)},
 }
 
@@ -78,13 +82,16 @@ def test_fully_masked_row_is_zero_and_gradients_are_finite():
 
 def test_gradcheck():
     inputs = tuple(torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    assert torch.autograd.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v)[0], inputs)
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: scaled_dot_product_attention(q, k, v)[0], inputs
+    )
 
 
 def test_masks_and_heads():
     assert torch.equal(causal_mask(3), torch.tensor([[0, 1, 1], [0, 0, 1], [0, 0, 0]]).bool())
-    assert torch.equal(padding_mask(torch.tensor([2, 0]), 3),
-                       torch.tensor([[0, 0, 1], [1, 1, 1]]).bool())
+    assert torch.equal(
+        padding_mask(torch.tensor([2, 0]), 3), torch.tensor([[0, 0, 1], [1, 1, 1]]).bool()
+    )
     x = torch.randn(2, 5, 12)
     assert split_heads(x, 3).shape == (2, 3, 5, 4)
     assert torch.equal(split_heads(x, 3)[:, 1], x[:, :, 4:8])

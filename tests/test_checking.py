@@ -10,7 +10,7 @@ from nbgrader.utils import determine_grade
 
 from tfcourse.checking import Grader
 
-TEST_FILE = '''
+TEST_FILE = """
 from otter.test_files import test_case
 from tfcourse.assertions import expect
 
@@ -28,7 +28,7 @@ def test_negative(double):
 @test_case(name="secret case", points=1.5, hidden=True)
 def test_secret(double):
     expect(double(10) == 20, "SECRET-INPUT 10 should give 20")
-'''
+"""
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_missing_test_file_says_where_it_looked(tmp_path):
 
 
 def test_public_file_reports_hidden_points(tmp_path):
-    public = TEST_FILE.split("@test_case(name=\"secret case\"")[0] + "\nhidden_points = 1.5\n"
+    public = TEST_FILE.split('@test_case(name="secret case"')[0] + "\nhidden_points = 1.5\n"
     (tmp_path / "q_demo.py").write_text(public)
     result = Grader(tmp_path).check("q_demo", {"double": lambda x: 2 * x})
     assert result.report().startswith(
@@ -113,8 +113,12 @@ def test_nbgrader_scores_the_cell_output_as_the_points_earned(grader, monkeypatc
     result = grader.check("q_demo", {"double": behaviours[earned]})
     output = new_output("execute_result", data={"text/plain": repr(result)}, execution_count=1)
     cell = new_code_cell('grader.check("q_demo")', outputs=[output])
-    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 4.5,
-                                 "grade_id": "q_demo"}
+    cell.metadata["nbgrader"] = {
+        "grade": True,
+        "solution": False,
+        "points": 4.5,
+        "grade_id": "q_demo",
+    }
     assert determine_grade(cell) == (earned, 4.5)
 
 

@@ -41,6 +41,8 @@ def test_stripping_keeps_decorated_public_cases_and_module_code():
 
 
 def test_hidden_case_without_points_is_rejected():
-    source = "from otter.test_files import test_case\n@test_case(hidden=True)\ndef t(f):\n    pass\n"
+    source = (
+        "from otter.test_files import test_case\n@test_case(hidden=True)\ndef t(f):\n    pass\n"
+    )
     with pytest.raises(ValueError, match="does not state its points"):
         public_test_source(source)

@@ -28,13 +28,16 @@ def scaled_dot_product_attention(
     Returns:
         The output (..., T_q, d_v) and the attention weights (..., T_q, T_k).
     """
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
-    if mask is not None:
+    # Scaling the (T_q, d_k) query is cheaper than scaling the (T_q, T_k) scores.
+    scores = (query / math.sqrt(query.size(-1))) @ key.transpose(-2, -1)
+    if mask is None:
+        weights = torch.softmax(scores, dim=-1)
+    else:
         scores = scores + as_additive_mask(mask, scores.dtype)
-    blocked_rows = torch.isneginf(scores).all(dim=-1, keepdim=True)
-    # Zeroing fully blocked rows before softmax keeps NaN out of both outputs and gradients.
-    weights = torch.softmax(scores.masked_fill(blocked_rows, 0.0), dim=-1)
-    weights = weights.masked_fill(blocked_rows, 0.0)
+        blocked_rows = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        # Zeroing fully blocked rows before softmax keeps NaN out of outputs and gradients.
+        weights = torch.softmax(scores.masked_fill(blocked_rows, 0.0), dim=-1)
+        weights = weights.masked_fill(blocked_rows, 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ value, weights
@@ -106,11 +109,7 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Return the output (B, T_q, E) and the weights: (B, T_q, T_k) averaged over heads,
         (B, H, T_q, T_k) per head, or None when ``need_weights`` is False."""
-        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
-        q = split_heads(F.linear(query, w_q, b_q), self.num_heads)
-        k = split_heads(F.linear(key, w_k, b_k), self.num_heads)
-        v = split_heads(F.linear(value, w_v, b_v), self.num_heads)
+        q, k, v = (split_heads(x, self.num_heads) for x in self._project(query, key, value))
 
         mask = self._combined_mask(key_padding_mask, attn_mask, q)
         dropout_p = self.dropout if self.training else 0.0
@@ -119,6 +118,16 @@ class MultiHeadAttention(nn.Module):
         if not need_weights:
             return out, None
         return out, weights.mean(dim=1) if average_attn_weights else weights
+
+    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, ...]:
+        """Input projections; one stacked matmul when query, key and value are one tensor."""
+        if query is key is value:
+            return tuple(F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1))
+        weights = self.in_proj_weight.chunk(3)
+        biases = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
+        return tuple(
+            F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases, strict=True)
+        )
 
     def _combined_mask(
         self, key_padding_mask: Tensor | None, attn_mask: Tensor | None, q: Tensor

@@ -1,0 +1,88 @@
+"""The main job, `python -m tfcourse.grading samples`, grades the bundled samples right.
+
+Runs the real nbgrader autograde, feedback and export in a scratch copy of the course.
+"""
+
+import csv
+
+import pytest
+
+from tfcourse.grading.scores import read_scores
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK_1 = "01_attention"
+
+
+def auto_scores(course, student, notebook=None):
+    """(earned, possible) over the autograded questions of ``student``."""
+    scores = [
+        s
+        for s in read_scores(course, [student])
+        if s.autograded and (notebook is None or s.notebook == notebook)
+    ]
+    return sum(s.score or 0.0 for s in scores), sum(s.max_score for s in scores)
+
+
+def test_reference_earns_every_automatic_point(graded_samples):
+    course, _ = graded_samples
+    earned, possible = auto_scores(course, "reference")
+    assert possible > 0 and earned == possible
+
+
+def test_untouched_release_earns_nothing(graded_samples):
+    course, _ = graded_samples
+    assert auto_scores(course, "untouched")[0] == 0
+
+
+@pytest.mark.parametrize("student", ["bug-unscaled", "bug-head-split"])
+def test_a_realistic_bug_earns_something_in_between(graded_samples, student):
+    course, _ = graded_samples
+    earned, possible = auto_scores(course, student, NOTEBOOK_1)
+    assert 0 < earned < possible
+
+
+def test_the_bug_costs_points_only_where_it_is(graded_samples):
+    course, _ = graded_samples
+    by_question = {s.question: s for s in read_scores(course, ["bug-head-split"]) if s.autograded}
+    assert by_question["q1_sdpa"].score == by_question["q1_sdpa"].max_score
+    assert by_question["q1_masks"].score == by_question["q1_masks"].max_score
+    assert by_question["q1_heads"].score < by_question["q1_heads"].max_score
+
+
+def test_stderr_and_warnings_from_correct_code_cost_nothing(graded_samples):
+    course, _ = graded_samples
+    assert auto_scores(course, "noisy-correct") == auto_scores(course, "reference")
+
+
+def test_score_table_lists_every_student_and_question(graded_samples):
+    _, result = graded_samples
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("student"))
+    for question in ("q1_sdpa", "q1_masks", "q1_heads", "q1_mha", "auto total", "by hand"):
+        assert question in header
+    for student in ("reference", "untouched", "bug-unscaled", "bug-head-split", "noisy-correct"):
+        assert any(line.split()[:1] == [student] for line in lines), student
+
+
+def test_grades_csv_totals_match_the_gradebook(graded_samples):
+    course, _ = graded_samples
+    with (course.root / "grades.csv").open() as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    for student in ("reference", "untouched", "bug-unscaled"):
+        earned, _ = auto_scores(course, student)
+        assert float(rows[student]["raw_score"]) == pytest.approx(earned)
+
+
+def test_feedback_is_html_only_and_shows_no_hidden_test(graded_samples):
+    course, _ = graded_samples
+    hidden_sources = [p.read_text() for p in course.source_tests_dir.glob("*.py")]
+    for student in ("reference", "bug-unscaled"):
+        folder = course.root / "feedback" / student / course.assignment
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        assert files and all(p.suffix == ".html" for p in files), files
+        for page in files:
+            text = page.read_text()
+            assert "hidden=True" not in text and "def test_" not in text
+            assert "details withheld (hidden test)" in text or student == "reference"
+            assert not any(source[:200] in text for source in hidden_sources)
