@@ -35,21 +35,23 @@ def test_every_test_cell_has_a_test_file_worth_its_points(repo_course):
                 assert meta["points"] == question_points(test_file) > 0
 
 
-def test_build_rejects_a_test_cell_with_other_code(tmp_path, repo_course):
-    twin = tmp_path / "99_bad.py"
-    twin.write_text(
+BAD_TWINS = {
+    "test cell with other code": (
         '# %% nbgrader={"grade_id": "q1_sdpa", "grade": true, "locked": true}\n'
-        'grader.check("q1_sdpa")\nprint("extra")\n'
-    )
-    with pytest.raises(ValueError, match="must contain exactly"):
-        build_notebook(twin, repo_course.source_tests_dir)
-
-
-def test_build_rejects_a_hand_graded_cell_without_points(tmp_path, repo_course):
-    twin = tmp_path / "99_bad.py"
-    twin.write_text(
+        'grader.check("q1_sdpa")\nprint("extra")\n',
+        "must contain exactly",
+    ),
+    "hand-graded cell without points": (
         '# %% [markdown] nbgrader={"grade_id": "q_essay", "grade": true, "solution": true}\n'
-        "# Explain.\n"
-    )
-    with pytest.raises(ValueError, match="does not state its points"):
+        "# Explain.\n",
+        "does not state its points",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "error"), BAD_TWINS.values(), ids=BAD_TWINS.keys())
+def test_build_rejects_a_cell_that_breaks_the_grading_contract(tmp_path, repo_course, text, error):
+    twin = tmp_path / "99_bad.py"
+    twin.write_text(text)
+    with pytest.raises(ValueError, match=error):
         build_notebook(twin, repo_course.source_tests_dir)
