@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tfcourse.assertions import expect_close, expect_shape
+from tfcourse.assertions import expect_close, expect_number, expect_shape
 
 
 def test_shape_message():
@@ -39,3 +39,15 @@ def test_tolerance_is_respected():
 def test_nan_where_a_number_was_expected():
     with pytest.raises(AssertionError, match="NaN where a number was expected"):
         expect_close(torch.tensor([0.0, float("nan")]), torch.zeros(2), "output")
+
+
+def test_number_message_gives_the_difference():
+    with pytest.raises(AssertionError, match=r"count\(3\): expected 12, got 9 \(off by -3\)"):
+        expect_number(9, 12, "count(3)")
+    expect_number(12.0, 12, "count(3)")
+
+
+@pytest.mark.parametrize("answer", [True, "12", None, torch.tensor(12)])
+def test_number_must_be_a_real_number(answer):
+    with pytest.raises(AssertionError, match=r"count: expected a number, got"):
+        expect_number(answer, 12, "count")

@@ -5,6 +5,7 @@ Each raises ``AssertionError`` with what was checked, what was expected and what
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,18 @@ def expect(condition: bool, message: str) -> None:
     """Fail with ``message`` unless ``condition`` holds."""
     if not condition:
         raise AssertionError(message)
+
+
+def expect_number(actual: object, expected: float, what: str) -> None:
+    """Fail unless ``actual`` is a real number (not a bool) equal to ``expected``."""
+    expect(
+        isinstance(actual, numbers.Real) and not isinstance(actual, bool),
+        f"{what}: expected a number, got {type(actual).__name__} {actual!r}",
+    )
+    expect(
+        actual == expected,
+        f"{what}: expected {expected}, got {actual} (off by {actual - expected})",
+    )
 
 
 def expect_tensor(actual: object, what: str) -> Tensor:

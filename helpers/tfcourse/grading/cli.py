@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tfcourse.grading import authoring, samples
-from tfcourse.grading.autograde import autograde_students, submitted_students
+from tfcourse.grading.autograde import autograde_students, forget_students, submitted_students
 from tfcourse.grading.course import Course
 from tfcourse.grading.release import generate_release
 from tfcourse.grading.scores import format_table, read_scores, write_csv
@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {course.release_dir.relative_to(course.root)}")
     elif args.command == "samples":
         generate_release(course)
-        grade(course, samples.write_samples(course))
+        students = samples.write_samples(course)
+        forget_students(course, students)  # derived afresh each run: no stale grades
+        grade(course, students)
     elif args.command == "autograde":
         students = submitted_students(course)
         if not students:

@@ -13,11 +13,12 @@ def generate_release(course: Course) -> None:
 
     ``nbgrader generate_assignment`` clears solutions and outputs, but copies every other
     file of the source folder verbatim, hidden tests included: each test file is then
-    replaced by its public version.
+    replaced by its public version. The gradebook is left alone, so a release can be
+    rebuilt at any time, even after grading has started.
     """
     if course.release_dir.exists():
         shutil.rmtree(course.release_dir)
-    course.nbgrader("generate_assignment", course.assignment, "--force")
+    course.nbgrader("generate_assignment", course.assignment, "--force", "--no-db")
     release_tests = course.release_dir / "tests"
     for test_file in sorted(course.source_tests_dir.glob("*.py")):
         public = public_test_source(test_file.read_text(encoding="utf-8"))

@@ -103,6 +103,24 @@ SAMPLES = (
         ),
     ),
     Sample(
+        "bug-prenorm-residual",
+        "pre-norm encoder layer adds the attention output to the normalised input",
+        with_edits(
+            Edit(
+                "02_encoder",
+                "encoder_layer",
+                "x = x + self.attention_block(self.norm1(x), src_mask, src_key_padding_mask)",
+                "x = self.norm1(x)\n"
+                "            x = x + self.attention_block(x, src_mask, src_key_padding_mask)",
+            )
+        ),
+    ),
+    Sample(
+        "bug-attention-cost",
+        "attention cost counts the scores QKᵀ but not the product with V",
+        with_edits(Edit("04_theory", "cost_functions", "return scores + mixing", "return scores")),
+    ),
+    Sample(
         "noisy-correct",
         "correct code that prints to stderr and warns while it is tested",
         with_edits(

@@ -1,0 +1,47 @@
+"""Tests for q2_feedforward: FeedForward(config), (..., d_model) -> (..., d_model).
+
+Expected values come from torch's nn.Sequential(nn.Linear, nn.ReLU() or nn.GELU(), nn.Linear)
+given the student's weights.
+"""
+
+import torch
+from otter.test_files import test_case
+from torch import nn
+
+from tfcourse.assertions import expect_close, expect_shape
+
+OK_FORMAT = False
+name = "q2_feedforward"
+
+
+def twin(FeedForward, EncoderConfig, activation, dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    config = EncoderConfig(d_model=16, d_ff=48, dropout=dropout, activation=activation)
+    student = FeedForward(config)
+    with torch.no_grad():  # random biases, so that a forgotten bias shows
+        student.linear1.bias.normal_()
+        student.linear2.bias.normal_()
+    reference = nn.Sequential(
+        nn.Linear(16, 48), nn.ReLU() if activation == "relu" else nn.GELU(), nn.Linear(48, 16)
+    )
+    reference[0].load_state_dict(student.linear1.state_dict())
+    reference[2].load_state_dict(student.linear2.state_dict())
+    return student, reference
+
+
+@test_case(name="relu: (2, 5, 16) -> (2, 5, 16), equals Linear -> ReLU -> Linear", points=1)
+def test_relu(FeedForward, EncoderConfig):
+    student, reference = twin(FeedForward, EncoderConfig, "relu")
+    x = torch.randn(2, 5, 16)
+    out = student(x)
+    expect_shape(out, (2, 5, 16), "FeedForward output")
+    expect_close(out, reference(x), "FeedForward with relu")
+
+
+@test_case(name="gelu: equals Linear -> GELU -> Linear", points=1)
+def test_gelu(FeedForward, EncoderConfig):
+    student, reference = twin(FeedForward, EncoderConfig, "gelu", seed=1)
+    x = torch.randn(2, 5, 16)
+    expect_close(student(x), reference(x), "FeedForward with gelu")
+
+hidden_points = 2

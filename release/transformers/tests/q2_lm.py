@@ -1,0 +1,104 @@
+"""Tests for q2_lm: CausalLM(config).forward(idx, targets=None) -> (logits, loss).
+
+The student's model is built with reference parts in place of the notebook's earlier answers:
+PyTorch's nn.TransformerEncoder / nn.TransformerEncoderLayer for Encoder / EncoderLayer, and
+tfcourse.encoder's positional encodings. A bug graded earlier is then not counted again here.
+"""
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from otter.test_files import test_case
+from torch import nn
+
+from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.encoder import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    torch_encoder_layer,
+)
+
+OK_FORMAT = False
+name = "q2_lm"
+
+
+def torch_encoder(config):
+    norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+    return nn.TransformerEncoder(
+        torch_encoder_layer(config), config.n_layer, norm=norm, enable_nested_tensor=False
+    )
+
+
+REFERENCE_PARTS = {
+    "EncoderLayer": torch_encoder_layer,
+    "Encoder": torch_encoder,
+    "LearnedPositionalEncoding": LearnedPositionalEncoding,
+    "SinusoidalPositionalEncoding": SinusoidalPositionalEncoding,
+}
+
+
+@contextlib.contextmanager
+def reference_parts_in(env):
+    """Let the notebook's names of the earlier parts build reference modules meanwhile."""
+    saved = {key: env.get(key) for key in REFERENCE_PARTS}
+    env.update(REFERENCE_PARTS)
+    try:
+        yield
+    finally:
+        env.update(saved)
+
+
+def build(env, seed=0, **overrides):
+    torch.manual_seed(seed)
+    settings = dict(
+        vocab_size=11, block_size=16, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.0
+    )
+    config = env["EncoderConfig"](**{**settings, **overrides})
+    with reference_parts_in(env):
+        model = env["CausalLM"](config)
+    return model, config
+
+
+def changed_positions(model, idx, position, vocab_size):
+    """Positions whose logits change when the token at ``position`` is replaced."""
+    changed = idx.clone()
+    changed[:, position] = (changed[:, position] + 1) % vocab_size
+    before, _ = model(idx)
+    after, _ = model(changed)
+    difference = (after - before).abs().amax(dim=(0, 2))
+    return difference, [t for t in range(idx.size(1)) if difference[t] > 1e-6]
+
+
+@test_case(
+    name="idx (2, 10) -> logits (2, 10, vocab_size); loss None, or the cross-entropy with targets",
+    points=1,
+)
+def test_shapes_and_loss(env, CausalLM, EncoderConfig):
+    model, _ = build(env)
+    idx = torch.randint(0, 11, (2, 10))
+    logits, loss = model(idx)
+    expect_shape(logits, (2, 10, 11), "logits")
+    expect(loss is None, f"loss without targets: expected None, got {type(loss).__name__}")
+    targets = torch.randint(0, 11, (2, 10))
+    logits, loss = model(idx, targets)
+    expect_shape(loss, (), "loss with targets")
+    expect_close(loss, F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)), "loss")
+
+
+@test_case(
+    name="causality: changing token 6 leaves logits 0-5 unchanged and changes position 6",
+    points=2,
+)
+def test_causality(env, CausalLM, EncoderConfig):
+    model, _ = build(env, seed=1)
+    idx = torch.randint(0, 11, (2, 10))
+    difference, changed = changed_positions(model, idx, 6, 11)
+    expect(
+        all(t >= 6 for t in changed),
+        f"changing token 6 changed the logits at earlier positions {[t for t in changed if t < 6]} "
+        f"(by up to {difference[:6].max().item():.3g}); expected no change before position 6",
+    )
+    expect(6 in changed, "changing token 6 did not change the logits at position 6")
+
+hidden_points = 5

@@ -1,0 +1,56 @@
+"""Tests for q4_kernel: kernel_attention(q, k, v, sim) and linear_attention(q, k, v, feature_map).
+
+Expected values come from PyTorch's F.scaled_dot_product_attention and from the kernel
+formula written out with an explicit (T_q, T_k) similarity matrix, in float64.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close
+from tfcourse.theory import largest_intermediate
+
+OK_FORMAT = False
+name = "q4_kernel"
+
+
+def exp_similarity(q, k):
+    return torch.exp(q @ k.T / math.sqrt(q.size(-1)))
+
+
+def elu_plus_one(x):
+    return F.elu(x) + 1
+
+
+def explicit_kernel_attention(q, k, v, sim):
+    scores = sim(q, k)
+    return (scores @ v) / scores.sum(dim=-1, keepdim=True)
+
+
+def inputs(t_q, t_k, d, m, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(
+        torch.randn(rows, cols, dtype=torch.float64, generator=generator)
+        for rows, cols in ((t_q, d), (t_k, d), (t_k, m))
+    )
+
+
+@test_case(name="kernel_attention with sim = exp(q·k/√D) equals softmax attention", points=1)
+def test_kernel_is_softmax(kernel_attention):
+    q, k, v = inputs(5, 5, 4, 3, seed=1)
+    expected = F.scaled_dot_product_attention(q, k, v)
+    got = kernel_attention(q, k, v, exp_similarity)
+    expect_close(got, expected, "kernel_attention(q, k, v, exp_similarity)", atol=1e-10)
+
+
+@test_case(name="linear_attention with φ = elu + 1 equals the kernel formula", points=1)
+def test_linear_matches_kernel(linear_attention):
+    q, k, v = inputs(6, 6, 4, 3, seed=2)
+    expected = explicit_kernel_attention(q, k, v, lambda a, b: elu_plus_one(a) @ elu_plus_one(b).T)
+    got = linear_attention(q, k, v, elu_plus_one)
+    expect_close(got, expected, "linear_attention(q, k, v, elu_plus_one)", atol=1e-10)
+
+hidden_points = 2
