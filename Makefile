@@ -40,4 +40,4 @@ bench: install
 	$(PY) bench/attention_speed.py
 
 clean:
-	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv
+	rm -rf gradebook.db submitted downloaded autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json
