@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from tfcourse.grading.pipeline import grade_class
 from tfcourse.grading.course import Course
+from tfcourse.grading.pipeline import grade_class
 from tfcourse.grading.release import generate_release
 from tfcourse.grading.samples import reference_notebooks
 from tfcourse.grading.scores import read_scores

@@ -20,6 +20,7 @@ from tfcourse.grading.course import Course
 from tfcourse.grading.intake import collect_lms_zip, submitted_students
 from tfcourse.grading.pipeline import default_jobs, grade_class
 from tfcourse.grading.release import generate_release
+from tfcourse.grading.reproduce import check_notebook, format_report
 from tfcourse.grading.scores import format_table, read_scores, write_csv
 from tfcourse.grading.summary import format_summary
 from tfcourse.grading.workspace import Limits
@@ -47,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     grade_parser.add_argument("--force", action="store_true", help="re-grade unchanged ones")
     for parser_ in (grade_parser, commands.choices["samples"]):
         _add_grading_options(parser_)
+    reproduce = commands.add_parser(
+        "reproduce", help="re-run a submission: which stored outputs its code reproduces"
+    )
+    reproduce.add_argument("student", help="a student id under submitted/")
+    reproduce.add_argument("notebooks", nargs="*", help="names such as 01_attention (default: all)")
+    reproduce.add_argument("--cell-timeout", type=int, default=300, metavar="S")
     args = parser.parse_args(argv)
 
     course = Course.find()
@@ -67,6 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no submissions under {course.submitted_dir}", file=sys.stderr)
             return 1
         grade(course, students, args)
+    elif args.command == "reproduce":
+        folder = course.submitted_dir / args.student / course.assignment
+        for name in args.notebooks or course.notebook_names():
+            path = folder / f"{name}.ipynb"
+            if not path.is_file():
+                print(f"{name}: no such notebook in {folder}", file=sys.stderr)
+                return 1
+            print(format_report(name, check_notebook(course, path, args.cell_timeout)))
     return 0
 
 

@@ -24,7 +24,7 @@ from queue import Empty
 from time import monotonic
 from typing import Any
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -104,6 +104,10 @@ class GuardedExecute(Execute):
         try:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             healthy = await self._recover_if_stuck(cell)
+        except CellTimeoutError:  # the interrupt did not stop the cell: its output never ended
+            cell.outputs.append(error_output(**_without_status(self.error_on_timeout)))
+            await self._restart_and_replay()
+            healthy = False
         except DeadKernelError:
             cell.outputs.append(
                 error_output(
@@ -164,6 +168,10 @@ class GuardedExecute(Execute):
                     return
                 if msg["parent_header"].get("msg_id") == msg_id:
                     break
+
+
+def _without_status(error: dict[str, Any]) -> dict[str, str]:
+    return {"name": error["ename"], "message": error["evalue"]}
 
 
 def _reports_points(cell: NotebookNode) -> bool:

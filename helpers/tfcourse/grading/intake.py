@@ -2,7 +2,7 @@
 
 An LMS (Canvas, Moodle, ...) hands graders one zip of every student's files. nbgrader's
 ``zip_collect`` unpacks it and files each notebook under ``submitted/<student>/<assignment>/``,
-reading the student id from the file name with ``c.FileNameCollector.named_regexp`` in
+reading the student id from the file name with ``c.FileNameCollectorPlugin.named_regexp`` in
 ``nbgrader_config.py`` (the kit's expects ``<student>_<anything>_<notebook>.ipynb``, e.g.
 Canvas's ``jdoe_12345_67890_01_attention.ipynb``; change it there for another LMS).
 """

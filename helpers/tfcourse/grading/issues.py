@@ -24,16 +24,18 @@ class Issue:
 
 
 def execution_issues(notebook_name: str, notebook: NotebookNode) -> list[Issue]:
-    """The limits an executed notebook hit (time, kernel death, memory, unreported checks)."""
+    """The limits an executed notebook hit (time, kernel death, memory, unreported checks)
+    and the errors its cells raised (other than the release's NotImplementedError)."""
     issues = []
     for cell in notebook.cells:
-        label = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {cell.get('id', '?')}"
+        label = cell.metadata.get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
         for output in cell.get("outputs", []):
-            if output.output_type != "error":
+            if output.output_type != "error" or output.ename == "NotImplementedError":
                 continue
-            text = f"{output.get('ename', '')}: {output.get('evalue', '')}"
-            if output.ename in LIMIT_ERRORS:
-                issues.append(Issue(notebook_name, f"{label}: {text}"))
-            elif output.ename == "MemoryError" or "can't allocate memory" in text:
-                issues.append(Issue(notebook_name, f"{label}: hit the memory limit ({text[:80]})"))
+            text = f"{output.ename}: {output.evalue}"[:160]
+            if output.ename == "MemoryError" or "can't allocate memory" in text:
+                text = f"hit the memory limit ({text})"
+            elif output.ename not in LIMIT_ERRORS:
+                text = f"raised {text}"
+            issues.append(Issue(notebook_name, f"cell {label}: {text}"))
     return issues

@@ -44,12 +44,12 @@ def record_assignment(course: Course) -> None:
             ) from None
 
 
-def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
-    """Save the scores of ``graded`` in the class gradebook and copy their feedback HTML
-    to ``feedback/``. Submissions that could not be graded are left out."""
+def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> list[str]:
+    """Save the scores of ``graded`` in the class gradebook; return the students merged
+    (submissions that could not be graded are left out)."""
     done = [submission for submission in graded if submission.autograded is not None]
     if not done:
-        return
+        return []
     with tempfile.TemporaryDirectory() as staging:
         for submission in done:
             folder = Path(staging) / submission.student / course.assignment
@@ -68,13 +68,38 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.SaveAutoGrades",
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",
         )
-    for submission in done:
-        folder = course.root / "feedback" / submission.student / course.assignment
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        for page in submission.feedback:
-            shutil.copy(page, folder / page.name)
+    return [submission.student for submission in done]
+
+
+def write_feedback(course: Course, students: Sequence[str]) -> None:
+    """Feedback HTML of ``students`` into ``feedback/<student>/<assignment>/``, by one
+    ``nbgrader generate_feedback`` run over their autograded notebooks. Only the HTML is
+    kept: nbgrader would also copy the autograded folder's other files, hidden tests among
+    them."""
+    if not students:
+        return
+    with tempfile.TemporaryDirectory() as staging:
+        autograded, feedback = Path(staging) / "autograded", Path(staging) / "feedback"
+        for student in students:
+            shutil.copytree(
+                course.autograded_dir / student / course.assignment,
+                autograded / student / course.assignment,
+                ignore=shutil.ignore_patterns("tests"),
+            )
+        course.nbgrader(
+            "generate_feedback",
+            course.assignment,
+            "--force",
+            f"--CourseDirectory.autograded_directory={autograded}",
+            f"--CourseDirectory.feedback_directory={feedback}",
+        )
+        for student in students:
+            folder = course.root / "feedback" / student / course.assignment
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            for page in (feedback / student / course.assignment).glob("*.html"):
+                shutil.copy(page, folder / page.name)
 
 
 def export_grades(course: Course) -> Path:

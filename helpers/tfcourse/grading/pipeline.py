@@ -1,7 +1,7 @@
 """Grading a class: every step, composed in one place.
 
     submitted/ ──pre-flight──▶ scratch course per submission ──autograde with limits──▶
-    withhold leaks ──feedback──▶ merge into the class gradebook (one writer) ──▶ export
+    withhold leaks ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
 
 Submissions are graded in parallel (``jobs``), each in a scratch course of its own, so a
 broken or hostile one costs only its own points. A submission whose files did not change
@@ -22,7 +22,12 @@ from tqdm import tqdm
 from tfcourse.grading.course import Course
 from tfcourse.grading.intake import fingerprint, grading_inputs_digest, submitted_students
 from tfcourse.grading.issues import Issue
-from tfcourse.grading.merge import export_grades, merge_grades, record_assignment
+from tfcourse.grading.merge import (
+    export_grades,
+    merge_grades,
+    record_assignment,
+    write_feedback,
+)
 from tfcourse.grading.preflight import prepare_notebook
 from tfcourse.grading.summary import Record, load_records, save_records
 from tfcourse.grading.workspace import GradedSubmission, Limits, Workspace
@@ -62,7 +67,7 @@ def grade_class(
             workspace = Workspace(course, Path(scratch), limits)
             workspace.prepare()
             graded = _grade_all(course, workspace, todo, jobs, progress)
-            merge_grades(course, graded)
+        write_feedback(course, merge_grades(course, graded))
         for submission in graded:
             records[submission.student] = Record(
                 fingerprints[submission.student],

@@ -54,14 +54,11 @@ def load(path: Path, release: NotebookNode) -> tuple[NotebookNode, list[Issue]]:
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
-    except (json.JSONDecodeError, UnicodeDecodeError, nbformat.ValidationError) as error:
+    except Exception as error:  # nbformat raises many kinds on a malformed file
         problem = (
             f"not a valid notebook ({type(error).__name__}: {str(error)[:120]}): graded as "
             "the unanswered release notebook (0 points)"
         )
-        return _copy(release), [Issue(name, problem)]
-    except Exception as error:  # nbformat raises several kinds on malformed files
-        problem = f"unreadable notebook ({type(error).__name__}): graded as released (0 points)"
         return _copy(release), [Issue(name, problem)]
     return notebook, []
 

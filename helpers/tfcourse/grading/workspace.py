@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -59,7 +59,6 @@ class GradedSubmission:
     issues: list[Issue]
     autograded: Path | None = None
     """Folder of the executed notebooks (None if grading failed altogether)."""
-    feedback: list[Path] = field(default_factory=list)
 
 
 class Workspace:
@@ -97,8 +96,8 @@ class Workspace:
         )
 
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
-        """Autograde ``notebooks`` (name -> prepared notebook) of ``student`` and write
-        their feedback; limits and leaks become issues."""
+        """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
+        they hit and the outputs withheld become issues."""
         scratch = Course(self.root / "students" / student, self.course.assignment)
         if scratch.root.exists():
             shutil.rmtree(scratch.root)
@@ -122,10 +121,7 @@ class Workspace:
             return GradedSubmission(student, [Issue("", f"not graded: {_last_line(error)}")])
 
         autograded = scratch.autograded_dir / student / scratch.assignment
-        issues = self._check_outputs(autograded)
-        scratch.nbgrader("generate_feedback", scratch.assignment, f"--student={student}", "--force")
-        feedback = sorted((scratch.root / "feedback" / student / scratch.assignment).glob("*.html"))
-        return GradedSubmission(student, issues, autograded, feedback)
+        return GradedSubmission(student, self._check_outputs(autograded), autograded)
 
     def _check_outputs(self, autograded: Path) -> list[Issue]:
         """Report the limits each executed notebook hit; withhold outputs quoting hidden tests."""
