@@ -91,12 +91,6 @@ def rearranged(notebook: Notebook) -> None:
     del cells[cell_index(notebook, "masks")]  # answer deleted: q1_masks earns nothing
 
 
-def edited_tests(notebook: Notebook) -> None:
-    unscaled(notebook)
-    notebook.cells[cell_index(notebook, "q1_sdpa")].source = "8"
-    notebook.cells[cell_index(notebook, "q1_masks")].source = ""
-
-
 def patched(notebook: Notebook) -> None:
     """The buggy code, plus a cell that patches the grader, the assertions, `assert`'s
     exception, otter's test runner and the torch functions the tests compare with."""
@@ -121,8 +115,12 @@ def patched(notebook: Notebook) -> None:
     )
 
 
-def reads_tests(notebook: Notebook) -> None:
+def tampered_tests(notebook: Notebook) -> None:
+    """The buggy code; the test cells edited and emptied; a cell that prints every test file
+    it can find, rewrites them to pass, and writes a passing tests/q1_sdpa.py."""
     unscaled(notebook)
+    notebook.cells[cell_index(notebook, "q1_sdpa")].source = "8"
+    notebook.cells[cell_index(notebook, "q1_masks")].source = ""
     add_cell(
         notebook,
         "sdpa",
@@ -135,8 +133,9 @@ def reads_tests(notebook: Notebook) -> None:
     )
 
 
-def huge_output(notebook: Notebook) -> None:
-    cell = notebook.cells[cell_index(notebook, "setup") + 2]
+def syntax_error_and_huge_output(notebook: Notebook) -> None:
+    syntax_error(notebook)
+    cell = notebook.cells[cell_index(notebook, "sdpa")]
     text = "x" * 1000 + "\n"
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text * 8000)]
 
@@ -158,14 +157,12 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "reference": lambda notebook: None,
     "bug-unscaled": unscaled,
     "noisy-correct": noisy,
-    "syntax-error": syntax_error,
+    "syntax-error": syntax_error_and_huge_output,
     "runaway": runaway,
     "crashes": crashes,
     "rearranged": rearranged,
-    "edited-tests": edited_tests,
+    "tampered-tests": tampered_tests,
     "patched": patched,
-    "reads-tests": reads_tests,
-    "huge-output": huge_output,
 }
 
 
@@ -218,7 +215,6 @@ def test_the_controls_score_as_expected(graded):
     [
         ("runaway", ["CellTimeoutError"]),
         ("crashes", ["SystemExit", "memory limit", "KernelDiedError"]),
-        ("huge-output", ["huge stored outputs"]),
     ],
 )
 def test_limits_cost_only_the_cells_that_hit_them(graded, student, named):
@@ -235,12 +231,13 @@ def test_a_limit_is_explained_in_the_feedback(graded):
     assert "ran longer than the limit of 20 s per cell" in page.read_text()
 
 
-def test_a_syntax_error_costs_its_question(graded):
+def test_a_syntax_error_costs_its_question_and_huge_outputs_nothing(graded):
     course, _ = graded
     own = scores(course, "syntax-error")
     assert own["q1_masks"] == 0
     assert own["q1_sdpa"] == scores(course, "reference")["q1_sdpa"]
     assert "SyntaxError" in issues(course, "syntax-error")
+    assert "huge stored outputs" in issues(course, "syntax-error")
 
 
 def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
@@ -252,7 +249,7 @@ def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
         assert words in found, found
 
 
-@pytest.mark.parametrize("student", ["edited-tests", "patched", "reads-tests"])
+@pytest.mark.parametrize("student", ["tampered-tests", "patched"])
 def test_tampering_earns_only_what_the_code_deserves(graded, student):
     course, _ = graded
     deserved = scores(course, "bug-unscaled")
@@ -285,14 +282,16 @@ def test_hidden_tests_never_reach_feedback_even_when_printed(graded):
         source = path.read_text().splitlines()
         for case in hidden_cases("\n".join(source)):
             hidden += [line.strip() for line in source[case.lineno : case.end_lineno]]
-    hidden = [line for line in hidden if len(line) > 30]
+    # Lines students may see anyway: in the release notebooks or its public tests.
+    public = "".join(p.read_text() for p in course.release_dir.rglob("*") if p.is_file())
+    hidden = [line for line in hidden if len(line) > 30 and line not in public]
     assert hidden
     pages = list((course.root / "feedback").rglob("*"))
     assert all(p.suffix == ".html" for p in pages if p.is_file())
     for page in (p for p in pages if p.is_file()):
         text = page.read_text()
         assert not any(line in text for line in hidden), page
-    assert "withheld from feedback" in issues(course, "reads-tests")
+    assert "withheld from feedback" in issues(course, "tampered-tests")
 
 
 def test_the_class_gradebook_is_intact(graded):
@@ -301,6 +300,26 @@ def test_the_class_gradebook_is_intact(graded):
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         (count,) = db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()
     assert count == len(DAMAGE) + 2
+
+
+def test_parallel_grades_equal_serial_grades(graded, tmp_path):
+    course, _ = graded
+    serial = Course(tmp_path / "serial")
+    shutil.copytree(
+        course.root,
+        serial.root,
+        ignore=shutil.ignore_patterns(
+            "submitted", "autograded", "feedback", "gradebook.db", "*.csv", "*.json"
+        ),
+    )
+    students = ("patched", "crashes")
+    for student in students:
+        shutil.copytree(course.submitted_dir / student, serial.submitted_dir / student)
+    result = run_kit(serial, "grade", *LIMITS[2:], "--jobs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for student in students:
+        assert scores(serial, student) == scores(course, student), student
+        assert issues(serial, student) == issues(course, student), student
 
 
 def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):

@@ -67,7 +67,8 @@ def grade_class(
             workspace = Workspace(course, Path(scratch), limits)
             workspace.prepare()
             graded = _grade_all(course, workspace, todo, jobs, progress)
-        write_feedback(course, merge_grades(course, graded))
+            merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
+        write_feedback(course, merged)
         for submission in graded:
             records[submission.student] = Record(
                 fingerprints[submission.student],
