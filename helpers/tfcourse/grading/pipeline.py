@@ -51,7 +51,18 @@ def grade_class(
     feedback, the class gradebook and ``grades.csv``; return every student's record."""
     students = submitted_students(course) if students is None else students
     limits = limits or Limits(threads=max(1, default_jobs() // jobs))
-    salt = f"{grading_inputs_digest(course)}|{limits}"
+    # What a grade depends on; the number of threads per kernel (set by --jobs) does not.
+    salt = "|".join(
+        map(
+            str,
+            (
+                grading_inputs_digest(course),
+                limits.cell_seconds,
+                limits.notebook_seconds,
+                limits.memory_mb,
+            ),
+        )
+    )
     records = load_records(course)
     fingerprints = {
         s: fingerprint(course.submitted_dir / s / course.assignment, salt) for s in students
