@@ -20,6 +20,7 @@ process is proof against that. The pre-flight check flags such code for a grader
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
 import types
 import warnings
@@ -56,13 +57,27 @@ class GradedCheck:
         return self.result._repr_html_()
 
 
-def install(tests_dir: Path) -> None:
-    """Read every test file of ``tests_dir`` and snapshot the guarded modules."""
+def tests_digest(tests_dir: Path) -> str:
+    """A digest of the test files of ``tests_dir``: names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(tests_dir.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def install(tests_dir: Path, expected_digest: str) -> None:
+    """Read every test file of ``tests_dir`` and snapshot the guarded modules.
+
+    The test files must match ``expected_digest``: a kernel restarted after a crash reads
+    them again, and the submission may have rewritten them before crashing it.
+    """
     import numpy  # noqa: F401  (imported so that the snapshot covers them)
     import torch  # noqa: F401
 
     import tfcourse.assertions  # noqa: F401
 
+    if tests_digest(tests_dir) != expected_digest:
+        raise RuntimeError(f"the test files in {tests_dir} were changed: refusing to grade")
     _SNAPSHOT.tests = {
         path.stem: path.read_text(encoding="utf-8") for path in sorted(tests_dir.glob("*.py"))
     }

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 from tfcourse.grading.course import Course
+from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.leaks import hidden_lines, withhold_leaks
 
@@ -151,6 +152,8 @@ class Workspace:
             str(self.limits.memory_mb),
             "--tests",
             str(scratch / "grading_tests"),
+            "--tests-digest",
+            tests_digest(scratch / "grading_tests"),
             "-f",
             "{connection_file}",
         ]
