@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde test lint bench clean
+.PHONY: install notebooks release samples autograde grade test lint bench bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ release: install  ## source/ -> release/ (nbgrader + public test files)
 samples: install  ## the main job: release, grade the bundled sample submissions, print scores
 	$(PY) -m tfcourse.grading samples
 
-autograde: install  ## grade every student under submitted/, print scores
-	$(PY) -m tfcourse.grading autograde
+# Grading a class: `make grade` (submitted/), `make grade ZIP=download.zip` (an LMS zip),
+# options for the command in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
+grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, summary
+	$(PY) -m tfcourse.grading grade $(if $(ZIP),--zip $(ZIP)) $(ARGS)
+
+autograde: grade
 
 test: install
 	$(PY) -m pytest
@@ -39,5 +43,8 @@ lint: install
 bench: install
 	$(PY) bench/attention_speed.py
 
+bench-grading: install  ## several minutes: kit grading, serial and parallel, vs plain nbgrader
+	$(PY) bench/grading_speed.py $(ARGS)
+
 clean:
-	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv
+	rm -rf gradebook.db submitted downloaded autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json

@@ -11,3 +11,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
+
+# `nbgrader zip_collect` (python -m tfcourse.grading grade --zip FILE): LMS file names such as
+# Canvas's `jdoe_12345_67890_01_attention.ipynb` or `jdoe_01_attention.ipynb`.
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+)

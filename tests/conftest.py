@@ -28,6 +28,17 @@ def copy_course(destination: Path) -> Course:
     return Course(destination)
 
 
+def one_notebook_course(destination: Path, notebook: str = "01_attention") -> Course:
+    """A copy of the course reduced to one source notebook, released: a small class to grade."""
+    course = copy_course(destination)
+    for path in course.source_dir.glob("*.ipynb"):
+        if path.stem != notebook:
+            path.unlink()
+    result = run_kit(course, "release")
+    assert result.returncode == 0, result.stderr
+    return course
+
+
 def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tfcourse.grading ARGS`` in ``course`` as a grader would."""
     env = dict(os.environ)

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from tfcourse.grading.autograde import autograde_students
 from tfcourse.grading.course import Course
+from tfcourse.grading.pipeline import grade_class
 from tfcourse.grading.release import generate_release
 from tfcourse.grading.samples import reference_notebooks
 from tfcourse.grading.scores import read_scores
@@ -94,7 +94,7 @@ def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(tmp_path):
     submission = course.submitted_dir / STUDENT / course.assignment
     shutil.copytree(course.release_dir, submission)
     nbformat.write(reference_notebooks(course)[NOTEBOOK], submission / f"{NOTEBOOK}.ipynb")
-    autograde_students(course, [STUDENT])
+    grade_class(course, [STUDENT], progress=False)
 
     before = {s.question: s.score for s in read_scores(course, [STUDENT])}
     assert {q: before[q] for q in auto_max} == auto_max  # the model solutions pass every test

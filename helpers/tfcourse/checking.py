@@ -119,10 +119,16 @@ class Grader:
                 f"No tests for {question!r}: {path} is missing. Keep the tests/ folder that came "
                 "with the notebook next to it."
             )
-        test_file = ExceptionTestFile.from_file(str(path))
-        outcomes = [_run_case(case, global_env) for case in test_file.test_cases]
-        hidden_points = read_hidden_points(path.read_text(encoding="utf-8"))
-        return CheckResult(question, tuple(outcomes), hidden_points)
+        return check_source(question, path.read_text(encoding="utf-8"), global_env, str(path))
+
+
+def check_source(
+    question: str, source: str, global_env: dict[str, Any], path: str = "<string>"
+) -> CheckResult:
+    """Run every test case of the test file text ``source`` against ``global_env``."""
+    test_file = ExceptionTestFile.from_string(source, path=path)
+    outcomes = [_run_case(case, global_env) for case in test_file.test_cases]
+    return CheckResult(question, tuple(outcomes), read_hidden_points(source))
 
 
 def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:

@@ -2,8 +2,10 @@
 
 build      authoring/ twins -> source/ notebooks (executed, so nbval can check outputs)
 release    source/ -> release/ (student notebooks and public test files)
-samples    release, write the sample submissions, autograde them, print the scores
-autograde  autograde every submission under submitted/, print the scores
+samples    release, write the sample submissions, grade them, print the scores
+grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, autograde
+           with limits in parallel, feedback, grades CSV, summary (alias: autograde)
+reproduce  re-run one submitted notebook top to bottom: which stored outputs it reproduces
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tfcourse.grading import authoring, samples
-from tfcourse.grading.autograde import autograde_students, forget_students, submitted_students
 from tfcourse.grading.course import Course
+from tfcourse.grading.intake import collect_lms_zip, submitted_students
+from tfcourse.grading.pipeline import default_jobs, grade_class
 from tfcourse.grading.release import generate_release
+from tfcourse.grading.reproduce import check_notebook, format_report
 from tfcourse.grading.scores import format_table, read_scores, write_csv
+from tfcourse.grading.summary import format_summary
+from tfcourse.grading.workspace import Limits
 
 SCORES_CSV = "grades_by_question.csv"
 
@@ -34,7 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--no-run", action="store_true", help="do not execute (no outputs)")
     commands.add_parser("release", help="regenerate release/ from source/")
     commands.add_parser("samples", help="release, then grade the bundled sample submissions")
-    commands.add_parser("autograde", help="grade every submission under submitted/")
+    grade_parser = commands.add_parser(
+        "grade", aliases=["autograde"], help="grade every submission under submitted/"
+    )
+    grade_parser.add_argument("--zip", type=Path, help="an LMS download to collect first")
+    grade_parser.add_argument("--force", action="store_true", help="re-grade unchanged ones")
+    for parser_ in (grade_parser, commands.choices["samples"]):
+        _add_grading_options(parser_)
+    reproduce = commands.add_parser(
+        "reproduce", help="re-run a submission: which stored outputs its code reproduces"
+    )
+    reproduce.add_argument("student", help="a student id under submitted/")
+    reproduce.add_argument("notebooks", nargs="*", help="names such as 01_attention (default: all)")
+    reproduce.add_argument("--cell-timeout", type=int, default=300, metavar="S")
     args = parser.parse_args(argv)
 
     course = Course.find()
@@ -46,25 +65,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {course.release_dir.relative_to(course.root)}")
     elif args.command == "samples":
         generate_release(course)
-        students = samples.write_samples(course)
-        forget_students(course, students)  # derived afresh each run: no stale grades
-        grade(course, students)
-    elif args.command == "autograde":
+        grade(course, samples.write_samples(course), args)
+    elif args.command in ("grade", "autograde"):
+        if args.zip:
+            collect_lms_zip(course, args.zip)
         students = submitted_students(course)
         if not students:
             print(f"no submissions under {course.submitted_dir}", file=sys.stderr)
             return 1
-        grade(course, students)
+        grade(course, students, args)
+    elif args.command == "reproduce":
+        folder = course.submitted_dir / args.student / course.assignment
+        for name in args.notebooks or course.notebook_names():
+            path = folder / f"{name}.ipynb"
+            if not path.is_file():
+                print(f"{name}: no such notebook in {folder}", file=sys.stderr)
+                return 1
+            print(format_report(name, check_notebook(course, path, args.cell_timeout)))
     return 0
 
 
-def grade(course: Course, students: list[str]) -> None:
-    """Autograde ``students``, write the CSVs and feedback, print the score table."""
-    print(f"autograding {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
-    grades_csv = autograde_students(course, students)
+def _add_grading_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="submissions graded at once (cores)"
+    )
+    parser.add_argument("--cell-timeout", type=int, default=defaults.cell_seconds, metavar="S")
+    parser.add_argument(
+        "--notebook-timeout", type=int, default=defaults.notebook_seconds, metavar="S"
+    )
+    parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, metavar="MB")
+
+
+def grade(course: Course, students: list[str], args: argparse.Namespace) -> None:
+    """Grade ``students``, write the CSVs and feedback, print the scores and the summary."""
+    limits = Limits(
+        cell_seconds=args.cell_timeout,
+        notebook_seconds=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+        threads=max(1, default_jobs() // args.jobs),
+    )
+    print(f"grading {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
+    records = grade_class(
+        course, students, jobs=args.jobs, limits=limits, force=getattr(args, "force", False)
+    )
     scores = read_scores(course, students)
     write_csv(scores, course.root / SCORES_CSV)
     print()
     print(format_table(scores))
     print()
-    print(f"grades: {grades_csv.name}, per question: {SCORES_CSV}, feedback: feedback/")
+    print(format_summary(records))
+    print()
+    print(f"grades: grades.csv, per question: {SCORES_CSV}, feedback: feedback/")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +63,33 @@ class Course:
         """Names (without .ipynb) of the assignment's notebooks, in order."""
         return sorted(path.stem for path in self.source_dir.glob("*.ipynb"))
 
-    def nbgrader(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``nbgrader ARGS`` in the course root; raise with its output if it fails."""
-        env = dict(os.environ)
+    def nbgrader(
+        self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``nbgrader ARGS`` in the course root; raise with its output if it fails or
+        runs longer than ``timeout`` seconds. ``env`` adds environment variables."""
+        full_env = {**os.environ, **(env or {})}
         # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         command = [sys.executable, "-m", "nbgrader", *args]
-        result = subprocess.run(
-            command, cwd=self.root, env=env, capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
+        # A session of its own, so that a timeout stops nbgrader and whatever it started.
+        with subprocess.Popen(
+            command,
+            cwd=self.root,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s") from None
+        if process.returncode != 0:
             raise RuntimeError(
-                f"`nbgrader {' '.join(args)}` failed ({result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}"
+                f"`nbgrader {' '.join(args)}` failed ({process.returncode}):\n{stdout}\n{stderr}"
             )
-        return result
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

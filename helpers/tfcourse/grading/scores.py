@@ -42,7 +42,8 @@ def _score(
         grade = gradebook.find_grade(question, notebook, course.assignment, student)
     except MissingEntry:
         max_score = gradebook.find_grade_cell(question, notebook, course.assignment).max_score
-        return QuestionScore(student, notebook, question, 0.0, max_score, True)
+        autograded = not _is_answer_cell(gradebook, course, notebook, question)
+        return QuestionScore(student, notebook, question, 0.0, max_score, autograded)
     autograded = not _is_answer_cell(gradebook, course, notebook, question)
     pending = grade.needs_manual_grade and grade.manual_score is None
     score = None if pending else grade.score

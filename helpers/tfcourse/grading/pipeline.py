@@ -1,0 +1,129 @@
+"""Grading a class: every step, composed in one place.
+
+    submitted/ ──pre-flight──▶ scratch course per submission ──autograde with limits──▶
+    withhold leaks ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
+
+Submissions are graded in parallel (``jobs``), each in a scratch course of its own, so a
+broken or hostile one costs only its own points. A submission whose files did not change
+since the last run (same fingerprint, same source, release and limits) is not graded again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import nbformat
+from tqdm import tqdm
+
+from tfcourse.grading.course import Course
+from tfcourse.grading.intake import fingerprint, grading_inputs_digest, submitted_students
+from tfcourse.grading.issues import Issue
+from tfcourse.grading.merge import (
+    export_grades,
+    merge_grades,
+    record_assignment,
+    write_feedback,
+)
+from tfcourse.grading.preflight import prepare_notebook
+from tfcourse.grading.summary import Record, load_records, save_records
+from tfcourse.grading.workspace import GradedSubmission, Limits, Workspace
+
+
+def default_jobs() -> int:
+    """One job per core."""
+    return os.cpu_count() or 1
+
+
+def grade_class(
+    course: Course,
+    students: list[str] | None = None,
+    *,
+    jobs: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Record]:
+    """Grade the submissions of ``students`` (default: all under ``submitted/``), write
+    feedback, the class gradebook and ``grades.csv``; return every student's record."""
+    students = submitted_students(course) if students is None else students
+    limits = limits or Limits(threads=max(1, default_jobs() // jobs))
+    # What a grade depends on; the number of threads per kernel (set by --jobs) does not.
+    salt = "|".join(
+        map(
+            str,
+            (
+                grading_inputs_digest(course),
+                limits.cell_seconds,
+                limits.notebook_seconds,
+                limits.memory_mb,
+            ),
+        )
+    )
+    records = load_records(course)
+    fingerprints = {
+        s: fingerprint(course.submitted_dir / s / course.assignment, salt) for s in students
+    }
+    todo = [
+        s
+        for s in students
+        if force or s not in records or records[s].fingerprint != fingerprints[s]
+    ]
+    if todo:
+        record_assignment(course)
+        with tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch:
+            workspace = Workspace(course, Path(scratch), limits)
+            workspace.prepare()
+            graded = _grade_all(course, workspace, todo, jobs, progress)
+            merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
+        write_feedback(course, merged)
+        for submission in graded:
+            records[submission.student] = Record(
+                fingerprints[submission.student],
+                submission.autograded is not None,
+                submission.issues,
+            )
+        save_records(course, records)
+    export_grades(course)
+    return {s: records[s] for s in students}
+
+
+def grade_submission(course: Course, workspace: Workspace, student: str) -> GradedSubmission:
+    """Pre-flight checks, then autograde and feedback of one submission."""
+    folder = course.submitted_dir / student / course.assignment
+    notebooks, issues = {}, []
+    for name in course.notebook_names():
+        release = nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
+        notebooks[name], found = prepare_notebook(folder / f"{name}.ipynb", release)
+        issues += found
+    graded = workspace.grade(student, notebooks)
+    graded.issues[:0] = issues
+    return graded
+
+
+def _grade_all(
+    course: Course, workspace: Workspace, students: list[str], jobs: int, progress: bool
+) -> list[GradedSubmission]:
+    """Grade ``students`` with ``jobs`` workers (threads: the work runs in subprocesses)."""
+    results = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(grade_submission, course, workspace, s): s for s in students}
+        bar = tqdm(
+            as_completed(futures),
+            total=len(futures),
+            desc="grading",
+            unit="submission",
+            file=sys.stderr,
+            disable=not progress,
+        )
+        for future in bar:
+            student = futures[future]
+            try:
+                results.append(future.result())
+            except Exception as error:  # one submission's failure must not stop the class
+                issue = Issue("", f"not graded: {type(error).__name__}: {str(error)[-200:]}")
+                results.append(GradedSubmission(student, [issue]))
+    return sorted(results, key=lambda result: result.student)

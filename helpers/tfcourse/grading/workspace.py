@@ -1,0 +1,173 @@
+"""Grade one submission in a scratch course of its own, with limits.
+
+Every submission gets a fresh copy of a template course: the source notebooks (without
+their tests, so nbgrader copies no test file next to the student's notebook), a gradebook
+that knows the assignment, the test files in a folder of their own, and a Jupyter kernel
+spec that starts :mod:`tfcourse.grading.kernel` with the memory limit. nbgrader there runs
+:class:`~tfcourse.grading.execution.GuardedExecute`. Submissions graded in parallel thus
+never share a gradebook, a kernel or a test file; the class gradebook is written later by
+one process (:mod:`tfcourse.grading.merge`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from tfcourse.grading.course import Course
+from tfcourse.grading.guard import tests_digest
+from tfcourse.grading.issues import Issue, execution_issues
+from tfcourse.grading.leaks import hidden_lines, withhold_leaks
+
+GRADING_CONFIG = """
+# Added for grading one submission in a scratch course (tfcourse.grading.workspace).
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from tfcourse.grading.execution import GuardedExecute
+
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]
+c.GuardedExecute.timeout = {cell_seconds}
+c.GuardedExecute.notebook_timeout = {notebook_seconds}
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-cell and per-notebook seconds, and memory (MiB) per submission's kernel."""
+
+    cell_seconds: int = 120
+    notebook_seconds: int = 600
+    memory_mb: int = 3072
+    threads: int = 1
+    """Threads torch may use in each kernel (cores divided by parallel jobs)."""
+
+
+@dataclass
+class GradedSubmission:
+    """The outcome of grading one submission in its scratch course."""
+
+    student: str
+    issues: list[Issue]
+    autograded: Path | None = None
+    """Folder of the executed notebooks (None if grading failed altogether)."""
+
+
+class Workspace:
+    """Scratch courses under ``root``, one per submission, copied from a template."""
+
+    def __init__(self, course: Course, root: Path, limits: Limits) -> None:
+        self.course = course
+        self.root = root
+        self.limits = limits
+        self.template = root / "template"
+
+    def prepare(self) -> None:
+        """Write the template course and record the assignment in its gradebook."""
+        template = Course(self.template, self.course.assignment)
+        config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
+        config += GRADING_CONFIG.format(
+            cell_seconds=self.limits.cell_seconds,
+            notebook_seconds=self.limits.notebook_seconds,
+        )
+        self.template.mkdir(parents=True)
+        (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
+        shutil.copytree(
+            self.course.source_dir,
+            template.source_dir,
+            ignore=shutil.ignore_patterns(
+                self.course.source_tests_dir.name, "__pycache__", ".ipynb_checkpoints"
+            ),
+        )
+        shutil.copytree(self.course.source_tests_dir, self.template / "grading_tests")
+        template.nbgrader(
+            "generate_assignment",
+            template.assignment,
+            "--force",
+            f"--CourseDirectory.release_directory={self.root / 'release'}",
+        )
+
+    def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
+        """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
+        they hit and the outputs withheld become issues."""
+        scratch = Course(self.root / "students" / student, self.course.assignment)
+        if scratch.root.exists():
+            shutil.rmtree(scratch.root)
+        shutil.copytree(self.template, scratch.root)
+        folder = scratch.submitted_dir / student / scratch.assignment
+        folder.mkdir(parents=True)
+        for name, notebook in notebooks.items():
+            nbformat.write(notebook, folder / f"{name}.ipynb")
+        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root))}
+        budget = self.limits.notebook_seconds * max(1, len(notebooks)) + 300
+        try:
+            scratch.nbgrader(
+                "autograde",
+                scratch.assignment,
+                f"--student={student}",
+                "--force",
+                timeout=budget,
+                env=env,
+            )
+        except RuntimeError as error:
+            return GradedSubmission(student, [Issue("", f"not graded: {_last_line(error)}")])
+
+        autograded = scratch.autograded_dir / student / scratch.assignment
+        return GradedSubmission(student, self._check_outputs(autograded), autograded)
+
+    def _check_outputs(self, autograded: Path) -> list[Issue]:
+        """Report the limits each executed notebook hit; withhold outputs quoting hidden tests."""
+        lines = hidden_lines(self.course.source_tests_dir)
+        issues = []
+        for path in sorted(autograded.glob("*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            issues += execution_issues(path.stem, notebook)
+            withheld = withhold_leaks(notebook, lines)
+            if withheld:
+                problem = f"{withheld} output(s) quoted the hidden tests: withheld from feedback"
+                issues.append(Issue(path.stem, problem))
+                nbformat.write(notebook, path)
+        return issues
+
+    def _kernel_spec(self, scratch: Path) -> Path:
+        """A ``python3`` kernel spec (found before the installed one) that starts the
+        grading kernel with this submission's own copy of the test files."""
+        jupyter = scratch / "jupyter"
+        spec = jupyter / "kernels" / "python3"
+        spec.mkdir(parents=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "tfcourse.grading.kernel",
+            "--memory-mb",
+            str(self.limits.memory_mb),
+            "--tests",
+            str(scratch / "grading_tests"),
+            "--tests-digest",
+            tests_digest(scratch / "grading_tests"),
+            "-f",
+            "{connection_file}",
+        ]
+        threads = str(self.limits.threads)
+        kernel = {
+            "argv": argv,
+            "display_name": "Python 3 (grading)",
+            "language": "python",
+            "env": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+        }
+        (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
+        return jupyter
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(error).__name__

@@ -1,0 +1,346 @@
+"""Grading a class survives broken and hostile submissions, and each costs only its own points.
+
+One run of the real grader command (`python -m tfcourse.grading grade --jobs 2`) on a
+scratch course reduced to notebook 1 grades every submission below together with correct
+ones. Each submission is the model solution with one kind of damage; its expected scores
+come from the controls graded in the same run: `reference` (the model solution) and
+`bug-unscaled` (the model solution with one real bug, what a cheater's code deserves).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sqlite3
+from collections.abc import Callable
+
+import nbformat
+import pytest
+
+from tfcourse.grading.course import Course
+from tfcourse.grading.public_tests import hidden_cases
+from tfcourse.grading.samples import Edit, reference_notebooks
+from tfcourse.grading.scores import read_scores
+from tfcourse.grading.summary import load_records
+
+from conftest import one_notebook_course, run_kit
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "01_attention"
+LIMITS = ("--jobs", "2", "--cell-timeout", "20", "--notebook-timeout", "240", "--memory-mb", "2048")
+UNSCALED = Edit(NOTEBOOK, "sdpa", " / math.sqrt(query.size(-1))", "")
+PASSING_TESTS = (
+    "from otter.test_files import test_case\n"
+    "OK_FORMAT = False\n"
+    "name = 'q1_sdpa'\n"
+    "@test_case(name='free points', points=8)\n"
+    "def test_free():\n"
+    "    pass\n"
+)
+
+Notebook = nbformat.NotebookNode
+
+
+def cell_index(notebook: Notebook, cell_id: str) -> int:
+    return next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == cell_id)
+
+
+def add_cell(notebook: Notebook, after: str, source: str) -> None:
+    """Insert a new code cell of the student's after the cell ``after``."""
+    notebook.cells.insert(cell_index(notebook, after) + 1, nbformat.v4.new_code_cell(source))
+
+
+def unscaled(notebook: Notebook) -> None:
+    UNSCALED.apply({NOTEBOOK: notebook})
+
+
+def syntax_error(notebook: Notebook) -> None:
+    cell = notebook.cells[cell_index(notebook, "masks")]
+    cell.source += "\n\ndef broken(:\n    pass\n"
+
+
+def runaway(notebook: Notebook) -> None:
+    add_cell(notebook, "sdpa", "while True:\n    pass")
+    add_cell(
+        notebook,
+        "masks",
+        "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
+        "    except KeyboardInterrupt:\n        pass",
+    )
+
+
+def crashes(notebook: Notebook) -> None:
+    add_cell(notebook, "sdpa", "import sys\nsys.exit(1)")
+    add_cell(notebook, "masks", "blob = torch.ones(2**30)  # 4 GiB, twice the limit")
+    add_cell(notebook, "heads", "import os\nos._exit(1)")
+
+
+def rearranged(notebook: Notebook) -> None:
+    cells = notebook.cells
+    duplicate = copy.deepcopy(cells[cell_index(notebook, "sdpa")])
+    duplicate.id = "sdpa-copy"
+    cells.insert(cell_index(notebook, "sdpa") + 1, duplicate)  # copied cell, same grade id
+    test = cells.pop(cell_index(notebook, "q1_heads"))
+    cells.insert(cell_index(notebook, "setup") + 1, test)  # test moved above its code
+    mha = cells[cell_index(notebook, "mha")]
+    cells[cell_index(notebook, "mha")] = nbformat.v4.new_markdown_cell(
+        mha.source, metadata=mha.metadata, id=mha.id
+    )  # answer cell turned into markdown
+    del cells[cell_index(notebook, "q1_sdpa")]  # test cell deleted
+    del cells[cell_index(notebook, "masks")]  # answer deleted: q1_masks earns nothing
+
+
+def patched(notebook: Notebook) -> None:
+    """The buggy code, plus a cell that patches the grader, the assertions, `assert`'s
+    exception, otter's test runner and the torch functions the tests compare with."""
+    unscaled(notebook)
+    add_cell(
+        notebook,
+        "sdpa",
+        "import builtins\n"
+        "import otter.test_files.exception_test as exception_test\n"
+        "import tfcourse.assertions as assertions\n"
+        "import tfcourse.checking as checking\n"
+        "checking.CheckResult.__repr__ = lambda self: '8'\n"
+        "type(grader).check = lambda self, question, env=None: 8\n"
+        "grader.check = lambda question: 8\n"
+        "assertions.expect = lambda *args, **kwargs: None\n"
+        "assertions.expect_close = lambda *args, **kwargs: None\n"
+        "builtins.AssertionError = type('Never', (Exception,), {})\n"
+        "exception_test.test_case.call_func = lambda self, env: None\n"
+        "torch.allclose = lambda *args, **kwargs: True\n"
+        "F.scaled_dot_product_attention = lambda q, k, v, attn_mask=None: "
+        "scaled_dot_product_attention(q, k, v)[0]\n",
+    )
+
+
+def tampered_tests(notebook: Notebook) -> None:
+    """The buggy code; the test cells edited and emptied; a cell that prints every test file
+    it can find, rewrites them to pass, and writes a passing tests/q1_sdpa.py."""
+    unscaled(notebook)
+    notebook.cells[cell_index(notebook, "q1_sdpa")].source = "8"
+    notebook.cells[cell_index(notebook, "q1_masks")].source = ""
+    add_cell(
+        notebook,
+        "sdpa",
+        "from pathlib import Path\n"
+        "for found in sorted(Path.cwd().parents[2].rglob('q1_sdpa.py')):\n"
+        "    print(found.read_text())\n"
+        f"    found.write_text({PASSING_TESTS!r})\n"
+        "Path('tests').mkdir(exist_ok=True)\n"
+        f"Path('tests/q1_sdpa.py').write_text({PASSING_TESTS!r})\n",
+    )
+
+
+def syntax_error_and_huge_output(notebook: Notebook) -> None:
+    syntax_error(notebook)
+    cell = notebook.cells[cell_index(notebook, "sdpa")]
+    text = "x" * 1000 + "\n"
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text * 8000)]
+
+
+def noisy(notebook: Notebook) -> None:
+    """Correct code that prints to stderr and warns while it is tested."""
+    Edit(
+        NOTEBOOK,
+        "sdpa",
+        "    return weights @ value, weights",
+        "    import sys, warnings\n"
+        "    print('debug: scores', tuple(scores.shape), file=sys.stderr)\n"
+        "    warnings.warn('attention weights computed', stacklevel=1)\n"
+        "    return weights @ value, weights",
+    ).apply({NOTEBOOK: notebook})
+
+
+DAMAGE: dict[str, Callable[[Notebook], None]] = {
+    "reference": lambda notebook: None,
+    "bug-unscaled": unscaled,
+    "noisy-correct": noisy,
+    "syntax-error": syntax_error_and_huge_output,
+    "runaway": runaway,
+    "crashes": crashes,
+    "rearranged": rearranged,
+    "tampered-tests": tampered_tests,
+    "patched": patched,
+}
+
+
+def write_submissions(course: Course) -> None:
+    reference = reference_notebooks(course)[NOTEBOOK]
+    for student, damage in DAMAGE.items():
+        folder = course.submitted_dir / student / course.assignment
+        shutil.copytree(course.release_dir, folder)
+        notebook = copy.deepcopy(reference)
+        damage(notebook)
+        nbformat.write(notebook, folder / f"{NOTEBOOK}.ipynb")
+    broken = course.submitted_dir / "invalid-json" / course.assignment
+    shutil.copytree(course.release_dir, broken)
+    (broken / f"{NOTEBOOK}.ipynb").write_text('{"cells": [ this is not json', encoding="utf-8")
+    missing = course.submitted_dir / "missing-notebook" / course.assignment
+    shutil.copytree(course.release_dir, missing)
+    (missing / f"{NOTEBOOK}.ipynb").unlink()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = one_notebook_course(tmp_path_factory.mktemp("adversarial"))
+    write_submissions(course)
+    result = run_kit(course, "grade", *LIMITS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return course, result
+
+
+def scores(course: Course, student: str) -> dict[str, float]:
+    """Autograded score per question."""
+    return {s.question: s.score for s in read_scores(course, [student]) if s.autograded}
+
+
+def issues(course: Course, student: str) -> str:
+    return "\n".join(str(issue) for issue in load_records(course)[student].issues)
+
+
+def test_the_controls_score_as_expected(graded):
+    course, _ = graded
+    full = {s.question: s.max_score for s in read_scores(course, ["reference"]) if s.autograded}
+    assert scores(course, "reference") == full
+    bug = scores(course, "bug-unscaled")
+    assert 0 < bug["q1_sdpa"] < full["q1_sdpa"]
+    assert scores(course, "noisy-correct") == full  # stderr and warnings cost nothing
+    assert issues(course, "reference") == ""
+
+
+@pytest.mark.parametrize(
+    ("student", "named"),
+    [
+        ("runaway", ["CellTimeoutError"]),
+        ("crashes", ["SystemExit", "memory limit", "KernelDiedError"]),
+    ],
+)
+def test_limits_cost_only_the_cells_that_hit_them(graded, student, named):
+    course, _ = graded
+    assert scores(course, student) == scores(course, "reference")
+    found = issues(course, student)
+    for words in named:
+        assert words in found, found
+
+
+def test_a_limit_is_explained_in_the_feedback(graded):
+    course, _ = graded
+    page = course.root / "feedback" / "runaway" / course.assignment / f"{NOTEBOOK}.html"
+    assert "ran longer than the limit of 20 s per cell" in page.read_text()
+
+
+def test_a_syntax_error_costs_its_question_and_huge_outputs_nothing(graded):
+    course, _ = graded
+    own = scores(course, "syntax-error")
+    assert own["q1_masks"] == 0
+    assert own["q1_sdpa"] == scores(course, "reference")["q1_sdpa"]
+    assert "SyntaxError" in issues(course, "syntax-error")
+    assert "huge stored outputs" in issues(course, "syntax-error")
+
+
+def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
+    course, _ = graded
+    expected = dict(scores(course, "reference"), q1_masks=0.0)  # its answer was deleted
+    assert scores(course, "rearranged") == expected
+    found = issues(course, "rearranged")
+    for words in ("'sdpa' appears 2 times", "moved", "changed to markdown", "'masks' was deleted"):
+        assert words in found, found
+
+
+@pytest.mark.parametrize("student", ["tampered-tests", "patched"])
+def test_tampering_earns_only_what_the_code_deserves(graded, student):
+    course, _ = graded
+    deserved = scores(course, "bug-unscaled")
+    assert scores(course, student)["q1_sdpa"] == deserved["q1_sdpa"]
+    assert issues(course, student), "the summary must name the problem"
+
+
+def test_unreadable_or_missing_notebooks_score_zero_and_are_named(graded):
+    course, _ = graded
+    for student, words in (
+        ("invalid-json", "not a valid notebook"),
+        ("missing-notebook", "missing"),
+    ):
+        assert set(scores(course, student).values()) == {0.0}
+        assert words in issues(course, student)
+
+
+def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
+    _, result = graded
+    attention = result.stdout.split("need attention:")[1]
+    flagged = {line.split()[0] for line in attention.splitlines() if line.startswith("  ")}
+    damaged = set(DAMAGE) - {"reference", "bug-unscaled", "noisy-correct"}
+    assert flagged == damaged | {"invalid-json", "missing-notebook"}
+
+
+def test_hidden_tests_never_reach_feedback_even_when_printed(graded):
+    course, _ = graded
+    hidden = []
+    for path in course.source_tests_dir.glob("q1_*.py"):
+        source = path.read_text().splitlines()
+        for case in hidden_cases("\n".join(source)):
+            hidden += [line.strip() for line in source[case.lineno : case.end_lineno]]
+    # Lines students may see anyway: in the release notebooks or its public tests.
+    public = "".join(p.read_text() for p in course.release_dir.rglob("*") if p.is_file())
+    hidden = [line for line in hidden if len(line) > 30 and line not in public]
+    assert hidden
+    pages = list((course.root / "feedback").rglob("*"))
+    assert all(p.suffix == ".html" for p in pages if p.is_file())
+    for page in (p for p in pages if p.is_file()):
+        text = page.read_text()
+        assert not any(line in text for line in hidden), page
+    assert "withheld from feedback" in issues(course, "tampered-tests")
+
+
+def test_the_class_gradebook_is_intact(graded):
+    course, _ = graded
+    with sqlite3.connect(course.gradebook) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        (count,) = db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()
+    assert count == len(DAMAGE) + 2
+
+
+def test_parallel_grades_equal_serial_grades(graded, tmp_path):
+    course, _ = graded
+    serial = Course(tmp_path / "serial")
+    shutil.copytree(
+        course.root,
+        serial.root,
+        ignore=shutil.ignore_patterns(
+            "submitted", "autograded", "feedback", "gradebook.db", "*.csv", "*.json"
+        ),
+    )
+    students = ("patched", "crashes")
+    for student in students:
+        shutil.copytree(course.submitted_dir / student, serial.submitted_dir / student)
+    result = run_kit(serial, "grade", *LIMITS[2:], "--jobs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for student in students:
+        assert scores(serial, student) == scores(course, student), student
+        assert issues(serial, student) == issues(course, student), student
+
+
+def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
+    course, _ = graded
+    feedback = course.root / "feedback"
+    before = {p: p.read_bytes() for p in feedback.rglob("*.html")}
+    times = {p: p.stat().st_mtime_ns for p in before}
+    grades = (course.root / "grades.csv").read_text()
+    again = run_kit(course, "grade", *LIMITS)
+    assert again.returncode == 0, again.stderr
+    assert (course.root / "grades.csv").read_text() == grades
+    assert {p: p.read_bytes() for p in feedback.rglob("*.html")} == before
+
+    # bug-unscaled fixes the bug and submits again: only it is graded again.
+    fixed = course.submitted_dir / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.ipynb"
+    nbformat.write(reference_notebooks(course)[NOTEBOOK], fixed)
+    third = run_kit(course, "grade", *LIMITS)
+    assert third.returncode == 0, third.stderr
+    assert scores(course, "bug-unscaled") == scores(course, "reference")
+    changed = {p for p, t in times.items() if p.stat().st_mtime_ns != t}
+    assert changed == {feedback / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.html"}
+    with sqlite3.connect(course.gradebook) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()
+    assert count == len(DAMAGE) + 2

@@ -1,0 +1,119 @@
+"""Pre-flight checks repair damaged notebooks as released and name each problem (no nbgrader
+run: the notebooks are compared with the committed release of notebook 1)."""
+
+from __future__ import annotations
+
+import copy
+
+import nbformat
+import pytest
+
+from tfcourse.grading.leaks import WITHHELD, hidden_lines, withhold_leaks
+from tfcourse.grading.preflight import prepare_notebook, scan_for_tampering
+from tfcourse.grading.samples import reference_notebooks
+
+NOTEBOOK = "01_attention"
+
+
+@pytest.fixture(scope="module")
+def release(repo_course):
+    return nbformat.read(repo_course.release_dir / f"{NOTEBOOK}.ipynb", as_version=4)
+
+
+@pytest.fixture
+def answered(repo_course):
+    return copy.deepcopy(reference_notebooks(repo_course)[NOTEBOOK])
+
+
+def graded_layout(notebook):
+    """(grade id, cell type, source of locked cells) of every graded or locked cell, in order."""
+    layout = []
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id"):
+            source = cell.source if meta.get("locked") else None
+            layout.append((meta["grade_id"], cell.cell_type, source))
+    return layout
+
+
+def prepared(tmp_path, notebook, release):
+    path = tmp_path / f"{NOTEBOOK}.ipynb"
+    nbformat.write(notebook, path)
+    return prepare_notebook(path, release)
+
+
+def index(notebook, cell_id):
+    return next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == cell_id)
+
+
+def test_an_intact_submission_passes_unchanged(tmp_path, answered, release):
+    notebook, issues = prepared(tmp_path, answered, release)
+    assert issues == []
+    assert [c.source for c in notebook.cells] == [c.source for c in answered.cells]
+
+
+def test_damaged_structure_is_restored_keeping_answers(tmp_path, answered, release):
+    cells = answered.cells
+    sdpa_answer = cells[index(answered, "sdpa")].source
+    copied = copy.deepcopy(cells[index(answered, "sdpa")])
+    copied.id = "copy"
+    cells.insert(index(answered, "sdpa") + 1, copied)
+    cells.insert(1, cells.pop(index(answered, "q1_heads")))
+    mha = cells[index(answered, "mha")]
+    cells[index(answered, "mha")] = nbformat.v4.new_markdown_cell(
+        mha.source, metadata=mha.metadata, id="mha"
+    )
+    cells[index(answered, "q1_masks")].source = "print(4)"
+    del cells[index(answered, "q1_sdpa")]
+
+    notebook, issues = prepared(tmp_path, answered, release)
+    assert graded_layout(notebook) == graded_layout(release)
+    assert notebook.cells[index(notebook, "sdpa")].source == sdpa_answer
+    assert notebook.cells[index(notebook, "mha")].source == mha.source
+    text = "\n".join(str(issue) for issue in issues)
+    for words in ("appears 2 times", "moved", "changed to markdown", "'q1_masks' was edited"):
+        assert words in text
+    assert "'q1_sdpa' was deleted" in text
+    assert len({cell.id for cell in notebook.cells}) == len(notebook.cells)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"), [(None, "missing"), ("{ not json", "not a valid notebook")]
+)
+def test_an_unreadable_notebook_is_graded_as_released(tmp_path, release, content, words):
+    path = tmp_path / f"{NOTEBOOK}.ipynb"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    notebook, issues = prepare_notebook(path, release)
+    assert [c.source for c in notebook.cells] == [c.source for c in release.cells]
+    assert len(issues) == 1 and words in str(issues[0])
+
+
+def test_huge_stored_outputs_are_cleared_and_reported(tmp_path, answered, release):
+    cell = answered.cells[index(answered, "sdpa")]
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 6_000_000)]
+    notebook, issues = prepared(tmp_path, answered, release)
+    assert all(not c.get("outputs") for c in notebook.cells)
+    assert "huge stored outputs" in str(issues)
+
+
+def test_code_that_patches_grading_is_flagged(answered):
+    assert scan_for_tampering(NOTEBOOK, answered) == []
+    answered.cells.append(
+        nbformat.v4.new_code_cell("grader.check = lambda q: 3\nimport os\nos._exit(0)")
+    )
+    found = "\n".join(str(issue) for issue in scan_for_tampering(NOTEBOOK, answered))
+    assert "grader.check" in found and "os._exit" in found
+
+
+def test_outputs_quoting_hidden_tests_are_withheld(repo_course, answered):
+    lines = hidden_lines(repo_course.source_tests_dir)
+    quoted = sorted(lines)[0]
+    cell = answered.cells[index(answered, "sdpa")]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=f"look:\n    {quoted}\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="an innocent line\n"),
+    ]
+    assert withhold_leaks(answered, lines) == 1
+    assert cell.outputs[0].text == WITHHELD
+    assert cell.outputs[1].text == "an innocent line\n"
