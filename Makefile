@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde test lint bench clean
+.PHONY: install notebooks release samples autograde test lint bench bench-attention bench-lm \
+	bench-notebook clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +37,16 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-bench: install
+bench: bench-attention bench-lm bench-notebook  ## every benchmark (about 30 minutes)
+
+bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py
+
+bench-lm: install  ## kit recipe vs nanoGPT's CPU recipe vs a 5-gram (about 20 minutes)
+	$(PY) bench/lm_quality.py --minutes 10
+
+bench-notebook: install  ## notebook 3 top to bottom in full mode, time per section
+	$(PY) bench/notebook_time.py 03_language_models
 
 clean:
 	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv

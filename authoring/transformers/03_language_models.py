@@ -732,7 +732,7 @@ def run_sweep(
     ### BEGIN SOLUTION
     rows = []
     for name, model_config, train_config in points:
-        torch.manual_seed(train_config.seed)
+        torch.manual_seed(train_config.seed)  # the same initial weights on every run
         model = CausalLM(model_config)
         start = time.perf_counter()
         history = train(model, train_data, val_data, train_config)

@@ -54,7 +54,7 @@ def test_round_trip(save_checkpoint, load_checkpoint):
     points=1,
     hidden=True,
 )
-def test_file(save_checkpoint, load_checkpoint):
+def test_saved_contents(save_checkpoint, load_checkpoint):
     _, loaded, stored = round_trip(save_checkpoint, load_checkpoint, 1)
     expect(
         isinstance(stored, dict) and {"config", "state_dict"} <= set(stored),
