@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde grade test lint bench bench-grading clean
+.PHONY: install notebooks release samples autograde grade test lint bench bench-attention \
+	bench-lm bench-notebook bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +41,19 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-bench: install
+bench: bench-attention bench-lm bench-notebook bench-grading  ## every benchmark (about 40 minutes)
+
+bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py
 
 bench-grading: install  ## several minutes: kit grading, serial and parallel, vs plain nbgrader
 	$(PY) bench/grading_speed.py $(ARGS)
+
+bench-lm: install  ## kit recipe vs nanoGPT's CPU recipe vs a 5-gram (about 20 minutes)
+	$(PY) bench/lm_quality.py --minutes 10
+
+bench-notebook: install  ## notebook 3 top to bottom in full mode, time per section
+	$(PY) bench/notebook_time.py 03_language_models
 
 clean:
 	rm -rf gradebook.db submitted downloaded autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json

@@ -41,6 +41,7 @@ def test_untouched_release_earns_nothing(graded_samples):
         ("bug-unscaled", "01_attention"),
         ("bug-head-split", "01_attention"),
         ("bug-prenorm-residual", "02_encoder"),
+        ("bug-unshifted-targets", "03_language_models"),
         ("bug-attention-cost", "04_theory"),
     ],
 )

@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.utils import determine_grade
 
-from tfcourse.checking import Grader
+from tfcourse.checking import Grader, progress_bars_off
 
 TEST_FILE = """
 from otter.test_files import test_case
@@ -143,3 +143,15 @@ def test_test_file_format_is_otters(tmp_path):
     (tmp_path / "q_bad.py").write_text(textwrap.dedent("OK_FORMAT = False\n"))
     with pytest.raises(ValueError, match="does not define 'name'"):
         Grader(tmp_path).check("q_bad", {})
+
+
+def test_progress_bars_are_silenced_meanwhile_and_restored(capfd):
+    def notebook_tqdm(iterable):
+        return iterable
+
+    with_bar, without_bar = {"tqdm": notebook_tqdm}, {}
+    for env in (with_bar, without_bar):
+        with progress_bars_off(env):
+            assert list(env["tqdm"](range(3))) == [0, 1, 2]
+    assert capfd.readouterr().err == ""
+    assert with_bar == {"tqdm": notebook_tqdm} and without_bar == {}

@@ -1,4 +1,5 @@
-"""nbval re-executes every source notebook and finds its stored outputs (real pytest --nbval)."""
+"""nbval re-executes every source notebook and finds its stored outputs (real pytest --nbval),
+in the quick mode the notebooks were built in."""
 
 import shutil
 import subprocess
@@ -6,6 +7,8 @@ import sys
 
 import nbformat
 import pytest
+
+from tfcourse.grading.authoring import quick_env
 
 from conftest import REPO
 
@@ -18,6 +21,7 @@ def nbval(path):
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q", str(path)],
         cwd=path.parent,
+        env=quick_env(),  # the mode the stored outputs were made in
         capture_output=True,
         text=True,
         check=False,

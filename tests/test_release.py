@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from otter.test_files.exception_test import ExceptionTestFile
 
+from tfcourse.grading.public_tests import public_test_source
+
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -17,15 +19,25 @@ def release_files(root):
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def substantial_lines(text):
+    return {line.strip() for line in text.splitlines() if len(line.strip()) > 12}
+
+
 def solution_lines(course):
-    """Every substantial line written between solution delimiters in the source notebooks."""
-    lines = set()
+    """Every substantial line written between solution delimiters in the source notebooks,
+    except idioms students are shown anyway (e.g. ``loss.backward()``): lines that also stand
+    outside every solution region, or in a public test file."""
+    lines, given = set(), set()
     for name in course.notebook_names():
         notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
         for cell in notebook.cells:
-            for region in re.findall(r"BEGIN SOLUTION(.*?)### END SOLUTION", cell.source, re.S):
-                lines.update(line.strip() for line in region.splitlines() if len(line.strip()) > 12)
-    return lines
+            pattern = r"### BEGIN SOLUTION(.*?)### END SOLUTION"
+            for region in re.findall(pattern, cell.source, re.S):
+                lines |= substantial_lines(region)
+            given |= substantial_lines(re.sub(pattern, "", cell.source, flags=re.S))
+    for path in course.source_tests_dir.glob("*.py"):
+        given |= substantial_lines(public_test_source(path.read_text(encoding="utf-8")))
+    return lines - given
 
 
 def test_committed_release_is_current(released_course):

@@ -14,6 +14,7 @@ any stderr output would earn zero, so output from the code under test is swallow
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import inspect
 import io
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.grading.public_tests import read_hidden_points
@@ -129,6 +131,22 @@ def check_source(
     test_file = ExceptionTestFile.from_string(source, path=path)
     outcomes = [_run_case(case, global_env) for case in test_file.test_cases]
     return CheckResult(question, tuple(outcomes), read_hidden_points(source))
+
+
+@contextlib.contextmanager
+def progress_bars_off(env: dict[str, Any]) -> Iterator[None]:
+    """Meanwhile, the notebook's ``tqdm`` draws nothing: tests that call a student's training
+    loop keep progress widgets (and their stderr text) out of the test cell."""
+    missing = object()
+    saved = env.get("tqdm", missing)
+    env["tqdm"] = functools.partial(tqdm.auto.tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if saved is missing:
+            del env["tqdm"]
+        else:
+            env["tqdm"] = saved
 
 
 def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfcourse.attention import MultiHeadAttention, causal_mask
+from tfcourse.sampling import sample_next_token
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -304,12 +305,7 @@ class CausalLM(nn.Module):
         """
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size :])
-            logits = logits[:, -1, :] / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits, dim=-1)
-            next_token = torch.multinomial(probs, num_samples=1, generator=generator)
+            next_token = sample_next_token(logits[:, -1, :], temperature, top_k, generator)
             idx = torch.cat([idx, next_token], dim=1)
         return idx
 

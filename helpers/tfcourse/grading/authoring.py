@@ -3,11 +3,13 @@
 An instructor edits ``authoring/<assignment>/NN_name.py``; the build writes
 ``source/<assignment>/NN_name.ipynb``: nbgrader metadata completed, a test cell's points
 taken from its test file (the single place they are written), and outputs stored by running
-the notebook, so nbval can later prove they are reproducible.
+the notebook, so nbval can later prove they are reproducible. Notebooks run in quick mode
+(:data:`QUICK_ENV`): one that trains for minutes stores the outputs of its graded size.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ NBGRADER_DEFAULTS = {
     "solution": False,
     "task": False,
 }
+QUICK_ENV = {"TFCOURSE_QUICK": "1"}
+"""Read by notebooks that train (e.g. ``QUICK`` in notebook 3), like nbgrader's
+``NBGRADER_EXECUTION`` but without changing what ``grader.check`` displays."""
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -45,7 +50,7 @@ def build_notebook(twin: Path, tests_dir: Path) -> nbformat.NotebookNode:
 
 
 def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> None:
-    """Run ``notebook`` in place with ``cwd`` as its working directory."""
+    """Run ``notebook`` in place with ``cwd`` as its working directory, in quick mode."""
     client = NotebookClient(
         notebook,
         timeout=timeout,
@@ -53,7 +58,14 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> N
         record_timing=False,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute()
+    client.execute(env=quick_env())
+
+
+def quick_env() -> dict[str, str]:
+    """The environment the kit executes its notebooks in (build, nbval, its own checks):
+    ``QUICK_ENV`` on top of this process's. Notebooks that train then train at the size they
+    are graded at, and their stored outputs are those of that size."""
+    return {**os.environ, **QUICK_ENV}
 
 
 def build_all(course: Course, run: bool = True, names: Sequence[str] = ()) -> list[Path]:

@@ -116,6 +116,18 @@ SAMPLES = (
         ),
     ),
     Sample(
+        "bug-unshifted-targets",
+        "get_batch returns the inputs themselves as targets, not shifted by one",
+        with_edits(
+            Edit(
+                "03_language_models",
+                "batches",
+                "y = data[starts[:, None] + offsets + 1]",
+                "y = data[starts[:, None] + offsets]",
+            )
+        ),
+    ),
+    Sample(
         "bug-attention-cost",
         "attention cost counts the scores QKᵀ but not the product with V",
         with_edits(Edit("04_theory", "cost_functions", "return scores + mixing", "return scores")),

@@ -1,0 +1,51 @@
+"""Tests for q3_checkpoint: save_checkpoint(path, model) and load_checkpoint(path)."""
+
+import os
+import tempfile
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect
+from tfcourse.encoder import CausalLM, EncoderConfig
+
+OK_FORMAT = False
+name = "q3_checkpoint"
+
+
+def round_trip(save_checkpoint, load_checkpoint, seed, **overrides):
+    torch.manual_seed(seed)
+    settings = dict(
+        vocab_size=11, block_size=8, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.1
+    )
+    model = CausalLM(EncoderConfig(**{**settings, **overrides})).eval()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.pt")
+        save_checkpoint(path, model)
+        loaded = load_checkpoint(path)
+        stored = torch.load(path, weights_only=True)
+    return model, loaded, stored
+
+
+def check_same_model(model, loaded, what):
+    expect(
+        isinstance(loaded, CausalLM),
+        f"{what}: load_checkpoint should return a CausalLM, got {type(loaded).__name__}",
+    )
+    expect(
+        loaded.config == model.config,
+        f"{what}: config expected {model.config}, got {loaded.config}",
+    )
+    expect(not loaded.training, f"{what}: the loaded model should be in eval() mode")
+    idx = torch.randint(0, 11, (2, 8))
+    expect(
+        torch.equal(loaded(idx)[0], model(idx)[0]), f"{what}: the loaded model gives other logits"
+    )
+
+
+@test_case(name="save then load: same configuration, same logits, eval() mode", points=2)
+def test_round_trip(save_checkpoint, load_checkpoint):
+    model, loaded, _ = round_trip(save_checkpoint, load_checkpoint, 0)
+    check_same_model(model, loaded, "default settings")
+
+hidden_points = 2

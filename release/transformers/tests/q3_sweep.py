@@ -1,0 +1,89 @@
+"""Tests for q3_sweep: sweep_points(vocab_size, base_model, base_train) and
+run_sweep(points, train_data, val_data) -> one row (dict) per point."""
+
+import math
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect
+from tfcourse.checking import progress_bars_off
+from tfcourse.encoder import EncoderConfig, parameter_count
+from tfcourse.training import TrainConfig
+
+OK_FORMAT = False
+name = "q3_sweep"
+COLUMNS = ["name", "n_layer", "d_model", "n_head", "block_size", "learning_rate", "dropout",
+           "parameters", "val_loss", "seconds"]  # fmt: skip
+VARIED = {
+    "n_layer": lambda model, train: model.n_layer,
+    "d_model": lambda model, train: model.d_model,
+    "n_head": lambda model, train: model.n_head,
+    "block_size": lambda model, train: model.block_size,
+    "learning_rate": lambda model, train: train.learning_rate,
+    "dropout": lambda model, train: model.dropout,
+}
+
+
+def check_rows(rows, points):
+    expect(
+        isinstance(rows, list) and len(rows) == len(points),
+        f"expected a list of {len(points)} rows, got {type(rows).__name__} "
+        f"of length {len(rows) if isinstance(rows, list) else '?'}",
+    )
+    for row, (point_name, model_config, train_config) in zip(rows, points, strict=True):
+        missing = [column for column in COLUMNS if column not in row]
+        expect(not missing, f"row {point_name!r} lacks the columns {missing}")
+        expect(
+            row["name"] == point_name,
+            f"rows should follow the points: expected {point_name!r}, got {row['name']!r}",
+        )
+        for column, value in VARIED.items():
+            expected = value(model_config, train_config)
+            expect(
+                row[column] == expected,
+                f"row {point_name!r}, column {column!r}: expected {expected}, got {row[column]}",
+            )
+        expected = parameter_count(model_config)
+        expect(
+            row["parameters"] == expected,
+            f"row {point_name!r}: expected {expected} parameters, got {row['parameters']}",
+        )
+        expect(
+            isinstance(row["val_loss"], float)
+            and math.isfinite(row["val_loss"])
+            and row["val_loss"] > 0,
+            f"row {point_name!r}: val_loss should be a positive float, got {row['val_loss']!r}",
+        )
+        expect(
+            row["seconds"] > 0,
+            f"row {point_name!r}: seconds should be positive, got {row['seconds']!r}",
+        )
+
+
+@test_case(
+    name="the notebook's points: at least ten, distinct names, each of the six settings varied",
+    points=1,
+)
+def test_points(points, sweep_model, sweep_train):
+    expect(len(points) >= 10, f"expected at least 10 points, got {len(points)}")
+    names = [point[0] for point in points]
+    expect(len(set(names)) == len(names), f"names should be distinct: {names}")
+    for setting, value in VARIED.items():
+        base = value(sweep_model, sweep_train)
+        expect(
+            any(value(model, train) != base for _, model, train in points),
+            f"no point varies {setting} (all {base})",
+        )
+    for point_name, model, _ in points:
+        expect(
+            isinstance(model, EncoderConfig) and model.d_model % model.n_head == 0,
+            f"{point_name!r}: d_model must be divisible by n_head",
+        )
+
+
+@test_case(name="the notebook's results: one row per point, in order, with every column", points=1)
+def test_results(results, points):
+    check_rows(results, points)
+
+hidden_points = 1

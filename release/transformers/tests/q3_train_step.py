@@ -1,0 +1,63 @@
+"""Tests for q3_train_step: train_step(model, optimizer, x, y, lr, grad_clip) -> float."""
+
+import copy
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect
+from tfcourse.encoder import CausalLM, EncoderConfig
+from tfcourse.training import TrainConfig, make_optimizer
+
+OK_FORMAT = False
+name = "q3_train_step"
+
+
+def setting(seed=0, dropout=0.0):
+    """A tiny model, its AdamW optimiser and one batch."""
+    torch.manual_seed(seed)
+    config = EncoderConfig(
+        vocab_size=13, block_size=8, n_layer=1, n_head=2, d_model=16, d_ff=32, dropout=dropout
+    )
+    model = CausalLM(config)
+    generator = torch.Generator().manual_seed(seed + 100)
+    x = torch.randint(0, 13, (4, 8), generator=generator)
+    y = torch.randint(0, 13, (4, 8), generator=generator)
+    return model, make_optimizer(model, TrainConfig()), x, y
+
+
+def gradient_norm(model):
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
+
+
+def reference_gradients(model, x, y):
+    """Gradients of one forward and backward pass of a copy of model, in train mode."""
+    twin = copy.deepcopy(model).train()
+    twin.zero_grad()
+    twin(x, y)[1].backward()
+    return twin
+
+
+@test_case(
+    name="returns the loss as a float; a second step on the same batch has a lower loss; sets lr",
+    points=2,
+)
+def test_step(train_step):
+    model, optimizer, x, y = setting()
+    first = train_step(model, optimizer, x, y, 1e-2, 1.0)
+    expect(
+        isinstance(first, float),
+        f"train_step should return a Python float, got {type(first).__name__}",
+    )
+    second = train_step(model, optimizer, x, y, 1e-2, 1.0)
+    expect(
+        second < first,
+        f"the loss did not fall after a step on the same batch: {first:.4f} then {second:.4f}",
+    )
+    rates = [group["lr"] for group in optimizer.param_groups]
+    expect(
+        all(rate == 1e-2 for rate in rates),
+        f"expected lr 1e-2 in every parameter group, got {rates}",
+    )
+
+hidden_points = 3
