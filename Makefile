@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde test lint bench clean
+.PHONY: install notebooks release samples autograde gradescope test lint bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ samples: install  ## the main job: release, grade the bundled sample submissions
 
 autograde: install  ## grade every student under submitted/, print scores
 	$(PY) -m tfcourse.grading autograde
+
+gradescope: install  ## otter autograder zips for Gradescope, one per notebook, in gradescope/
+	$(PY) -m tfcourse.grading.gradescope
 
 test: install
 	$(PY) -m pytest

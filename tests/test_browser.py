@@ -4,6 +4,7 @@ then opens nbgrader's formgrader and sees the assignment and its graded submissi
 Screenshots are kept in ``test-artifacts/`` (the path is printed) for a person to look at.
 """
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -81,6 +82,7 @@ def lab(graded_samples):
         "jupyter",
         "lab",
         "--no-browser",
+        "--allow-root",  # CI runs as root
         "--ip=127.0.0.1",
         f"--port={port}",
         f"--IdentityProvider.token={token}",
@@ -102,11 +104,12 @@ def lab(graded_samples):
         assert server.poll() is None, (course.root / "jupyter-lab.log").read_text()
         yield base, token
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the server and the kernels it started
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
 
