@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde grade test lint bench bench-attention \
-	bench-lm bench-notebook bench-grading clean
+.PHONY: install notebooks release samples autograde grade gradescope test lint bench \
+	bench-attention bench-lm bench-notebook bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ grade: install  ## intake, checks, autograde in parallel with limits, feedback, 
 	$(PY) -m tfcourse.grading grade $(if $(ZIP),--zip $(ZIP)) $(ARGS)
 
 autograde: grade
+
+gradescope: install  ## otter autograder zips for Gradescope, one per notebook, in gradescope/
+	$(PY) -m tfcourse.grading.gradescope
 
 test: install
 	$(PY) -m pytest

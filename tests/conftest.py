@@ -53,6 +53,17 @@ def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def check_outputs(notebook):
+    """The text of every grader.check cell's output, by question."""
+    outputs = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            texts = [o.get("data", {}).get("text/plain", "") for o in cell.outputs]
+            outputs[meta["grade_id"]] = "\n".join(texts)
+    return outputs
+
+
 @pytest.fixture(scope="session")
 def repo_course() -> Course:
     """The course as committed (read only)."""

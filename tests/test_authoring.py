@@ -4,6 +4,7 @@ import nbformat
 import pytest
 
 from tfcourse.grading.authoring import build_notebook, question_points
+from tfcourse.grading.cells import SETUP_ID, SUBMIT_ID
 
 from conftest import REPO
 
@@ -23,6 +24,20 @@ def test_source_notebook_is_built_from_its_twin(twin, repo_course):
     assert comparable(committed) == comparable(built), (
         f"{twin.name} and its source notebook differ: run `make notebooks`"
     )
+
+
+@pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
+def test_build_adds_the_shared_setup_and_submit_cells_the_twin_leaves_out(twin, repo_course):
+    assert SETUP_ID not in twin.read_text() and "check_submission" not in twin.read_text()
+    built = build_notebook(twin, repo_course.source_tests_dir)
+    code = [cell for cell in built.cells if cell.cell_type == "code"]
+    assert (code[0].id, code[-1].id) == (SETUP_ID, SUBMIT_ID)
+    assert [c.id for c in built.cells].count(SETUP_ID) == 1
+    for cell in (code[0], code[-1]):
+        assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["grade"]
+    checks = [c.metadata["nbgrader"]["grade_id"] for c in code if "grader.check" in c.source]
+    assert f"_setup_course({checks!r})" in code[0].source
+    assert f'check_submission("{twin.stem}.ipynb")' in code[-1].source
 
 
 def test_every_test_cell_has_a_test_file_worth_its_points(repo_course):

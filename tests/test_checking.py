@@ -52,6 +52,19 @@ def test_partial_credit_and_messages(grader):
     assert "double(-1): expected -2, got -1" in report
 
 
+def test_a_failure_points_to_the_line_of_the_test_that_failed(grader, tmp_path):
+    def double(x):
+        if x < 0:
+            raise ValueError("negative")
+        return 2 * x
+
+    lines = TEST_FILE.splitlines()
+    line = 1 + next(i for i, text in enumerate(lines) if "double(-1) == -2" in text)
+    expected = f"(the test: test_negative in {tmp_path / 'q_demo.py'}, line {line})"
+    assert expected in grader.check("q_demo", {"double": lambda x: x}).report()
+    assert expected in grader.check("q_demo", {"double": double}).report()
+
+
 def test_hidden_failure_messages_are_withheld(grader):
     result = grader.check("q_demo", {"double": lambda x: 2 * x if x < 5 else 0})
     assert result.score == 3.0

@@ -9,18 +9,9 @@ from nbclient import NotebookClient
 from tfcourse.grading.authoring import quick_env
 from tfcourse.grading.samples import reference_notebooks
 
+from conftest import check_outputs
+
 pytestmark = pytest.mark.slow
-
-
-def check_outputs(notebook):
-    """The text of every grader.check cell's output, by question."""
-    outputs = {}
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            texts = [o.get("data", {}).get("text/plain", "") for o in cell.outputs]
-            outputs[meta["grade_id"]] = "\n".join(texts)
-    return outputs
 
 
 def run_in_release_copy(course, tmp_path, notebook):

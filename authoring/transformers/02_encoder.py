@@ -34,8 +34,13 @@
 # line below it. Run the `grader.check(...)` cell after each task: it runs the public tests and
 # says, for each one, what was expected and what came back. Hidden tests with more cases run
 # when your notebook is graded, so test your code beyond the public checks. Answer the written
-# questions in the cells marked `YOUR ANSWER HERE`. Before you submit, restart the kernel and
-# run all cells.
+# questions in the cells marked `YOUR ANSWER HERE`.
+#
+# **How to check and submit**: the first code cell sets the notebook up in Colab (it installs
+# the course helpers and this notebook's tests; in JupyterLab it does nothing). When you are
+# done, restart the kernel and run all cells, save, and read the report of the last cell: it
+# lists any answer still missing, any cell that raised or did not run, and any check short of
+# its public points. Then hand in the saved `.ipynb` file as your course asks.
 #
 # **Attention is given.** This notebook uses the *reference* `MultiHeadAttention` from
 # `tfcourse.attention`, not your notebook-1 answer, so a mistake there costs you nothing here.
@@ -665,3 +670,4 @@ plt.show()
 # Restart the kernel and run all cells (*Kernel → Restart Kernel and Run All Cells*), check that
 # every `grader.check` shows the points you expect, and save the notebook. Notebook 3 trains the
 # reference version of this model (`tfcourse.encoder.CausalLM`) on real text.
+# Then run the cell below: it checks the saved notebook and says what is still missing.

@@ -40,7 +40,11 @@
 #   that way, equations render both in JupyterLab and in Colab. These answers are graded by
 #   hand: show your steps, a bare result earns little.
 #
-# Before you submit, restart the kernel and run all cells.
+# **How to check and submit**: the first code cell sets the notebook up in Colab (it installs
+# the course helpers and this notebook's tests; in JupyterLab it does nothing). When you are
+# done, restart the kernel and run all cells, save, and read the report of the last cell: it
+# lists any answer still missing, any cell that raised or did not run, and any check short of
+# its public points. Then hand in the saved `.ipynb` file as your course asks.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 import math
@@ -827,3 +831,4 @@ grader.check("q4_params")
 # Restart the kernel and run all cells (*Kernel → Restart Kernel and Run All Cells*), check
 # that every `grader.check` shows the points you expect, make sure every written answer
 # replaces its `YOUR ANSWER HERE`, and save the notebook.
+# Then run the cell below: it checks the saved notebook and says what is still missing.

@@ -20,6 +20,7 @@ import inspect
 import io
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,11 +164,23 @@ def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:
         with _quiet():
             body.call_func(env)
     except AssertionError as error:
-        return CaseOutcome(**outcome, passed=False, message=str(error) or "assertion failed")
+        message = str(error) or "assertion failed"
+        return CaseOutcome(**outcome, passed=False, message=message + _where(error, body))
     except Exception as error:
         message = f"your code raised {type(error).__name__}: {error}"
-        return CaseOutcome(**outcome, passed=False, message=message)
+        return CaseOutcome(**outcome, passed=False, message=message + _where(error, body))
     return CaseOutcome(**outcome, passed=True)
+
+
+def _where(error: BaseException, body: Any) -> str:
+    """Where in the test file the case failed, so a student can read the inputs it used."""
+    code = body.test_func.__code__
+    frames = traceback.extract_tb(error.__traceback__)
+    line = next(
+        (frame.lineno for frame in reversed(frames) if frame.filename == code.co_filename),
+        code.co_firstlineno,
+    )
+    return f"\n(the test: {code.co_name} in {code.co_filename}, line {line})"
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from otter.test_files.exception_test import ExceptionTestFile
 
+from tfcourse.grading.cells import add_course_cells
 from tfcourse.grading.course import Course
 
 NBGRADER_DEFAULTS = {
@@ -35,12 +36,15 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 
 def build_notebook(twin: Path, tests_dir: Path) -> nbformat.NotebookNode:
-    """The source notebook described by ``twin``, without outputs."""
+    """The source notebook described by ``twin``, without outputs, with the set-up and
+    submit cells every notebook of the course shares."""
     notebook = jupytext.read(twin)
+    add_course_cells(notebook, twin.parent.name, f"{twin.stem}.ipynb")
     notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     for index, cell in enumerate(notebook.cells):
         nbgrader = cell.metadata.get("nbgrader")
-        cell.metadata = {}
+        # Tags carry nbval's per-cell settings; other jupytext metadata is dropped.
+        cell.metadata = {"tags": cell.metadata["tags"]} if "tags" in cell.metadata else {}
         cell.id = f"cell-{index:03d}"
         if nbgrader is not None:
             cell.metadata["nbgrader"] = _complete_metadata(cell, nbgrader, tests_dir)

@@ -1,0 +1,102 @@
+"""The cells every source notebook gets from the build, written once here.
+
+- ``colab_setup`` (the first code cell): in Colab, where the notebook arrives alone, it
+  fetches the course, installs the helper package and copies this notebook's public test
+  files next to it. In a course checkout or JupyterLab it finds both and does nothing.
+- ``submit_check`` (the last cell): reports what the saved notebook still lacks
+  (:mod:`tfcourse.submission`).
+
+The twins in ``authoring/`` stay free of both; the build inserts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import nbformat
+
+COURSE_REPOSITORY = "https://github.com/transformers-course/transformers-course.git"
+"""Where Colab fetches the course from (a git URL). ``TFCOURSE_REPOSITORY`` overrides it,
+with a git URL or a local folder holding a checkout."""
+REPOSITORY_VARIABLE = "TFCOURSE_REPOSITORY"
+SETUP_ID = "colab_setup"
+SUBMIT_ID = "submit_check"
+
+# Stdlib only: this runs before the helpers are installed. Names are kept inside a function
+# so that nothing but the function itself reaches the notebook's globals.
+COLAB_SETUP = """\
+# Set-up for Google Colab: fetches the course helpers and this notebook's tests when they are
+# missing. In a course checkout or JupyterLab it finds them and does nothing.
+def _setup_course(questions, assignment="{assignment}"):
+    import importlib.util, os, pathlib, shutil, subprocess, sys, tempfile
+
+    tests = [pathlib.Path("tests", f"{{question}}.py") for question in questions]
+    has_helpers = importlib.util.find_spec("tfcourse") is not None
+    if has_helpers and all(test.is_file() for test in tests):
+        return
+    course = os.environ.get("{variable}", "{repository}")
+    if not os.path.isdir(course):
+        checkout = tempfile.mkdtemp(prefix="course-")
+        subprocess.run(["git", "clone", "--quiet", "--depth=1", course, checkout], check=True)
+        course = checkout
+    if not has_helpers:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", course], check=True)
+        importlib.invalidate_caches()
+    pathlib.Path("tests").mkdir(exist_ok=True)
+    for test in tests:
+        shutil.copy(pathlib.Path(course, "release", assignment, test), test)
+    installed = "" if has_helpers else " and installed the course helpers"
+    print(f"Fetched {{len(tests)}} test files{{installed}} from {{course}}.")
+
+
+_setup_course({questions!r})"""
+
+SUBMIT_CHECK = """\
+# Checks the notebook as last saved: save it first (Ctrl+S or Cmd+S), then run this cell.
+from tfcourse.submission import check_submission
+
+check_submission("{notebook}")"""
+
+
+def colab_setup_cell(assignment: str, questions: Sequence[str]) -> nbformat.NotebookNode:
+    """The set-up cell of a notebook whose checks are ``questions`` (test file names)."""
+    source = COLAB_SETUP.format(
+        assignment=assignment,
+        questions=list(questions),
+        variable=REPOSITORY_VARIABLE,
+        repository=COURSE_REPOSITORY,
+    )
+    return _locked_cell(SETUP_ID, source)
+
+
+def submit_check_cell(notebook_file: str) -> nbformat.NotebookNode:
+    """The final cell: checks the saved ``notebook_file`` before it is handed in. Its report
+    depends on the file on disk, so nbval does not compare its output."""
+    cell = _locked_cell(SUBMIT_ID, SUBMIT_CHECK.format(notebook=notebook_file))
+    cell.metadata["tags"] = ["nbval-ignore-output"]
+    return cell
+
+
+def add_course_cells(notebook: nbformat.NotebookNode, assignment: str, notebook_file: str) -> None:
+    """Insert the set-up cell before the first code cell of ``notebook``; append the submit
+    check."""
+    questions = [
+        cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells if _is_test_cell(cell)
+    ]
+    first_code = next(
+        (i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"),
+        len(notebook.cells),
+    )
+    notebook.cells.insert(first_code, colab_setup_cell(assignment, questions))
+    notebook.cells.append(submit_check_cell(notebook_file))
+
+
+def _locked_cell(grade_id: str, source: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "locked": True}
+    return cell
+
+
+def _is_test_cell(cell: nbformat.NotebookNode) -> bool:
+    nbgrader = cell.metadata.get("nbgrader", {})
+    return bool(nbgrader.get("grade")) and not nbgrader.get("solution")

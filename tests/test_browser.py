@@ -1,0 +1,230 @@
+"""JupyterLab in a real browser: headless Chromium runs a release notebook and sees its checks,
+then opens nbgrader's formgrader and sees the assignment and its graded submissions.
+
+Screenshots are kept in ``test-artifacts/`` (the path is printed) for a person to look at.
+"""
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from otter.test_files.exception_test import ExceptionTestFile
+
+from tfcourse.grading.samples import reference_notebooks
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+    ),
+]
+
+ARTIFACTS = REPO / "test-artifacts"
+NOTEBOOK = "01_attention"
+STUDENT_FOLDER = "student"
+SERVER_START = 60  # seconds: every wait below is bounded
+RUN_ALL = 180
+PAGE = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
+
+
+def answers(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def lab(graded_samples):
+    """A JupyterLab server on 127.0.0.1 in the graded course, with a solved release notebook in
+    ``student/``; yields its base URL and token. The server is killed afterwards."""
+    course, _ = graded_samples
+    folder = course.root / STUDENT_FOLDER
+    shutil.copytree(course.release_dir, folder)
+    nbformat.write(reference_notebooks(course)[NOTEBOOK], folder / f"{NOTEBOOK}.ipynb")
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",  # CI runs as root
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={course.root}",
+        # Lets the test call JupyterLab's commands (run all cells) as the menu does.
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    log = (course.root / "jupyter-lab.log").open("w")
+    server = subprocess.Popen(
+        command, cwd=course.root, env=env, stdout=log, stderr=log, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: answers(f"{base}/api/status?token={token}") or server.poll() is not None,
+            SERVER_START,
+            "jupyter lab to answer",
+        )
+        assert server.poll() is None, (course.root / "jupyter-lab.log").read_text()
+        yield base, token
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the server and the kernels it started
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(PAGE)
+    driver.set_script_timeout(PAGE)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def page_text(driver, selector):
+    """The text of every element matching ``selector``, rendered on screen or not (JupyterLab
+    leaves cells outside the viewport unpainted)."""
+    script = "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)"
+    return driver.execute_script(script, selector)
+
+
+def public_points(course, question):
+    path = course.release_dir / "tests" / f"{question}.py"
+    return sum(case.points for case in ExceptionTestFile.from_file(str(path)).test_cases)
+
+
+def test_jupyterlab_runs_a_release_notebook_and_shows_its_checks(lab, browser, graded_samples):
+    course, _ = graded_samples
+    base, token = lab
+    browser.get(f"{base}/lab/tree/{STUDENT_FOLDER}/{NOTEBOOK}.ipynb?token={token}")
+    ready = (
+        "const app = window.jupyterapp; const panel = app && app.shell.currentWidget;"
+        "return !!(panel && panel.sessionContext && panel.sessionContext.session"
+        " && panel.sessionContext.session.kernel"
+        " && panel.sessionContext.session.kernel.connectionStatus === 'connected')"
+    )
+    wait_until(lambda: browser.execute_script(ready), PAGE, "the notebook and its kernel")
+    browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+    notebook = reference_notebooks(course)[NOTEBOOK]
+    questions = [
+        cell.metadata["nbgrader"]["grade_id"]
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        and not cell.metadata["nbgrader"].get("solution")
+    ]
+    headlines = {}
+    for question in questions:
+        points = f"{public_points(course, question):g}"
+        headlines[question] = f"{question}: {points} / {points} points"
+
+    def all_checks_shown():
+        outputs = " ".join(page_text(browser, ".jp-OutputArea-output"))
+        return all(headline in outputs for headline in headlines.values())
+
+    try:
+        wait_until(all_checks_shown, RUN_ALL, f"the results of {', '.join(questions)}")
+    finally:
+        browser.execute_script(
+            "const out = [...document.querySelectorAll('.jp-OutputArea-output')]"
+            ".find(e => e.textContent.includes(arguments[0]));"
+            "if (out) out.scrollIntoView({block: 'center'});",
+            headlines[questions[0]],
+        )
+        time.sleep(1)  # let the scrolled cells paint before the screenshot
+        screenshot(browser, f"jupyterlab-{NOTEBOOK}")
+    outputs = " ".join(page_text(browser, ".jp-OutputArea-output"))
+    assert "PASSED" in outputs and "FAILED" not in outputs
+
+    # As a student finishes: save, then run the last cell, which checks the saved file.
+    browser.execute_script(
+        "const app = window.jupyterapp; const notebook = app.shell.currentWidget.content;"
+        "app.commands.execute('docmanager:save').then(() => {"
+        "  notebook.activeCellIndex = notebook.widgets.length - 1;"
+        "  return app.commands.execute('notebook:run-cell'); })"
+    )
+    verdict = f"{NOTEBOOK}.ipynb: ready to submit"
+    wait_until(
+        lambda: verdict in " ".join(page_text(browser, ".jp-OutputArea-output")),
+        PAGE,
+        "the submit check to pass",
+    )
+
+
+def test_formgrader_lists_the_assignment_and_its_submissions(lab, browser, graded_samples):
+    course, _ = graded_samples
+    base, token = lab
+    browser.get(f"{base}/formgrader?token={token}")
+    wait_until(
+        lambda: course.assignment in " ".join(page_text(browser, "table")),
+        PAGE,
+        "the assignment in formgrader",
+    )
+    screenshot(browser, "formgrader-assignments")
+    students = sorted(path.name for path in (course.root / "submitted").iterdir())
+    browser.get(f"{base}/formgrader/manage_submissions/{course.assignment}")
+    wait_until(
+        lambda: all(s in " ".join(page_text(browser, "table")) for s in students),
+        PAGE,
+        f"the submissions of {students}",
+    )
+    screenshot(browser, "formgrader-submissions")

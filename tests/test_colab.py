@@ -1,0 +1,107 @@
+"""Release notebooks work in Colab: each arrives alone in an empty folder, its set-up cell
+installs the helpers and fetches its tests, then every check runs (real pip, real kernel).
+
+The kernel stands in for Colab's: it sees the test environment's packages (torch, otter, ...)
+but not ``tfcourse``, so the set-up cell must really install it, into a scratch environment,
+without touching the test environment's editable install. The course is fetched from a local
+folder (``TFCOURSE_REPOSITORY``) instead of the network.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tfcourse.grading.cells import REPOSITORY_VARIABLE, SETUP_ID
+from tfcourse.grading.samples import reference_notebooks
+
+from conftest import REPO, check_outputs
+
+pytestmark = pytest.mark.slow
+
+KERNEL = "colab-like"
+
+
+@pytest.fixture
+def colab_kernel(tmp_path, monkeypatch):
+    """A kernel (by name) whose Python has the test environment's packages but no tfcourse."""
+    python_env = tmp_path / "colab-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(python_env)], check=True)
+    site_packages = next(python_env.glob("lib/python*/site-packages"))
+    # A .pth line puts a folder on sys.path, but the .pth files inside that folder are not
+    # processed: the editable install's .pth (which finds tfcourse) stays out of sight.
+    (site_packages / "kit.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    kernel_dir = tmp_path / "jupyter" / "kernels" / KERNEL
+    kernel_dir.mkdir(parents=True)
+    argv = [str(python_env / "bin" / "python"), "-m", "ipykernel_launcher", "-f"]
+    spec = {"argv": [*argv, "{connection_file}"], "display_name": KERNEL, "language": "python"}
+    (kernel_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return python_env
+
+
+@pytest.fixture
+def course_folder(tmp_path, monkeypatch):
+    """A plain folder holding what the repository would: the package and release/."""
+    folder = tmp_path / "course"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
+    for name in ("helpers", "release"):
+        shutil.copytree(REPO / name, folder / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, folder / name)
+    monkeypatch.setenv(REPOSITORY_VARIABLE, str(folder))
+    return folder
+
+
+def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
+    repo_course, colab_kernel, course_folder, tmp_path
+):
+    solved = reference_notebooks(repo_course)
+    for index, (name, notebook) in enumerate(solved.items()):
+        folder = tmp_path / "colab" / name
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / f"{name}.ipynb")
+        notebook.cells.append(nbformat.v4.new_code_cell("import tfcourse; tfcourse.__file__"))
+        NotebookClient(
+            notebook,
+            timeout=600,
+            kernel_name=KERNEL,
+            resources={"metadata": {"path": str(folder)}},
+        ).execute()
+
+        setup = next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
+        printed = "".join(output.get("text", "") for output in setup.outputs)
+        assert f"Fetched {len(check_outputs(notebook))} test files" in printed, printed
+        # The first notebook installs the helpers; the others find them installed.
+        assert ("installed the course helpers" in printed) == (index == 0), printed
+        imported_from = notebook.cells[-1].outputs[0]["data"]["text/plain"]
+        assert str(colab_kernel) in imported_from, "tfcourse was not installed by the cell"
+
+        outputs = check_outputs(notebook)
+        assert outputs, name
+        assert sorted(path.stem for path in (folder / "tests").iterdir()) == sorted(outputs)
+        for question, text in outputs.items():
+            assert "PASSED" in text and "FAILED" not in text, (question, text)
+
+
+def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
+    release = repo_course.release_dir
+    for name in repo_course.notebook_names():
+        notebook = nbformat.read(release / f"{name}.ipynb", as_version=4)
+        setup = next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
+        before = sorted(release.rglob("*"))
+        result = subprocess.run(
+            [sys.executable, "-c", setup.source],
+            cwd=release,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "", REPOSITORY_VARIABLE: "/nonexistent"},
+        )
+        assert (result.stdout, result.stderr) == ("", ""), name
+        assert sorted(release.rglob("*")) == before
