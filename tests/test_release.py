@@ -6,8 +6,6 @@ import nbformat
 import pytest
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse.grading.public_tests import public_test_source
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -26,7 +24,7 @@ def substantial_lines(text):
 def solution_lines(course):
     """Every substantial line written between solution delimiters in the source notebooks,
     except idioms students are shown anyway (e.g. ``loss.backward()``): lines that also stand
-    outside every solution region, or in a public test file."""
+    outside every solution region. A public test file must not show a solution line."""
     lines, given = set(), set()
     for name in course.notebook_names():
         notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
@@ -35,8 +33,6 @@ def solution_lines(course):
             for region in re.findall(pattern, cell.source, re.S):
                 lines |= substantial_lines(region)
             given |= substantial_lines(re.sub(pattern, "", cell.source, flags=re.S))
-    for path in course.source_tests_dir.glob("*.py"):
-        given |= substantial_lines(public_test_source(path.read_text(encoding="utf-8")))
     return lines - given
 
 

@@ -3,7 +3,6 @@
 import math
 
 import torch
-import torch.nn.functional as F
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
@@ -13,7 +12,9 @@ name = "q3_metrics"
 
 
 def expected_loss(logits, targets):
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    """The mean over all positions of minus the log-probability given to the target."""
+    log_probs = torch.log_softmax(logits.double(), dim=-1)
+    return -log_probs.gather(-1, targets.unsqueeze(-1)).mean().float()
 
 
 @test_case(name="lm_loss equals F.cross_entropy over all B·T positions, a scalar", points=1)
