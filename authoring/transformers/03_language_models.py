@@ -43,6 +43,12 @@
 # is graded. Answer the written questions in the cells marked `YOUR ANSWER HERE`. Before you
 # submit, restart the kernel and run all cells.
 #
+# **How to check and submit**: the first code cell sets the notebook up in Colab (it installs
+# the course helpers and this notebook's tests; in JupyterLab it does nothing). When you are
+# done, restart the kernel and run all cells, save, and read the report of the last cell: it
+# lists any answer still missing, any cell that raised or did not run, and any check short of
+# its public points. Then hand in the saved `.ipynb` file as your course asks.
+#
 # **The model is given.** You train the *reference* `CausalLM` from `tfcourse.encoder`, the
 # model of notebook 2 (pre-norm, learned positions, tied weights), so a mistake in notebook 2
 # costs you nothing here. `model(idx, targets)` returns `(logits, loss)`;
@@ -835,3 +841,4 @@ grader.check("q3_sweep")
 # Restart the kernel and run all cells (*Kernel → Restart Kernel and Run All Cells*), check that
 # every `grader.check` shows the points you expect, and save the notebook. The file
 # `char_lm.pt` holds your trained model: load it with `load_checkpoint` to sample more text.
+# Then run the cell below: it checks the saved notebook and says what is still missing.

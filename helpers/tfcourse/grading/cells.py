@@ -2,7 +2,8 @@
 
 - ``colab_setup`` (the first code cell): in Colab, where the notebook arrives alone, it
   fetches the course, installs the helper package and copies this notebook's public test
-  files next to it. In a course checkout or JupyterLab it finds both and does nothing.
+  files next to it. In a course checkout or JupyterLab it finds both and does nothing, and
+  while nbgrader grades (``NBGRADER_EXECUTION`` set) it never fetches anything.
 - ``submit_check`` (the last cell): reports what the saved notebook still lacks
   (:mod:`tfcourse.submission`).
 
@@ -30,6 +31,8 @@ COLAB_SETUP = """\
 def _setup_course(questions, assignment="{assignment}"):
     import importlib.util, os, pathlib, shutil, subprocess, sys, tempfile
 
+    if os.environ.get("NBGRADER_EXECUTION"):  # being graded: the grader supplies the tests
+        return
     tests = [pathlib.Path("tests", f"{{question}}.py") for question in questions]
     has_helpers = importlib.util.find_spec("tfcourse") is not None
     if has_helpers and all(test.is_file() for test in tests):
