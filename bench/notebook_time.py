@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 
 from tfcourse.grading.authoring import QUICK_ENV
 from tfcourse.grading.course import Course
+from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
 
 
 def cell_seconds(cell: nbformat.NotebookNode) -> float:
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     course = Course.find(Path(__file__).parent)
-    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", *QUICK_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in (GRADING_VARIABLE, QUICK_VARIABLE)}
     if args.quick:
         env.update(QUICK_ENV)
     notebook = nbformat.read(course.source_dir / f"{args.name}.ipynb", as_version=4)

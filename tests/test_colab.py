@@ -1,5 +1,6 @@
 """Release notebooks work in Colab: each arrives alone in an empty folder, its set-up cell
-installs the helpers and fetches its tests, then every check runs (real pip, real kernel).
+installs the helpers and fetches its tests, then every public check of the solved notebook
+passes (real pip, real kernel).
 
 The kernel stands in for Colab's: it sees the test environment's packages (torch, otter, ...)
 but not ``tfcourse``, so the set-up cell must really install it, into a scratch environment,
@@ -19,6 +20,7 @@ from nbclient import NotebookClient
 
 from tfcourse.grading.cells import REPOSITORY_VARIABLE, SETUP_ID
 from tfcourse.grading.samples import reference_notebooks
+from tfcourse.runmode import QUICK_VARIABLE
 
 from conftest import REPO, check_outputs
 
@@ -59,8 +61,9 @@ def course_folder(tmp_path, monkeypatch):
 
 
 def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
-    repo_course, colab_kernel, course_folder, tmp_path
+    repo_course, colab_kernel, course_folder, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv(QUICK_VARIABLE, "1")  # notebooks that train do so at their graded size
     solved = reference_notebooks(repo_course)
     for index, (name, notebook) in enumerate(solved.items()):
         folder = tmp_path / "colab" / name
@@ -87,6 +90,7 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
         assert sorted(path.stem for path in (folder / "tests").iterdir()) == sorted(outputs)
         for question, text in outputs.items():
             assert "PASSED" in text and "FAILED" not in text, (question, text)
+            assert "hidden tests worth" in text and "[hidden]" not in text, (question, text)
 
 
 def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):

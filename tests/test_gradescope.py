@@ -11,13 +11,19 @@ import pytest
 
 from tfcourse.grading.gradescope import OUTPUT_DIR, notebook_questions
 from tfcourse.grading.scores import read_scores
+from tfcourse.runmode import AUTOGRADER_MARKER
 
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 # One submission per notebook, each with a bug there: full, partial and zero-point questions.
-SUBMISSIONS = {"bug-unscaled": "01_attention", "bug-attention-cost": "04_theory"}
+# Notebook 3 trains: its scores match nbgrader's only if the autograder runs it in quick mode.
+SUBMISSIONS = {
+    "bug-unscaled": "01_attention",
+    "bug-unshifted-targets": "03_language_models",
+    "bug-attention-cost": "04_theory",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +50,7 @@ def test_autograder_carries_every_test_hidden_included_and_the_helpers(autograde
             source = (course.source_tests_dir / f"{question}.py").read_bytes()
             assert archive.read(f"tests/{question}.py") == source
         assert {"files/tfcourse/checking.py", "files/tfcourse/assertions.py"} <= names
+        assert f"files/tfcourse/{AUTOGRADER_MARKER}" in names  # quick mode on Gradescope
         environment = archive.read("environment.yml").decode()
     assert "torch==" in environment and "otter-grader" in environment
     assert not list(course.release_dir.rglob("*.zip"))

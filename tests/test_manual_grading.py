@@ -1,9 +1,10 @@
 """Grading written answers by hand, end to end, on notebook 4 (theory).
 
-A submission of the model solutions is autograded in a scratch copy of the course; a grader
-then enters scores for the written answers through nbgrader's Python API, the way formgrader
-stores them, and the exported grades must add the two up. The rubrics graders read live in
-the solution regions of ``source/``: they must be there, and never in ``release/``.
+A copy of the main job's graded course is taken; for its model-solution submission a grader
+enters scores for the written answers through nbgrader's Python API, the way formgrader
+stores them, and the exported grades must add them to the automatic ones. The rubrics
+graders read live in the solution regions of ``source/``: they must be there, and never in
+``release/``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ import pytest
 from nbgrader.api import Gradebook
 
 from tfcourse.grading.course import Course
-from tfcourse.grading.pipeline import grade_class
-from tfcourse.grading.release import generate_release
-from tfcourse.grading.samples import reference_notebooks
 from tfcourse.grading.scores import read_scores
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04_theory"
-STUDENT = "hand-graded"
+STUDENT = "reference"  # the model solutions, graded by the main job
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -41,22 +39,6 @@ def graded_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[bool, float
 
 def source_notebook() -> nbformat.NotebookNode:
     return nbformat.read(REPO / "source" / "transformers" / f"{NOTEBOOK}.ipynb", as_version=4)
-
-
-def course_with_one_notebook(root: Path) -> Course:
-    """A scratch course: the repository's nbgrader configuration and source, reduced to
-    notebook 4, so that only it is released and graded."""
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(
-        REPO / "source",
-        root / "source",
-        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG"),
-    )
-    course = Course(root)
-    for notebook in course.source_dir.glob("*.ipynb"):
-        if notebook.stem != NOTEBOOK:
-            notebook.unlink()
-    return course
 
 
 def test_every_written_answer_has_a_model_answer_and_rubric_inside_its_solution():
@@ -77,28 +59,26 @@ def test_every_written_answer_has_a_model_answer_and_rubric_inside_its_solution(
 
 
 @pytest.mark.slow
-def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(tmp_path):
-    course = course_with_one_notebook(tmp_path)
+def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(graded_samples, tmp_path):
+    graded, _ = graded_samples
+    course = Course(tmp_path / "course")
+    shutil.copytree(graded.root, course.root)  # a copy: other tests read the graded samples
     cells = graded_cells(source_notebook())
     manual_max = {name: points for name, (by_hand, points) in cells.items() if by_hand}
     auto_max = {name: points for name, (by_hand, points) in cells.items() if not by_hand}
     # Partial credit on every written answer, as a grader applying the rubric might give.
     entered = {name: points - 0.5 for name, points in manual_max.items()}
 
-    generate_release(course)
     release_text = (course.release_dir / f"{NOTEBOOK}.ipynb").read_text(encoding="utf-8")
     for leaked in ("Rubric", "Model answer", BEGIN):
         assert leaked not in release_text
     assert release_text.count("YOUR ANSWER HERE") >= len(manual_max)
 
-    submission = course.submitted_dir / STUDENT / course.assignment
-    shutil.copytree(course.release_dir, submission)
-    nbformat.write(reference_notebooks(course)[NOTEBOOK], submission / f"{NOTEBOOK}.ipynb")
-    grade_class(course, [STUDENT], progress=False)
-
-    before = {s.question: s.score for s in read_scores(course, [STUDENT])}
-    assert {q: before[q] for q in auto_max} == auto_max  # the model solutions pass every test
-    assert all(before[q] is None for q in manual_max)  # written answers await a grader
+    before = {s.question: s for s in read_scores(course, [STUDENT]) if s.notebook == NOTEBOOK}
+    # The model solutions pass every test; written answers await a grader.
+    assert {q: before[q].score for q in auto_max} == auto_max
+    assert all(before[q].score is None for q in manual_max)
+    total_before = sum(s.score or 0.0 for s in read_scores(course, [STUDENT]))
 
     with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
         for name, score in entered.items():
@@ -116,7 +96,6 @@ def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(tmp_path):
     course.nbgrader("export", f"--to={grades_csv}")
     with grades_csv.open(newline="", encoding="utf-8") as handle:
         (row,) = [r for r in csv.DictReader(handle) if r["student_id"] == STUDENT]
-    assert float(row["score"]) == pytest.approx(sum(auto_max.values()) + sum(entered.values()))
-    assert float(row["max_score"]) == pytest.approx(
-        sum(auto_max.values()) + sum(manual_max.values())
-    )
+    assert float(row["score"]) == pytest.approx(total_before + sum(entered.values()))
+    possible = sum(s.max_score for s in read_scores(course, [STUDENT]))
+    assert float(row["max_score"]) == pytest.approx(possible)

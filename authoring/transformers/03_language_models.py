@@ -70,12 +70,13 @@ from tfcourse.checking import Grader
 from tfcourse.corpora import load_corpus
 from tfcourse.encoder import CausalLM, EncoderConfig
 from tfcourse.ngram import NGramModel
+from tfcourse.runmode import quick_mode
 from tfcourse.training import TrainConfig, make_optimizer
 
-# QUICK is the notebook's one size switch. nbgrader sets NBGRADER_EXECUTION while it grades
-# (and the kit sets TFCOURSE_QUICK when it re-runs its notebooks): training then shrinks so
-# that the whole notebook runs in seconds. Leave it alone; your own runs use the full sizes.
-QUICK = bool(os.environ.get("NBGRADER_EXECUTION") or os.environ.get("TFCOURSE_QUICK"))
+# QUICK is the notebook's one size switch. It is on while the notebook is graded (nbgrader,
+# Gradescope) or run by the kit's checks: training then shrinks so that the whole notebook
+# runs in seconds. Leave it alone; your own runs use the full sizes.
+QUICK = quick_mode()
 
 torch.manual_seed(0)
 # Small models train as fast on one thread as on several, and one thread makes every run

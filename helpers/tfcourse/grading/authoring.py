@@ -21,6 +21,7 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.grading.cells import add_course_cells
 from tfcourse.grading.course import Course
+from tfcourse.runmode import QUICK_VARIABLE
 
 NBGRADER_DEFAULTS = {
     "grade": False,
@@ -29,9 +30,9 @@ NBGRADER_DEFAULTS = {
     "solution": False,
     "task": False,
 }
-QUICK_ENV = {"TFCOURSE_QUICK": "1"}
-"""Read by notebooks that train (e.g. ``QUICK`` in notebook 3), like nbgrader's
-``NBGRADER_EXECUTION`` but without changing what ``grader.check`` displays."""
+QUICK_ENV = {QUICK_VARIABLE: "1"}
+"""Turns on :func:`tfcourse.runmode.quick_mode` (``QUICK`` in notebook 3) like nbgrader's
+``NBGRADER_EXECUTION``, but without changing what ``grader.check`` displays."""
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -60,6 +61,7 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> N
         timeout=timeout,
         kernel_name="python3",
         record_timing=False,
+        store_widget_state=False,  # progress bars: their text fallback is enough in files
         resources={"metadata": {"path": str(cwd)}},
     )
     client.execute(env=quick_env())

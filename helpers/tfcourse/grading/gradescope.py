@@ -3,8 +3,9 @@
 ``python -m tfcourse.grading.gradescope`` writes ``gradescope/NN_name.zip`` for each notebook
 (Gradescope grades one notebook per assignment) with otter generate's Python entry point: the
 notebook's test files from ``source/`` (hidden cases included), the ``tfcourse`` package as a
-support file (otter copies it next to the submission, where the notebook imports it) and the
-kit's pins of the package's dependencies. ``otter run -a gradescope/01_attention.zip sub.ipynb``
+support file (otter copies it next to the submission, where the notebook imports it), marked
+so that notebooks train at their graded size (:mod:`tfcourse.runmode`), and the kit's pins of
+the package's dependencies. ``otter run -a gradescope/01_attention.zip sub.ipynb``
 grades a submission locally, without Docker. The zips hold hidden tests: never put them in release/.
 """
 
@@ -25,6 +26,7 @@ from otter.utils import chdir as otter_chdir
 
 import tfcourse
 from tfcourse.grading.course import Course
+from tfcourse.runmode import AUTOGRADER_MARKER
 
 OUTPUT_DIR = "gradescope"
 PYTHON_VERSION = "3.11"  # the kit's pinned environment runs on it
@@ -68,6 +70,9 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
             shutil.copy(course.source_tests_dir / f"{question}.py", stage / "tests")
         package = Path(tfcourse.__file__).parent
         shutil.copytree(package, stage / "tfcourse", ignore=shutil.ignore_patterns("__pycache__"))
+        (stage / "tfcourse" / AUTOGRADER_MARKER).write_text(
+            "These helpers grade on Gradescope: notebooks train at their graded size.\n"
+        )
         (stage / "requirements.txt").write_text("\n".join(grading_requirements(course)) + "\n")
         # otter generate takes support files relative to the working directory.
         with otter_chdir(stage):

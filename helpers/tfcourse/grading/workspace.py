@@ -1,18 +1,20 @@
 """Grade one submission in a scratch course of its own, with limits.
 
 Every submission gets a fresh copy of a template course: the source notebooks (without
-their tests, so nbgrader copies no test file next to the student's notebook), a gradebook
-that knows the assignment, the test files in a folder of their own, and a Jupyter kernel
-spec that starts :mod:`tfcourse.grading.kernel` with the memory limit. nbgrader there runs
-:class:`~tfcourse.grading.execution.GuardedExecute`. Submissions graded in parallel thus
-never share a gradebook, a kernel or a test file; the class gradebook is written later by
-one process (:mod:`tfcourse.grading.merge`).
+their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
+class gradebook (it knows the assignment), the test files in a folder of their own, and a
+Jupyter kernel spec that starts :mod:`tfcourse.grading.kernel` with the memory limit.
+nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`. Submissions graded
+in parallel thus never share a gradebook, a kernel or a test file; the class gradebook is
+written later by one process (:mod:`tfcourse.grading.merge`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,8 @@ class Workspace:
         self.template = root / "template"
 
     def prepare(self) -> None:
-        """Write the template course and record the assignment in its gradebook."""
+        """Write the template course. Its gradebook is a copy of the class gradebook, which
+        must already record the assignment (:func:`tfcourse.grading.merge.record_assignment`)."""
         template = Course(self.template, self.course.assignment)
         config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
         config += GRADING_CONFIG.format(
@@ -89,12 +92,11 @@ class Workspace:
             ),
         )
         shutil.copytree(self.course.source_tests_dir, self.template / "grading_tests")
-        template.nbgrader(
-            "generate_assignment",
-            template.assignment,
-            "--force",
-            f"--CourseDirectory.release_directory={self.root / 'release'}",
-        )
+        with (
+            contextlib.closing(sqlite3.connect(self.course.gradebook)) as class_gradebook,
+            contextlib.closing(sqlite3.connect(template.gradebook)) as copy,
+        ):
+            class_gradebook.backup(copy)
 
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
         """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
