@@ -1,11 +1,16 @@
 """The kernel nbgrader starts to grade a submission: an IPython kernel with limits.
 
-``python -m tfcourse.grading.kernel --memory-mb N --tests DIR --tests-digest SHA -f FILE``
-caps the address space of the kernel process (so a memory blow-up raises ``MemoryError``
-in the cell that caused it instead of taking the machine down), installs the guard of
-:mod:`tfcourse.grading.guard` with the test files of ``DIR`` (which must match ``SHA``),
-and then runs ipykernel. jupyter_client reads the kernel spec once, so a restart uses the
-digest written before any student code ran.
+``python -m tfcourse.grading.kernel [--fork-server SOCKET] --memory-mb N --tests DIR
+--tests-digest SHA -f FILE`` caps the address space of the kernel process (so a memory
+blow-up raises ``MemoryError`` in the cell that caused it instead of taking the machine
+down), installs the guard of :mod:`tfcourse.grading.guard` with the test files of ``DIR``
+(which must match ``SHA``), and then runs ipykernel. jupyter_client reads the kernel spec
+once, so a restart uses the digest written before any student code ran.
+
+With ``--fork-server`` the kernel is forked from that server
+(:mod:`tfcourse.grading.forkserver`), which has imported torch and the rest already; this
+process stays as the kernel's stand-in for jupyter_client. Without a server to reach, the
+kernel starts here.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def main() -> None:
-    """Apply the limits, install the guard, start the kernel with the remaining arguments."""
+def start_kernel(argv: list[str]) -> None:
+    """Apply the limits, install the guard, run the kernel with the remaining arguments."""
     parser = argparse.ArgumentParser(prog="python -m tfcourse.grading.kernel")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--tests", type=Path, required=True)
     parser.add_argument("--tests-digest", required=True)
-    args, kernel_args = parser.parse_known_args()
+    args, kernel_args = parser.parse_known_args(argv)
     limit_memory(args.memory_mb)
 
     from tfcourse.grading import guard
@@ -38,6 +43,22 @@ def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
     IPKernelApp.launch_instance(argv=kernel_args)
+
+
+def main() -> int:
+    """Start the kernel through the fork server when there is one, else here."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--fork-server", type=Path)
+    args, rest = parser.parse_known_args()
+    if args.fork_server is not None:
+        from tfcourse.grading.forkserver import request_kernel
+
+        try:
+            return request_kernel(args.fork_server, rest)
+        except (FileNotFoundError, ConnectionError):
+            pass  # no server (any more): start the kernel the slow way
+    start_kernel(rest)
+    return 0
 
 
 if __name__ == "__main__":

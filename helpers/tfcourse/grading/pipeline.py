@@ -4,8 +4,10 @@
     withhold leaks ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
 
 Submissions are graded in parallel (``jobs``), each in a scratch course of its own, so a
-broken or hostile one costs only its own points. A submission whose files did not change
-since the last run (same fingerprint, same source, release and limits) is not graded again.
+broken or hostile one costs only its own points; their kernels are forked from a process
+that has done the imports once (:mod:`tfcourse.grading.forkserver`). A submission whose
+files did not change since the last run (same fingerprint, same source, release and limits)
+is not graded again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
+from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
 from tfcourse.grading.intake import fingerprint, grading_inputs_digest, submitted_students
 from tfcourse.grading.issues import Issue
@@ -73,10 +76,14 @@ def grade_class(
         if force or s not in records or records[s].fingerprint != fingerprints[s]
     ]
     if todo:
-        record_assignment(course)
-        with tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch:
-            workspace = Workspace(course, Path(scratch), limits)
+        with (
+            tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch,
+            forkserver.running(Path(scratch) / "kernels.sock") as server,
+        ):
+            record_assignment(course)  # while the fork server imports
+            workspace = Workspace(course, Path(scratch), limits, server.socket_path)
             workspace.prepare()
+            server.wait_ready()
             graded = _grade_all(course, workspace, todo, jobs, progress)
             merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
         write_feedback(course, merged)

@@ -67,10 +67,14 @@ class GradedSubmission:
 class Workspace:
     """Scratch courses under ``root``, one per submission, copied from a template."""
 
-    def __init__(self, course: Course, root: Path, limits: Limits) -> None:
+    def __init__(
+        self, course: Course, root: Path, limits: Limits, fork_server: Path | None = None
+    ) -> None:
         self.course = course
         self.root = root
         self.limits = limits
+        self.fork_server = fork_server
+        """Socket of a :mod:`tfcourse.grading.forkserver` to start kernels from, if any."""
         self.template = root / "template"
 
     def prepare(self) -> None:
@@ -146,10 +150,12 @@ class Workspace:
         jupyter = scratch / "jupyter"
         spec = jupyter / "kernels" / "python3"
         spec.mkdir(parents=True)
+        server = ["--fork-server", str(self.fork_server)] if self.fork_server else []
         argv = [
             sys.executable,
             "-m",
             "tfcourse.grading.kernel",
+            *server,
             "--memory-mb",
             str(self.limits.memory_mb),
             "--tests",

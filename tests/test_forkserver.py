@@ -1,0 +1,141 @@
+"""Grading kernels forked from the fork server behave as kernels started from scratch: the
+client's working directory, environment and limits, interrupts that reach them, and no
+kernel outliving a killed client (real jupyter_client, real ipykernel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client import KernelManager
+
+from tfcourse.grading import forkserver, guard
+
+from conftest import REPO
+
+MEMORY_MB = 2500
+TESTS = REPO / "source" / "transformers" / "tests"
+
+
+def kernel_spec(folder: Path, socket_path: Path) -> Path:
+    """A Jupyter path whose ``python3`` kernel starts through ``socket_path``."""
+    spec = folder / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [
+        *(sys.executable, "-m", "tfcourse.grading.kernel", "--fork-server", str(socket_path)),
+        *("--memory-mb", str(MEMORY_MB), "--tests", str(TESTS)),
+        *("--tests-digest", guard.tests_digest(TESTS), "-f", "{connection_file}"),
+    ]
+    kernel = {"argv": argv, "display_name": "grading", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
+    return folder / "jupyter"
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[forkserver.ForkServer]:
+    with forkserver.running(tmp_path / "kernels.sock") as running:
+        assert running.wait_ready()
+        yield running
+
+
+def start(jupyter: Path, cwd: Path, monkeypatch) -> KernelManager:
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter))
+    monkeypatch.setenv("FORKSERVER_TEST", "from the client")
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(cwd=str(cwd))
+    return manager
+
+
+def run(manager: KernelManager, code: str, timeout: float = 60) -> dict:
+    """Execute ``code``; return its reply content and what it printed."""
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        printed: list[str] = []
+
+        def collect(message: dict) -> None:
+            if message["msg_type"] == "stream":
+                printed.append(message["content"]["text"])
+            elif message["msg_type"] == "error":
+                printed.append(message["content"]["ename"])
+
+        reply = client.execute_interactive(code, timeout=timeout, output_hook=collect)
+        return {"status": reply["content"]["status"], "printed": "".join(printed)}
+    finally:
+        client.stop_channels()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+CODE = (
+    "import os, resource, sys\n"
+    "print(os.getppid(), os.getcwd(), os.environ['FORKSERVER_TEST'],"
+    " resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, 'torch' in sys.modules, os.getpid())"
+)
+
+
+def test_a_forked_kernel_has_the_clients_directory_environment_and_limits(
+    server, tmp_path, monkeypatch
+):
+    jupyter = kernel_spec(tmp_path, server.socket_path)
+    manager = start(jupyter, tmp_path, monkeypatch)
+    try:
+        printed = run(manager, CODE)["printed"].split()
+        parent, cwd, *variable, megabytes, preloaded, pid = printed
+        assert int(pid) != manager.provisioner.pid  # forked by the server, not started here
+        assert int(parent) == server.pid
+        assert (cwd, " ".join(variable)) == (str(tmp_path), "from the client")
+        assert (int(megabytes), preloaded) == (MEMORY_MB, "True")
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+def test_an_interrupt_reaches_the_forked_kernel(server, tmp_path, monkeypatch):
+    manager = start(kernel_spec(tmp_path, server.socket_path), tmp_path, monkeypatch)
+    try:
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        client.execute("while True: pass")
+        time.sleep(1)
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=30)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        client.stop_channels()
+        assert run(manager, "print(6 * 7)")["printed"] == "42\n"  # and it goes on
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+def test_no_kernel_outlives_its_killed_client(server, tmp_path, monkeypatch):
+    manager = start(kernel_spec(tmp_path, server.socket_path), tmp_path, monkeypatch)
+    pid = int(run(manager, CODE)["printed"].split()[-1])
+    assert alive(pid)
+    manager.shutdown_kernel(now=True)  # SIGKILL to the client, as after a timeout
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
+
+
+def test_without_a_server_the_kernel_starts_on_its_own(tmp_path, monkeypatch):
+    missing = tmp_path / "no-server.sock"
+    manager = start(kernel_spec(tmp_path, missing), tmp_path, monkeypatch)
+    try:
+        printed = run(manager, CODE)["printed"].split()
+        assert printed[-1] == str(manager.provisioner.pid)  # the client became the kernel
+        assert printed[-3] == str(MEMORY_MB)
+    finally:
+        manager.shutdown_kernel(now=True)
