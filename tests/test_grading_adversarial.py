@@ -19,7 +19,7 @@ import pytest
 
 from tfcourse.grading.course import Course
 from tfcourse.grading.public_tests import hidden_cases
-from tfcourse.grading.samples import Edit, reference_notebooks
+from tfcourse.grading.samples import NOISY, UNSCALED, reference_notebooks
 from tfcourse.grading.scores import read_scores
 from tfcourse.grading.summary import load_records
 
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.slow
 
 NOTEBOOK = "01_attention"
 LIMITS = ("--jobs", "2", "--cell-timeout", "20", "--notebook-timeout", "240", "--memory-mb", "2048")
-UNSCALED = Edit(NOTEBOOK, "sdpa", " / math.sqrt(query.size(-1))", "")
 PASSING_TESTS = (
     "from otter.test_files import test_case\n"
     "OK_FORMAT = False\n"
@@ -142,15 +141,7 @@ def syntax_error_and_huge_output(notebook: Notebook) -> None:
 
 def noisy(notebook: Notebook) -> None:
     """Correct code that prints to stderr and warns while it is tested."""
-    Edit(
-        NOTEBOOK,
-        "sdpa",
-        "    return weights @ value, weights",
-        "    import sys, warnings\n"
-        "    print('debug: scores', tuple(scores.shape), file=sys.stderr)\n"
-        "    warnings.warn('attention weights computed', stacklevel=1)\n"
-        "    return weights @ value, weights",
-    ).apply({NOTEBOOK: notebook})
+    NOISY.apply({NOTEBOOK: notebook})
 
 
 DAMAGE: dict[str, Callable[[Notebook], None]] = {

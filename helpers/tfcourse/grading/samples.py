@@ -82,13 +82,26 @@ def with_edits(*edits: Edit) -> Callable[[Course], Notebooks]:
     return make
 
 
+UNSCALED = Edit("01_attention", "sdpa", " / math.sqrt(query.size(-1))", "")
+"""The commonest attention bug: scores not divided by sqrt(d_k)."""
+NOISY = Edit(
+    "01_attention",
+    "sdpa",
+    "    return weights @ value, weights",
+    "    import sys, warnings\n"
+    "    print('debug: scores', tuple(scores.shape), file=sys.stderr)\n"
+    "    warnings.warn('attention weights computed', stacklevel=1)\n"
+    "    return weights @ value, weights",
+)
+"""Correct code that writes to stderr and warns: it must cost nothing."""
+
 SAMPLES = (
     Sample("reference", "the model solutions", reference_notebooks),
     Sample("untouched", "the release notebooks, nothing filled in", release_notebooks),
     Sample(
         "bug-unscaled",
         "attention scores not divided by sqrt(d_k)",
-        with_edits(Edit("01_attention", "sdpa", " / math.sqrt(query.size(-1))", "")),
+        with_edits(UNSCALED),
     ),
     Sample(
         "bug-head-split",
@@ -135,17 +148,7 @@ SAMPLES = (
     Sample(
         "noisy-correct",
         "correct code that prints to stderr and warns while it is tested",
-        with_edits(
-            Edit(
-                "01_attention",
-                "sdpa",
-                "    return weights @ value, weights",
-                "    import sys, warnings\n"
-                "    print('debug: scores', tuple(scores.shape), file=sys.stderr)\n"
-                "    warnings.warn('attention weights computed', stacklevel=1)\n"
-                "    return weights @ value, weights",
-            )
-        ),
+        with_edits(NOISY),
     ),
 )
 
