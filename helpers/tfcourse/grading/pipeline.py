@@ -83,7 +83,11 @@ def grade_class(
             record_assignment(course)  # while the fork server imports
             workspace = Workspace(course, Path(scratch), limits, server.socket_path)
             workspace.prepare()
-            server.wait_ready()
+            if not server.wait_ready():
+                print(
+                    "no kernel fork server: each kernel does its own imports (slower)",
+                    file=sys.stderr,
+                )
             graded = _grade_all(course, workspace, todo, jobs, progress)
             merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
         write_feedback(course, merged)
