@@ -139,3 +139,14 @@ def test_without_a_server_the_kernel_starts_on_its_own(tmp_path, monkeypatch):
         assert printed[-3] == str(MEMORY_MB)
     finally:
         manager.shutdown_kernel(now=True)
+
+
+def test_the_client_exits_with_the_kernels_status(server, tmp_path, monkeypatch):
+    manager = start(kernel_spec(tmp_path, server.socket_path), tmp_path, monkeypatch)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    client.execute("import os; os._exit(3)")  # a submission that kills its kernel
+    client.stop_channels()
+    assert manager.provisioner.process.wait(timeout=30) == 3
+    manager.cleanup_resources()

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -159,32 +160,44 @@ def _fork_kernel(
     """Fork a kernel for the request waiting on ``connection``; return its pid."""
     request, fds = _receive_request(connection)
     pid = os.fork()
-    if pid == 0:  # the kernel
+    if pid == 0:  # the kernel: never returns into the server's loop
         code = 1
         try:
             for key in list(selector.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
             selector.close()
             connection.close()
-            os.setsid()
-            for target, fd in enumerate(fds):
-                os.dup2(fd, target)
-                os.close(fd)
-            os.chdir(request["cwd"])
-            os.environ.clear()
-            os.environ.update(request["env"])
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _fresh_process_state()
-            # ipykernel read JPY_PARENT_PID when the server imported it; give it the client's.
-            parent = [f"--IPKernelApp.parent_handle={os.environ.get('JPY_PARENT_PID', 0)}"]
-            start_kernel([*request["argv"], *parent])
+            _become_kernel(request, fds, start_kernel)
             code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        except BaseException:
+            traceback.print_exc()
         finally:
             os._exit(code)
     for fd in fds:
         os.close(fd)
     connection.sendall(f"{pid}\n".encode())
     return pid
+
+
+def _become_kernel(
+    request: dict, fds: list[int], start_kernel: Callable[[list[str]], None]
+) -> None:
+    """In the forked child: take the client's session, stdio, directory and environment,
+    then run the kernel."""
+    os.setsid()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _fresh_process_state()
+    # ipykernel read JPY_PARENT_PID when the server imported it; give it the client's.
+    parent = [f"--IPKernelApp.parent_handle={os.environ.get('JPY_PARENT_PID', 0)}"]
+    start_kernel([*request["argv"], *parent])
 
 
 def _fresh_process_state() -> None:
