@@ -38,8 +38,10 @@ def kernel_spec(folder: Path, socket_path: Path) -> Path:
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[forkserver.ForkServer]:
+    if not forkserver.SUPPORTED:
+        pytest.skip("the fork server runs on Linux only")
     with forkserver.running(tmp_path / "kernels.sock") as running:
-        assert running.wait_ready()
+        assert running is not None and running.wait_ready()
         yield running
 
 

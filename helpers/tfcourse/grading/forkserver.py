@@ -84,9 +84,17 @@ class ForkServer:
         self._process.wait()
 
 
+SUPPORTED = sys.platform == "linux"
+"""Where forking a process that has imported torch is safe (macOS restricts forking after
+some system frameworks are loaded; Windows cannot fork)."""
+
+
 @contextlib.contextmanager
-def running(socket_path: Path) -> Iterator[ForkServer]:
-    """A :class:`ForkServer` for the duration of the block."""
+def running(socket_path: Path) -> Iterator[ForkServer | None]:
+    """A :class:`ForkServer` for the duration of the block (None where not supported)."""
+    if not SUPPORTED:
+        yield None
+        return
     server = ForkServer(socket_path)
     try:
         yield server

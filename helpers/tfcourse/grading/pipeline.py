@@ -81,9 +81,10 @@ def grade_class(
             forkserver.running(Path(scratch) / "kernels.sock") as server,
         ):
             record_assignment(course)  # while the fork server imports
-            workspace = Workspace(course, Path(scratch), limits, server.socket_path)
+            socket_path = server.socket_path if server else None
+            workspace = Workspace(course, Path(scratch), limits, socket_path)
             workspace.prepare()
-            if not server.wait_ready():
+            if server and not server.wait_ready():
                 print(
                     "no kernel fork server: each kernel does its own imports (slower)",
                     file=sys.stderr,
