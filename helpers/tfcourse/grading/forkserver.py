@@ -3,7 +3,7 @@
 Every notebook of every submission runs in a fresh kernel, and a fresh Python process spends
 seconds importing torch, otter, matplotlib and the helpers before the first cell runs. The
 fork server does that once per grading run: it imports them, then forks one child per kernel
-request, which becomes the kernel (limits, guard, ipykernel) in about a tenth of a second.
+request, which becomes the kernel (limits, guard, ipykernel) in under a second.
 
     kernel spec ─▶ python -m tfcourse.grading.kernel --fork-server SOCKET  (the "client")
                       │ sends argv, environment, working directory and its stdio over SOCKET
