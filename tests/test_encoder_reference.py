@@ -20,7 +20,9 @@ from tfcourse.encoder import (
     SinusoidalPositionalEncoding,
     parameter_count,
     sinusoidal_encoding,
+    torch_encoder,
     torch_encoder_layer,
+    torch_lm_logits,
 )
 
 ATOL = 1e-5
@@ -32,15 +34,6 @@ def small_config(**overrides: object) -> EncoderConfig:
     )
     settings.update(overrides)
     return EncoderConfig(**settings)  # type: ignore[arg-type]
-
-
-def torch_encoder(config: EncoderConfig) -> nn.TransformerEncoder:
-    return nn.TransformerEncoder(
-        torch_encoder_layer(config),
-        config.n_layer,
-        norm=nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
-        enable_nested_tensor=False,
-    )
 
 
 def randomize(module: nn.Module, scale: float = 0.2) -> None:
@@ -177,23 +170,6 @@ def test_encoder_matches_torch_transformer_encoder(norm_first: bool) -> None:
     close(ours(x, causal_mask(6), padded), reference(x, causal_mask(6), padded))
 
 
-def torch_logits(model: CausalLM, idx: torch.Tensor) -> torch.Tensor:
-    """The model's function rebuilt from its state dict with PyTorch modules."""
-    config, state = model.config, model.state_dict()
-    length = idx.size(1)
-    x = F.embedding(idx, state["token_embedding.weight"])
-    if config.positional == "learned":
-        x = x + state["position.embedding.weight"][:length]
-    else:
-        x = x + sinusoidal_encoding(config.block_size, config.d_model)[:length]
-    encoder = torch_encoder(config).eval()
-    prefix = "encoder."
-    encoder.load_state_dict(
-        {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    )
-    return F.linear(encoder(x, mask=causal_mask(length)), state["lm_head.weight"])
-
-
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("tie_weights", [False, True])
@@ -209,7 +185,7 @@ def test_causal_lm_matches_torch_modules(
     targets = torch.randint(0, 13, (3, 9))
     logits, loss = model(idx, targets)
     assert logits.shape == (3, 9, 13)
-    close(logits, torch_logits(model, idx))
+    close(logits, torch_lm_logits(model.state_dict(), model.config, idx))
     assert loss is not None
     close(loss, F.cross_entropy(logits.reshape(-1, 13), targets.reshape(-1)))
     assert model(idx)[1] is None

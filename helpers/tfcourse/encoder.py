@@ -70,6 +70,35 @@ def torch_encoder_layer(config: EncoderConfig) -> nn.TransformerEncoderLayer:
     )
 
 
+def torch_encoder(config: EncoderConfig) -> nn.TransformerEncoder:
+    """PyTorch's encoder stack with a final LayerNorm, for ``config``: what ``Encoder``
+    must match, weight for weight."""
+    return nn.TransformerEncoder(
+        torch_encoder_layer(config),
+        config.n_layer,
+        norm=nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
+        enable_nested_tensor=False,
+    )
+
+
+def torch_lm_logits(state: dict[str, Tensor], config: EncoderConfig, idx: Tensor) -> Tensor:
+    """The logits of a ``CausalLM`` with state dict ``state``, recomputed from PyTorch's
+    modules: token embedding + positions -> ``nn.TransformerEncoder`` under a causal mask
+    (in eval mode) -> head."""
+    length = idx.size(1)
+    x = F.embedding(idx, state["token_embedding.weight"])
+    if config.positional == "learned":
+        x = x + state["position.embedding.weight"][:length]
+    else:
+        x = x + sinusoidal_encoding(config.block_size, config.d_model)[:length]
+    encoder = torch_encoder(config).eval()
+    prefix = "encoder."
+    encoder.load_state_dict(
+        {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    )
+    return F.linear(encoder(x, mask=causal_mask(length)), state["lm_head.weight"])
+
+
 def sinusoidal_encoding(max_len: int, d_model: int) -> Tensor:
     """The (max_len, d_model) table of Vaswani et al. (2017):
     ``PE[p, 2i] = sin(p / 10000^(2i/d_model))`` and ``PE[p, 2i+1] = cos(p / 10000^(2i/d_model))``.

@@ -10,24 +10,18 @@ import contextlib
 import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
-from torch import nn
 
 from tfcourse.assertions import expect, expect_close, expect_shape
 from tfcourse.encoder import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
+    torch_encoder,
     torch_encoder_layer,
+    torch_lm_logits,
 )
 
 OK_FORMAT = False
 name = "q2_lm"
-
-
-def torch_encoder(config):
-    norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-    return nn.TransformerEncoder(
-        torch_encoder_layer(config), config.n_layer, norm=norm, enable_nested_tensor=False
-    )
 
 
 REFERENCE_PARTS = {

@@ -10,24 +10,18 @@ import contextlib
 import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
-from torch import nn
 
 from tfcourse.assertions import expect, expect_close, expect_shape
 from tfcourse.encoder import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
+    torch_encoder,
     torch_encoder_layer,
+    torch_lm_logits,
 )
 
 OK_FORMAT = False
 name = "q2_lm"
-
-
-def torch_encoder(config):
-    norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-    return nn.TransformerEncoder(
-        torch_encoder_layer(config), config.n_layer, norm=norm, enable_nested_tensor=False
-    )
 
 
 REFERENCE_PARTS = {
@@ -108,24 +102,6 @@ def test_causality(env, CausalLM, EncoderConfig):
     hidden=True,
 )
 def test_logits(env, CausalLM, EncoderConfig):
-    from tfcourse.encoder import sinusoidal_encoding
-
-    def expected_logits(model, config, idx):
-        """Token embedding + positions -> nn.TransformerEncoder under a causal mask -> head."""
-        state = model.state_dict()
-        length = idx.size(1)
-        x = F.embedding(idx, state["token_embedding.weight"])
-        if config.positional == "learned":
-            x = x + state["position.embedding.weight"][:length]
-        else:
-            x = x + sinusoidal_encoding(config.block_size, config.d_model)[:length]
-        encoder = torch_encoder(config).eval()  # compared with the model in eval mode
-        encoder.load_state_dict(
-            {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
-        )
-        x = encoder(x, mask=torch.ones(length, length, dtype=torch.bool).triu(1))
-        return F.linear(x, state["lm_head.weight"])
-
     for seed, (positional, norm_first) in enumerate(
         [("learned", True), ("sinusoidal", False), ("sinusoidal", True)]
     ):
@@ -136,7 +112,7 @@ def test_logits(env, CausalLM, EncoderConfig):
         logits, _ = model(idx)
         expect_close(
             logits,
-            expected_logits(model, config, idx),
+            torch_lm_logits(model.state_dict(), config, idx),
             f"logits with {positional} positions, norm_first={norm_first}",
         )
 
