@@ -2,11 +2,11 @@
 
 Every submission gets a fresh copy of a template course: the source notebooks (without
 their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
-class gradebook (it knows the assignment), the test files in a folder of their own, and a
-Jupyter kernel spec that starts :mod:`tfcourse.grading.kernel` with the memory limit.
-nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`. Submissions graded
-in parallel thus never share a gradebook, a kernel or a test file; the class gradebook is
-written later by one process (:mod:`tfcourse.grading.merge`).
+class gradebook without its students (it knows the assignment), the test files in a folder
+of their own, and a Jupyter kernel spec that starts :mod:`tfcourse.grading.kernel` with the
+memory limit. nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`.
+Submissions graded in parallel thus never share a gradebook, a kernel or a test file; the
+class gradebook is written later by one process (:mod:`tfcourse.grading.merge`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbgrader.api import Gradebook
 
 from tfcourse.grading.course import Course
 from tfcourse.grading.guard import tests_digest
@@ -79,7 +80,8 @@ class Workspace:
 
     def prepare(self) -> None:
         """Write the template course. Its gradebook is a copy of the class gradebook, which
-        must already record the assignment (:func:`tfcourse.grading.merge.record_assignment`)."""
+        must already record the assignment (:func:`tfcourse.grading.merge.record_assignment`),
+        without its students."""
         template = Course(self.template, self.course.assignment)
         config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
         config += GRADING_CONFIG.format(
@@ -101,6 +103,12 @@ class Workspace:
             contextlib.closing(sqlite3.connect(template.gradebook)) as copy,
         ):
             class_gradebook.backup(copy)
+        # Student code can read the scratch course's files: leave no other student in it.
+        with Gradebook(f"sqlite:///{template.gradebook}") as gradebook:
+            for student in gradebook.students:
+                gradebook.remove_student(student.id)
+        with contextlib.closing(sqlite3.connect(template.gradebook)) as copy:
+            copy.execute("VACUUM")  # deleted rows would stay readable in free pages
 
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
         """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
