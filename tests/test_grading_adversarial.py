@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from tfcourse.grading.course import Course
 from tfcourse.grading.public_tests import hidden_cases
@@ -220,6 +221,23 @@ def test_a_limit_is_explained_in_the_feedback(graded):
     course, _ = graded
     page = course.root / "feedback" / "runaway" / course.assignment / f"{NOTEBOOK}.html"
     assert "ran longer than the limit of 20 s per cell" in page.read_text()
+
+
+def test_feedback_written_in_parallel_shows_each_student_their_own_score(graded):
+    course, _ = graded
+    with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+        totals = {
+            student: gradebook.find_submission_notebook(NOTEBOOK, course.assignment, student)
+            for student in DAMAGE
+        }
+        headings = {
+            student: f"{NOTEBOOK} (Score: {round(nb.score, 2)} / {round(nb.max_score, 2)})"
+            for student, nb in totals.items()
+        }
+    assert len(set(headings.values())) > 1  # the controls differ, so a mix-up would show
+    for student, heading in headings.items():
+        page = course.root / "feedback" / student / course.assignment / f"{NOTEBOOK}.html"
+        assert heading in page.read_text(), student
 
 
 def test_a_syntax_error_costs_its_question_and_huge_outputs_nothing(graded):

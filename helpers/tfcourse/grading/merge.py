@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tfcourse.grading.course import Course
@@ -71,13 +72,20 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> list[str
     return [submission.student for submission in done]
 
 
-def write_feedback(course: Course, students: Sequence[str]) -> None:
-    """Feedback HTML of ``students`` into ``feedback/<student>/<assignment>/``, by one
-    ``nbgrader generate_feedback`` run over their autograded notebooks. Only the HTML is
-    kept: nbgrader would also copy the autograded folder's other files, hidden tests among
-    them."""
-    if not students:
-        return
+def write_feedback(course: Course, students: Sequence[str], jobs: int = 1) -> None:
+    """Feedback HTML of ``students`` into ``feedback/<student>/<assignment>/``, by
+    ``nbgrader generate_feedback`` over their autograded notebooks: up to ``jobs`` runs at
+    once, each on its own share of the students (feedback only reads the gradebook). Only
+    the HTML is kept: nbgrader would also copy the autograded folder's other files, hidden
+    tests among them."""
+    shares = [list(students[start::jobs]) for start in range(max(1, jobs))]
+    with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the work runs in subprocesses
+        for finished in [pool.submit(_write_feedback_share, course, s) for s in shares if s]:
+            finished.result()
+
+
+def _write_feedback_share(course: Course, students: Sequence[str]) -> None:
+    """One ``generate_feedback`` run for ``students``, staged apart from the course."""
     with tempfile.TemporaryDirectory() as staging:
         autograded, feedback = Path(staging) / "autograded", Path(staging) / "feedback"
         for student in students:

@@ -91,7 +91,7 @@ def grade_class(
                 )
             graded = _grade_all(course, workspace, todo, jobs, progress)
             merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
-        write_feedback(course, merged)
+        write_feedback(course, merged, jobs)
         for submission in graded:
             records[submission.student] = Record(
                 fingerprints[submission.student],
