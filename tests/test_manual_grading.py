@@ -1,8 +1,10 @@
 """Grading written answers by hand, end to end, on notebook 4 (theory).
 
 A copy of the main job's graded course is taken; for its model-solution submission a grader
-enters scores for the written answers through nbgrader's Python API, the way formgrader
-stores them, and the exported grades must add them to the automatic ones. The rubrics
+enters scores and a comment for the written answers through nbgrader's Python API, the way
+formgrader stores them, then runs the grade command again as the README says: the exported
+grades must add the hand scores to the automatic ones, and that student's feedback, and no
+one else's, must be rewritten to show them. The rubrics
 graders read live in the solution regions of ``source/``: they must be there, and never in
 ``release/``.
 """
@@ -19,6 +21,8 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading.course import Course
 from tfcourse.grading.scores import read_scores
+
+from conftest import run_kit
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04_theory"
@@ -59,7 +63,7 @@ def test_every_written_answer_has_a_model_answer_and_rubric_inside_its_solution(
 
 
 @pytest.mark.slow
-def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(graded_samples, tmp_path):
+def test_hand_scores_reach_the_exported_grades_and_the_feedback(graded_samples, tmp_path):
     graded, _ = graded_samples
     course = Course(tmp_path / "course")
     shutil.copytree(graded.root, course.root)  # a copy: other tests read the graded samples
@@ -68,6 +72,7 @@ def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(graded_samp
     auto_max = {name: points for name, (by_hand, points) in cells.items() if not by_hand}
     # Partial credit on every written answer, as a grader applying the rubric might give.
     entered = {name: points - 0.5 for name, points in manual_max.items()}
+    comment = "Half a point off: the rubric asks for the warm-up, which is missing."
 
     release_text = (course.release_dir / f"{NOTEBOOK}.ipynb").read_text(encoding="utf-8")
     for leaked in ("Rubric", "Model answer", BEGIN):
@@ -79,6 +84,9 @@ def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(graded_samp
     assert {q: before[q].score for q in auto_max} == auto_max
     assert all(before[q].score is None for q in manual_max)
     total_before = sum(s.score or 0.0 for s in read_scores(course, [STUDENT]))
+    pages = {p: p.read_bytes() for p in (course.root / "feedback").rglob("*.html")}
+    own_page = course.root / "feedback" / STUDENT / course.assignment / f"{NOTEBOOK}.html"
+    assert comment not in own_page.read_text()
 
     with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
         for name, score in entered.items():
@@ -87,15 +95,28 @@ def test_hand_scores_add_to_autograded_scores_in_the_exported_grades(graded_samp
             # What formgrader's "save" does for one cell.
             grade.manual_score = score
             grade.needs_manual_grade = False
+        first = next(iter(entered))
+        gradebook.find_comment(first, NOTEBOOK, course.assignment, STUDENT).manual_comment = comment
         gradebook.db.commit()
 
     after = {s.question: s.score for s in read_scores(course, [STUDENT])}
     assert {q: after[q] for q in manual_max} == entered
 
-    grades_csv = tmp_path / "grades.csv"
-    course.nbgrader("export", f"--to={grades_csv}")
-    with grades_csv.open(newline="", encoding="utf-8") as handle:
+    # README, manual grading: run the grade command again.
+    result = run_kit(course, "grade")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with (course.root / "grades.csv").open(newline="", encoding="utf-8") as handle:
         (row,) = [r for r in csv.DictReader(handle) if r["student_id"] == STUDENT]
     assert float(row["score"]) == pytest.approx(total_before + sum(entered.values()))
     possible = sum(s.max_score for s in read_scores(course, [STUDENT]))
     assert float(row["max_score"]) == pytest.approx(possible)
+
+    # The feedback of the student graded by hand is rewritten and shows the hand scores and
+    # the comment; every other student's pages are left as they were.
+    text = own_page.read_text()
+    assert comment in text
+    for name, score in entered.items():
+        assert f"Score: {score} / {manual_max[name]}" in text, name
+    changed = {p for p, data in pages.items() if p.read_bytes() != data}
+    assert own_page in changed
+    assert all(p.parent == own_page.parent for p in changed), changed

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tfcourse.grading.course import Course
@@ -45,12 +44,12 @@ def record_assignment(course: Course) -> None:
             ) from None
 
 
-def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> list[str]:
-    """Save the scores of ``graded`` in the class gradebook; return the students merged
-    (submissions that could not be graded are left out)."""
+def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
+    """Save the scores of ``graded`` in the class gradebook (submissions that could not be
+    graded are left out)."""
     done = [submission for submission in graded if submission.autograded is not None]
     if not done:
-        return []
+        return
     with tempfile.TemporaryDirectory() as staging:
         for submission in done:
             folder = Path(staging) / submission.student / course.assignment
@@ -69,45 +68,6 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> list[str
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.SaveAutoGrades",
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",
         )
-    return [submission.student for submission in done]
-
-
-def write_feedback(course: Course, students: Sequence[str], jobs: int = 1) -> None:
-    """Feedback HTML of ``students`` into ``feedback/<student>/<assignment>/``, by
-    ``nbgrader generate_feedback`` over their autograded notebooks: up to ``jobs`` runs at
-    once, each on its own share of the students (feedback only reads the gradebook). Only
-    the HTML is kept: nbgrader would also copy the autograded folder's other files, hidden
-    tests among them."""
-    shares = [list(students[start::jobs]) for start in range(max(1, jobs))]
-    with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the work runs in subprocesses
-        for finished in [pool.submit(_write_feedback_share, course, s) for s in shares if s]:
-            finished.result()
-
-
-def _write_feedback_share(course: Course, students: Sequence[str]) -> None:
-    """One ``generate_feedback`` run for ``students``, staged apart from the course."""
-    with tempfile.TemporaryDirectory() as staging:
-        autograded, feedback = Path(staging) / "autograded", Path(staging) / "feedback"
-        for student in students:
-            shutil.copytree(
-                course.autograded_dir / student / course.assignment,
-                autograded / student / course.assignment,
-                ignore=shutil.ignore_patterns("tests"),
-            )
-        course.nbgrader(
-            "generate_feedback",
-            course.assignment,
-            "--force",
-            f"--CourseDirectory.autograded_directory={autograded}",
-            f"--CourseDirectory.feedback_directory={feedback}",
-        )
-        for student in students:
-            folder = course.root / "feedback" / student / course.assignment
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            for page in (feedback / student / course.assignment).glob("*.html"):
-                shutil.copy(page, folder / page.name)
 
 
 def export_grades(course: Course) -> Path:

@@ -7,7 +7,8 @@ Submissions are graded in parallel (``jobs``), each in a scratch course of its o
 broken or hostile one costs only its own points; their kernels are forked from a process
 that has done the imports once (:mod:`tfcourse.grading.forkserver`). A submission whose
 files did not change since the last run (same fingerprint, same source, release and limits)
-is not graded again.
+is not graded again; its feedback is rewritten only when its gradebook entries changed (a
+grader scored or commented in formgrader) or its pages are missing.
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ from tqdm import tqdm
 
 from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
+from tfcourse.grading.feedback import feedback_folder, gradebook_digests, write_feedback
 from tfcourse.grading.intake import fingerprint, grading_inputs_digest, submitted_students
 from tfcourse.grading.issues import Issue
-from tfcourse.grading.merge import (
-    export_grades,
-    merge_grades,
-    record_assignment,
-    write_feedback,
-)
+from tfcourse.grading.merge import export_grades, merge_grades, record_assignment
 from tfcourse.grading.preflight import prepare_notebook
 from tfcourse.grading.summary import Record, load_records, save_records
 from tfcourse.grading.workspace import GradedSubmission, Limits, Workspace
@@ -90,17 +87,38 @@ def grade_class(
                     file=sys.stderr,
                 )
             graded = _grade_all(course, workspace, todo, jobs, progress)
-            merged = merge_grades(course, graded)  # reads the scratch courses: before cleanup
-        write_feedback(course, merged, jobs)
+            merge_grades(course, graded)  # reads the scratch courses: before cleanup
         for submission in graded:
             records[submission.student] = Record(
                 fingerprints[submission.student],
                 submission.autograded is not None,
                 submission.issues,
             )
-        save_records(course, records)
+    refresh_feedback(course, students, records, jobs)
+    save_records(course, records)
     export_grades(course)
     return {s: records[s] for s in students}
+
+
+def refresh_feedback(
+    course: Course, students: list[str], records: dict[str, Record], jobs: int
+) -> None:
+    """Write the feedback of every student in ``students`` whose gradebook entries differ
+    from those their feedback was written from (a new record has none) or whose pages are
+    missing; note in their records what it was written from."""
+    digests = gradebook_digests(course, students)
+    stale = [
+        student
+        for student, digest in digests.items()
+        if (course.autograded_dir / student / course.assignment).is_dir()
+        and (
+            records[student].feedback != digest
+            or not any(feedback_folder(course, student).glob("*.html"))
+        )
+    ]
+    write_feedback(course, stale, jobs)
+    for student in stale:
+        records[student].feedback = digests[student]
 
 
 def grade_submission(course: Course, workspace: Workspace, student: str) -> GradedSubmission:

@@ -1,8 +1,9 @@
 """What the grading of a class did to each submission, kept between runs.
 
 ``grading_summary.json`` at the course root records, per student, the fingerprint of the
-submission that was graded and the issues found, so that a re-run grades only what
-changed and still reports every problem.
+submission that was graded, the issues found and a digest of the gradebook entries its
+feedback shows, so that a re-run grades only what changed, still reports every problem and
+rewrites only the feedback that is out of date.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Record:
     fingerprint: str
     graded: bool
     issues: list[Issue] = field(default_factory=list)
+    feedback: str = ""
+    """Digest of the gradebook entries the student's feedback was written from."""
 
 
 def load_records(course: Course) -> dict[str, Record]:
@@ -32,7 +35,12 @@ def load_records(course: Course) -> dict[str, Record]:
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
     return {
-        student: Record(item["fingerprint"], item["graded"], [Issue(**i) for i in item["issues"]])
+        student: Record(
+            item["fingerprint"],
+            item["graded"],
+            [Issue(**i) for i in item["issues"]],
+            item.get("feedback", ""),
+        )
         for student, item in data.items()
     }
 
@@ -44,6 +52,7 @@ def save_records(course: Course, records: dict[str, Record]) -> None:
             "fingerprint": record.fingerprint,
             "graded": record.graded,
             "issues": [issue.to_dict() for issue in record.issues],
+            "feedback": record.feedback,
         }
         for student, record in sorted(records.items())
     }
