@@ -14,12 +14,14 @@ release), then times, one after the other in the same run:
 It prints seconds per submission for each, the speed-up of each kit mode over plain, and
 what else was using the CPU (the load average and the busiest other processes), since
 other work on the machine changes every figure. Goals: a full submission in <= 60 s
-(serial figure), class throughput >= 4x plain serial nbgrader (parallel speed-up).
+(serial figure), class throughput >= 4x plain serial nbgrader (parallel speed-up). The last
+line says how many cores 4x takes at the measured speed-up of one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -130,6 +132,13 @@ def main() -> None:
     print(
         f"goal: class throughput >= 4x plain serial nbgrader: {throughput:.2f}x "
         f"({'met' if throughput >= 4 else 'NOT met'})"
+    )
+    # --jobs J divides the kit's serial time by at most J, so J cores give at most J times
+    # the one-core speed-up: the fewest cores that can reach 4x follow from the serial run.
+    per_core = seconds["plain"] / seconds["serial"]
+    print(
+        f"one core of the kit grades {per_core:.2f}x as fast as plain nbgrader: 4x needs at "
+        f"least {math.ceil(4 / per_core)} cores"
     )
 
 
