@@ -94,13 +94,13 @@ def grade_class(
                 submission.autograded is not None,
                 submission.issues,
             )
-    refresh_feedback(course, students, records, jobs)
+    _refresh_feedback(course, students, records, jobs)
     save_records(course, records)
     export_grades(course)
     return {s: records[s] for s in students}
 
 
-def refresh_feedback(
+def _refresh_feedback(
     course: Course, students: list[str], records: dict[str, Record], jobs: int
 ) -> None:
     """Write the feedback of every student in ``students`` whose gradebook entries differ
@@ -122,7 +122,7 @@ def refresh_feedback(
 
 
 def grade_submission(course: Course, workspace: Workspace, student: str) -> GradedSubmission:
-    """Pre-flight checks, then autograde and feedback of one submission."""
+    """Pre-flight checks, then autograde of one submission in its scratch course."""
     folder = course.submitted_dir / student / course.assignment
     notebooks, issues = {}, []
     for name in course.notebook_names():
