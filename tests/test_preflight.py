@@ -4,6 +4,9 @@ run: the notebooks are compared with the committed release of notebook 1)."""
 from __future__ import annotations
 
 import copy
+import gc
+import threading
+import time
 
 import nbformat
 import pytest
@@ -117,3 +120,46 @@ def test_outputs_quoting_hidden_tests_are_withheld(repo_course, answered):
     assert withhold_leaks(answered, lines) == 1
     assert cell.outputs[0].text == WITHHELD
     assert cell.outputs[1].text == "an innocent line\n"
+
+
+class _Yields:
+    """Garbage in a reference cycle whose finalizer lets other threads run. The garbage
+    collector may free it in the middle of an ``ast.parse``, which is how the parses of two
+    grading threads interleave."""
+
+    def __init__(self) -> None:
+        self.cycle = self
+
+    def __del__(self) -> None:
+        time.sleep(0.0005)
+
+
+def test_tampering_scans_in_parallel_threads_do_not_break_each_other(answered):
+    # CPython 3.11 keeps one recursion counter per interpreter for building ASTs: parses that
+    # interleave in two threads raise "SystemError: AST constructor recursion depth
+    # mismatch", which would leave a submission ungraded. Without the kit's lock this
+    # scenario raised it in every one of several runs.
+    helpers = "\n".join(f"def helper_{i}(x):\n    return [y for y in x if y]" for i in range(300))
+    answered.cells.append(nbformat.v4.new_code_cell(helpers))  # long parses: wide windows
+    errors: list[BaseException] = []
+
+    def scan() -> None:
+        for _ in range(25):
+            for _ in range(20):
+                _Yields()
+            try:
+                scan_for_tampering(NOTEBOOK, answered)
+            except SystemError as error:
+                errors.append(error)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(50)  # collect often, so that collections land inside parses
+    try:
+        threads = [threading.Thread(target=scan) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.set_threshold(*threshold)
+    assert errors == []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +34,11 @@ HUGE_OUTPUT_BYTES = 5 * 2**20
 # Names whose mention in a submission is worth a grader's look.
 SUSPICIOUS_NAMES = {"builtins", "__builtins__", "setattr", "delattr", "_exit", "modules"}
 SUSPICIOUS_TEXT = ("NBGRADER", "tfcourse.grading", "tests/", "tests\\")
+# Submissions are checked in parallel threads, and CPython (3.11 at least) keeps one
+# recursion counter per interpreter while it builds an AST: parses that interleave (a
+# garbage collection inside one lets another thread run) raise "SystemError: AST constructor
+# recursion depth mismatch". One parse at a time.
+_PARSE_LOCK = threading.Lock()
 
 
 def prepare_notebook(path: Path, release: NotebookNode) -> tuple[NotebookNode, list[Issue]]:
@@ -156,7 +162,8 @@ def scan_for_tampering(name: str, notebook: NotebookNode) -> list[Issue]:
     trees = []
     for cell in cells:
         try:
-            trees.append(ast.parse(cell.source))
+            with _PARSE_LOCK:
+                trees.append(ast.parse(cell.source))
         except SyntaxError:
             continue  # reported by the run itself
     imported = {"grader"}

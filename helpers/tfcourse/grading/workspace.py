@@ -77,6 +77,9 @@ class Workspace:
         self.fork_server = fork_server
         """Socket of a :mod:`tfcourse.grading.forkserver` to start kernels from, if any."""
         self.template = root / "template"
+        # Parsed once, before the grading threads start (why: _PARSE_LOCK in preflight.py).
+        self.hidden_lines = hidden_lines(course.source_tests_dir)
+        """Lines of the hidden tests that no stored output may quote."""
 
     def prepare(self) -> None:
         """Write the template course. Its gradebook is a copy of the class gradebook, which
@@ -140,12 +143,11 @@ class Workspace:
 
     def _check_outputs(self, autograded: Path) -> list[Issue]:
         """Report the limits each executed notebook hit; withhold outputs quoting hidden tests."""
-        lines = hidden_lines(self.course.source_tests_dir)
         issues = []
         for path in sorted(autograded.glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             issues += execution_issues(path.stem, notebook)
-            withheld = withhold_leaks(notebook, lines)
+            withheld = withhold_leaks(notebook, self.hidden_lines)
             if withheld:
                 problem = f"{withheld} output(s) quoted the hidden tests: withheld from feedback"
                 issues.append(Issue(path.stem, problem))
