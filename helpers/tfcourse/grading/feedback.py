@@ -58,7 +58,8 @@ def write_feedback(course: Course, students: Sequence[str], jobs: int = 1) -> No
     once, each on its own share of the students (feedback only reads the gradebook). Only
     the HTML is kept: nbgrader would also copy the autograded folder's other files, hidden
     tests among them."""
-    shares = [list(students[start::jobs]) for start in range(max(1, jobs))]
+    runs = max(1, jobs)
+    shares = [list(students[start::runs]) for start in range(runs)]
     with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the work runs in subprocesses
         for finished in [pool.submit(_write_feedback_share, course, s) for s in shares if s]:
             finished.result()
