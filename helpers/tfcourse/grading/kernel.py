@@ -8,9 +8,10 @@ down), installs the guard of :mod:`tfcourse.grading.guard` with the test files o
 once, so a restart uses the digest written before any student code ran.
 
 With ``--fork-server`` the kernel is forked from that server
-(:mod:`tfcourse.grading.forkserver`), which has imported torch and the rest already; this
-process stays as the kernel's stand-in for jupyter_client. Without a server to reach, the
-kernel starts here.
+(:mod:`tfcourse.grading.forkserver`), which has imported torch and the rest already and runs
+in the submission's sandbox; this process stays as the kernel's stand-in for jupyter_client.
+A server that cannot be reached is an error: starting the kernel here instead would run the
+submission outside its sandbox.
 """
 
 from __future__ import annotations
@@ -46,19 +47,20 @@ def start_kernel(argv: list[str]) -> None:
 
 
 def main() -> int:
-    """Start the kernel through the fork server when there is one, else here."""
+    """Start the kernel through the fork server if one is named, else here."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--fork-server", type=Path)
     args, rest = parser.parse_known_args()
-    if args.fork_server is not None:
-        from tfcourse.grading.forkserver import request_kernel
+    if args.fork_server is None:
+        start_kernel(rest)
+        return 0
+    from tfcourse.grading.forkserver import request_kernel
 
-        try:
-            return request_kernel(args.fork_server, rest)
-        except (FileNotFoundError, ConnectionError):
-            pass  # no server (any more): start the kernel the slow way
-    start_kernel(rest)
-    return 0
+    try:
+        return request_kernel(args.fork_server, rest)
+    except (FileNotFoundError, ConnectionError) as error:
+        print(f"no grading kernel: its fork server is gone ({error})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

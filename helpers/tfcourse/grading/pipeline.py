@@ -3,9 +3,10 @@
     submitted/ ──pre-flight──▶ scratch course per submission ──autograde with limits──▶
     withhold leaks ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
 
-Submissions are graded in parallel (``jobs``), each in a scratch course of its own, so a
-broken or hostile one costs only its own points; their kernels are forked from a process
-that has done the imports once (:mod:`tfcourse.grading.forkserver`). A submission whose
+Submissions are graded in parallel (``jobs``), each in a scratch course and a sandbox of its
+own (:mod:`tfcourse.grading.sandbox`), so a broken or hostile one costs only its own points;
+its kernels are forked from a process in its sandbox that has done the imports once
+(:mod:`tfcourse.grading.forkserver`). A submission whose
 files did not change since the last run (same fingerprint, same source, release and limits)
 is not graded again; its feedback is rewritten only when its gradebook entries changed (a
 grader scored or commented in formgrader) or its pages are missing.
@@ -22,7 +23,7 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from tfcourse.grading import forkserver
+from tfcourse.grading import sandbox
 from tfcourse.grading.course import Course
 from tfcourse.grading.feedback import feedback_folder, gradebook_digests, write_feedback
 from tfcourse.grading.intake import fingerprint, grading_inputs_digest, submitted_students
@@ -31,6 +32,10 @@ from tfcourse.grading.merge import export_grades, merge_grades, record_assignmen
 from tfcourse.grading.preflight import prepare_notebook
 from tfcourse.grading.summary import Record, load_records, save_records
 from tfcourse.grading.workspace import GradedSubmission, Limits, Workspace
+
+
+class SandboxUnavailable(RuntimeError):
+    """Submissions cannot be sandboxed here and the grader did not accept grading without."""
 
 
 def default_jobs() -> int:
@@ -46,9 +51,14 @@ def grade_class(
     limits: Limits | None = None,
     force: bool = False,
     progress: bool = True,
+    sandboxed: bool = True,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
-    feedback, the class gradebook and ``grades.csv``; return every student's record."""
+    feedback, the class gradebook and ``grades.csv``; return every student's record.
+    Each submission runs in a sandbox unless ``sandboxed`` is False; where none can be made,
+    :class:`SandboxUnavailable` is raised before anything is graded."""
+    if sandboxed and (reason := sandbox.unavailable_reason()):
+        raise SandboxUnavailable(reason)
     students = submitted_students(course) if students is None else students
     limits = limits or Limits(threads=max(1, default_jobs() // jobs))
     # What a grade depends on; the number of threads per kernel (set by --jobs) does not.
@@ -60,6 +70,9 @@ def grade_class(
                 limits.cell_seconds,
                 limits.notebook_seconds,
                 limits.memory_mb,
+                limits.submission_memory_mb,
+                limits.processes,
+                sandboxed,
             ),
         )
     )
@@ -73,19 +86,10 @@ def grade_class(
         if force or s not in records or records[s].fingerprint != fingerprints[s]
     ]
     if todo:
-        with (
-            tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch,
-            forkserver.running(Path(scratch) / "kernels.sock") as server,
-        ):
-            record_assignment(course)  # while the fork server imports
-            socket_path = server.socket_path if server else None
-            workspace = Workspace(course, Path(scratch), limits, socket_path)
+        with tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch:
+            record_assignment(course)
+            workspace = Workspace(course, Path(scratch), limits, sandboxed)
             workspace.prepare()
-            if server and not server.wait_ready():
-                print(
-                    "no kernel fork server: each kernel does its own imports (slower)",
-                    file=sys.stderr,
-                )
             graded = _grade_all(course, workspace, todo, jobs, progress)
             merge_grades(course, graded)  # reads the scratch courses: before cleanup
         for submission in graded:

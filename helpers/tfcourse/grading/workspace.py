@@ -1,12 +1,16 @@
-"""Grade one submission in a scratch course of its own, with limits.
+"""Grade one submission in a scratch course of its own, its code in a sandbox of its own.
 
 Every submission gets a fresh copy of a template course: the source notebooks (without
 their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
 class gradebook without its students (it knows the assignment), the test files in a folder
 of their own, and a Jupyter kernel spec that starts :mod:`tfcourse.grading.kernel` with the
-memory limit. nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`.
-Submissions graded in parallel thus never share a gradebook, a kernel or a test file; the
-class gradebook is written later by one process (:mod:`tfcourse.grading.merge`).
+memory limit. nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`
+outside the sandbox; the submission's kernels are forked by a fork server inside it
+(:mod:`tfcourse.grading.sandbox`), and reached through Unix sockets in a folder of their own,
+the only place the sandbox shares with the grader. Submissions graded in parallel thus never
+share a gradebook, a kernel or a test file, and none can see another's files, the course
+repository or the grading run; the class gradebook is written later by one process
+(:mod:`tfcourse.grading.merge`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ import json
 import shutil
 import sqlite3
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
 
+import tfcourse
+from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
 from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.leaks import hidden_lines, withhold_leaks
+from tfcourse.grading.sandbox import Mounts, Sandbox
 
 GRADING_CONFIG = """
 # Added for grading one submission in a scratch course (tfcourse.grading.workspace).
@@ -41,16 +49,24 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.GuardedExecute.timeout = {cell_seconds}
 c.GuardedExecute.notebook_timeout = {notebook_seconds}
+# Kernels run in a sandbox without a network: they are reached through Unix sockets.
+c.KernelManager.transport = "ipc"
 """
+
+_MAX_SOCKET_PATH = 100
+"""Unix socket paths are limited to 107 bytes; jupyter_client appends about 50."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-cell and per-notebook seconds, and memory (MiB) per submission's kernel."""
+    """Per-cell and per-notebook seconds, memory (MiB) per kernel, and limits on the whole
+    submission: memory of all its processes together, processes (threads count)."""
 
     cell_seconds: int = 120
     notebook_seconds: int = 600
     memory_mb: int = 3072
+    submission_memory_mb: int = 4096
+    processes: int = 256
     threads: int = 1
     """Threads torch may use in each kernel (cores divided by parallel jobs)."""
 
@@ -68,14 +84,12 @@ class GradedSubmission:
 class Workspace:
     """Scratch courses under ``root``, one per submission, copied from a template."""
 
-    def __init__(
-        self, course: Course, root: Path, limits: Limits, fork_server: Path | None = None
-    ) -> None:
+    def __init__(self, course: Course, root: Path, limits: Limits, sandboxed: bool = True) -> None:
         self.course = course
         self.root = root
         self.limits = limits
-        self.fork_server = fork_server
-        """Socket of a :mod:`tfcourse.grading.forkserver` to start kernels from, if any."""
+        self.sandboxed = sandboxed
+        """Whether each submission's kernels run in a bubblewrap sandbox."""
         self.template = root / "template"
         # Parsed once, before the grading threads start (why: _PARSE_LOCK in preflight.py).
         self.hidden_lines = hidden_lines(course.source_tests_dir)
@@ -92,6 +106,7 @@ class Workspace:
             notebook_seconds=self.limits.notebook_seconds,
         )
         self.template.mkdir(parents=True)
+        (self.root / "sockets").mkdir()
         (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
         shutil.copytree(
             self.course.source_dir,
@@ -115,7 +130,7 @@ class Workspace:
 
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
         """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
-        they hit and the outputs withheld become issues."""
+        they hit, what their code tried in its sandbox and the outputs withheld become issues."""
         scratch = Course(self.root / "students" / student, self.course.assignment)
         if scratch.root.exists():
             shutil.rmtree(scratch.root)
@@ -124,22 +139,73 @@ class Workspace:
         folder.mkdir(parents=True)
         for name, notebook in notebooks.items():
             nbformat.write(notebook, folder / f"{name}.ipynb")
-        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root))}
-        budget = self.limits.notebook_seconds * max(1, len(notebooks)) + 300
+        autograded = scratch.autograded_dir / student / scratch.assignment
+        sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "sockets"))
+        sandbox = Sandbox(
+            self._mounts(sockets, autograded, scratch.root / "grading_tests")
+            if self.sandboxed
+            else None,
+            self.limits.submission_memory_mb,
+            self.limits.processes,
+        )
+        try:
+            issues = self._autograde(scratch, student, len(notebooks), sockets, sandbox)
+        finally:
+            issues = [Issue("", problem) for problem in sandbox.close()] + issues
+            shutil.rmtree(sockets, ignore_errors=True)
+        if any(issue.problem.startswith("not graded") for issue in issues):
+            return GradedSubmission(student, issues)
+        return GradedSubmission(student, issues + self._check_outputs(autograded), autograded)
+
+    def _autograde(
+        self, scratch: Course, student: str, count: int, sockets: Path, sandbox: Sandbox
+    ) -> list[Issue]:
+        """Start the submission's fork server in ``sandbox``, then nbgrader's autograde."""
+        server = None
+        if forkserver.SUPPORTED:
+            server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
+            if not server.wait_ready():
+                return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
+        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server))}
+        budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             scratch.nbgrader(
                 "autograde",
                 scratch.assignment,
                 f"--student={student}",
                 "--force",
+                # Where the sandbox can read it; its sockets go beside it (kernel-ipc-N).
+                f"--KernelManager.connection_file={sockets / 'kernel.json'}",
                 timeout=budget,
                 env=env,
             )
         except RuntimeError as error:
-            return GradedSubmission(student, [Issue("", f"not graded: {_last_line(error)}")])
+            return [Issue("", f"not graded: {_last_line(error)}")]
+        return []
 
-        autograded = scratch.autograded_dir / student / scratch.assignment
-        return GradedSubmission(student, self._check_outputs(autograded), autograded)
+    def _mounts(self, sockets: Path, workdir: Path, tests: Path) -> Mounts:
+        """What a submission's sandbox sees: not the course, the run or the grader's home;
+        the interpreter, the environment and the helpers read-only; its sockets folder."""
+        if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
+            raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
+        package = Path(tfcourse.__file__).resolve().parent
+        hidden = {self.course.root.resolve(), self.root.resolve(), Path.home().resolve()}
+        if (package.parents[1] / "pyproject.toml").is_file():  # the kit's own checkout
+            hidden.add(package.parents[1])
+        readable = {
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            Path(sys.prefix).resolve(),
+            Path(sys.base_prefix).resolve(),
+            package,
+            tests,
+        }
+        return Mounts(
+            hidden=tuple(sorted(path for path in hidden if path != Path("/"))),
+            readable=tuple(sorted(readable)),
+            shared=(sockets,),
+            workdir=workdir,
+        )
 
     def _check_outputs(self, autograded: Path) -> list[Issue]:
         """Report the limits each executed notebook hit; withhold outputs quoting hidden tests."""
@@ -154,18 +220,18 @@ class Workspace:
                 nbformat.write(notebook, path)
         return issues
 
-    def _kernel_spec(self, scratch: Path) -> Path:
+    def _kernel_spec(self, scratch: Path, server: forkserver.ForkServer | None) -> Path:
         """A ``python3`` kernel spec (found before the installed one) that starts the
-        grading kernel with this submission's own copy of the test files."""
+        grading kernel from the submission's fork server."""
         jupyter = scratch / "jupyter"
         spec = jupyter / "kernels" / "python3"
         spec.mkdir(parents=True)
-        server = ["--fork-server", str(self.fork_server)] if self.fork_server else []
+        server_args = ["--fork-server", str(server.socket_path)] if server else []
         argv = [
             sys.executable,
             "-m",
             "tfcourse.grading.kernel",
-            *server,
+            *server_args,
             "--memory-mb",
             str(self.limits.memory_mb),
             "--tests",
