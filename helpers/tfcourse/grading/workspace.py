@@ -33,7 +33,7 @@ from tfcourse.grading.course import Course
 from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.leaks import hidden_lines, withhold_leaks
-from tfcourse.grading.sandbox import Mounts, Sandbox
+from tfcourse.grading.sandbox import Mounts, Sandbox, attempts
 
 GRADING_CONFIG = """
 # Added for grading one submission in a scratch course (tfcourse.grading.workspace).
@@ -151,7 +151,8 @@ class Workspace:
         try:
             issues = self._autograde(scratch, student, len(notebooks), sockets, sandbox)
         finally:
-            issues = [Issue("", problem) for problem in sandbox.close()] + issues
+            tried = sandbox.close() + attempts.read(sockets)
+            issues = [Issue("", problem) for problem in tried] + issues
             shutil.rmtree(sockets, ignore_errors=True)
         if any(issue.problem.startswith("not graded") for issue in issues):
             return GradedSubmission(student, issues)
@@ -226,7 +227,10 @@ class Workspace:
         jupyter = scratch / "jupyter"
         spec = jupyter / "kernels" / "python3"
         spec.mkdir(parents=True)
-        server_args = ["--fork-server", str(server.socket_path)] if server else []
+        server_args = []
+        if server:
+            log = server.socket_path.parent / attempts.LOG_NAME
+            server_args = ["--fork-server", str(server.socket_path), "--attempts-log", str(log)]
         argv = [
             sys.executable,
             "-m",

@@ -1,0 +1,260 @@
+"""The sandbox a submission runs in, attacked from inside with a real bwrap and real control
+groups: what it can see and write, the network, other processes, what outlives it, limits,
+and the record of what it tried."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import tfcourse
+from tfcourse.grading.sandbox import Mounts, Sandbox, attempts, resources, unavailable_reason
+
+from conftest import REPO
+
+pytestmark = pytest.mark.skipif(
+    unavailable_reason() is not None, reason=f"no sandbox here: {unavailable_reason()}"
+)
+HELPERS = Path(tfcourse.__file__).resolve().parent
+
+
+def mounts(tmp_path: Path, tmp_mb: int = 64) -> Mounts:
+    """The layout the grader gives a submission, around a scratch run folder."""
+    run = tmp_path / "run"
+    (run / "other-student").mkdir(parents=True)
+    (run / "other-student" / "answers.ipynb").write_text("secret answers")
+    (tmp_path / "sockets").mkdir()
+    return Mounts(
+        hidden=(REPO, run, Path.home().resolve()),
+        readable=(Path(sys.prefix), Path(sys.base_prefix), HELPERS),
+        shared=(tmp_path / "sockets",),
+        workdir=run / "work",
+        tmp_mb=tmp_mb,
+    )
+
+
+def run_inside(
+    sandbox: Sandbox, code: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    process = sandbox.popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_it_sees_no_repository_run_or_home_and_keeps_nothing_it_writes(tmp_path):
+    layout = mounts(tmp_path)
+    sandbox = Sandbox(layout, memory_mb=1024, processes=64)
+    venv_file = Path(sys.prefix) / "tfcourse-sandbox-test.pth"
+    result = run_inside(
+        sandbox,
+        f"""
+        import os
+        from pathlib import Path
+        secrets = [Path({str(REPO / "source")!r}), Path({str(REPO / "nbgrader_config.py")!r}),
+                   Path({str(tmp_path / "run" / "other-student")!r}), Path.home() / ".bashrc"]
+        print("SEEN", [str(p) for p in secrets if p.exists()])
+        for target in ({str(venv_file)!r}, {str(HELPERS / "checking.py")!r}):
+            try:
+                Path(target).write_text("import os")
+                print("WROTE", target)
+            except OSError as error:
+                print("REFUSED", error.strerror)
+        Path("note.txt").write_text("in the private folder")
+        Path("/tmp/note.txt").write_text("in the private /tmp")
+        Path({str(tmp_path / "sockets" / "shared.txt")!r}).write_text("shared")
+        print("CWD", os.getcwd())
+        """,
+    )
+    assert sandbox.close() == []
+    assert result.returncode == 0, result.stderr
+    assert "SEEN []" in result.stdout
+    assert "WROTE" not in result.stdout
+    assert result.stdout.count("REFUSED Read-only file system") == 2
+    assert not venv_file.exists()
+    assert f"CWD {layout.workdir}" in result.stdout
+    assert not (layout.workdir / "note.txt").exists()  # its folder vanished with it
+    assert (tmp_path / "sockets" / "shared.txt").read_text() == "shared"
+
+
+def test_it_reaches_no_network_and_no_process_of_the_grader(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    sandbox = Sandbox(mounts(tmp_path), memory_mb=1024, processes=64)
+    result = run_inside(
+        sandbox,
+        f"""
+        import os, socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"answers")
+            print("CONNECTED")
+        except OSError as error:
+            print("NO NETWORK", error.strerror)
+        try:
+            os.kill({os.getpid()}, 9)
+            print("KILLED")
+        except ProcessLookupError:
+            print("NO SUCH PROCESS")
+        print("PROCESSES", sum(name.isdigit() for name in os.listdir("/proc")))
+        """,
+    )
+    sandbox.close()
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()
+    assert "NO NETWORK" in result.stdout and "NO SUCH PROCESS" in result.stdout, result.stderr
+    assert int(result.stdout.split("PROCESSES")[1]) <= 3  # bwrap's init, python, and no more
+
+
+def test_nothing_it_starts_outlives_it_and_the_survivors_are_named(tmp_path):
+    marker = f"tfcourse-daemon-{uuid.uuid4().hex}"
+    sandbox = Sandbox(mounts(tmp_path), memory_mb=1024, processes=64)
+    code = f"""
+        import os, subprocess, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", {marker!r}],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os._exit(0)
+        os.wait()
+        print("READY", flush=True)
+        time.sleep(300)  # the first process lives on, as the fork server does while grading
+        """
+    process = sandbox.popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "READY"
+    assert marked_processes(marker)  # the daemon runs while the sandbox does
+    problems = sandbox.close()
+    assert any("left 1 process(es) running" in problem for problem in problems), problems
+    assert marked_processes(marker) == []
+
+
+def test_tmp_is_private_and_capped(tmp_path):
+    sandbox = Sandbox(mounts(tmp_path, tmp_mb=8), memory_mb=1024, processes=64)
+    name = f"tfcourse-{uuid.uuid4().hex}"
+    result = run_inside(
+        sandbox,
+        f"""
+        try:
+            with open("/tmp/{name}", "wb") as stream:
+                stream.write(b"x" * 16 * 2**20)
+            print("WROTE 16 MiB")
+        except OSError as error:
+            print("REFUSED", error.strerror)
+        """,
+    )
+    sandbox.close()
+    assert "REFUSED No space left on device" in result.stdout, result.stdout + result.stderr
+    assert not Path("/tmp", name).exists()
+
+
+needs_groups = pytest.mark.skipif(
+    resources.create(f"tfcourse-probe-{uuid.uuid4().hex[:8]}", 64, 16) is None,
+    reason="no control group can be created here",
+)
+
+
+@needs_groups
+def test_memory_is_limited_for_all_its_processes_together(tmp_path):
+    sandbox = Sandbox(mounts(tmp_path), memory_mb=384, processes=64)
+    result = run_inside(
+        sandbox,
+        """
+        import os
+        children = []
+        for _ in range(3):  # each under any per-process limit, together over the group's
+            pid = os.fork()
+            if pid == 0:
+                block = bytearray(200 * 2**20)
+                block[:: 4096] = b"x" * len(block[:: 4096])
+                os._exit(0)
+            children.append(pid)
+        print("EXITS", [os.waitpid(pid, 0)[1] for pid in children])
+        """,
+    )
+    problems = sandbox.close()
+    assert any("memory limit of the whole submission" in p for p in problems), (
+        problems,
+        result.stdout,
+    )
+
+
+@needs_groups
+def test_a_fork_bomb_stops_at_the_process_limit(tmp_path):
+    sandbox = Sandbox(mounts(tmp_path), memory_mb=1024, processes=24)
+    result = run_inside(
+        sandbox,
+        """
+        import os, time
+        refused = 0
+        for _ in range(200):
+            try:
+                if os.fork() == 0:
+                    time.sleep(3)
+                    os._exit(0)
+            except OSError:
+                refused += 1
+        print("REFUSED", refused)
+        """,
+    )
+    problems = sandbox.close()
+    assert int(result.stdout.split("REFUSED")[1]) > 150, result.stdout + result.stderr
+    assert any("limit on processes" in p for p in problems), problems
+
+
+def test_what_it_tried_is_recorded_for_the_grader(tmp_path):
+    layout = mounts(tmp_path)
+    log = tmp_path / "sockets" / attempts.LOG_NAME
+    sandbox = Sandbox(layout, memory_mb=1024, processes=64)
+    result = run_inside(
+        sandbox,
+        f"""
+        import os, socket
+        from pathlib import Path
+        from tfcourse.grading.sandbox import attempts
+        attempts.install(Path({str(log)!r}), [Path.cwd(), Path("/tmp"), Path({str(log.parent)!r})])
+        Path("mine.txt").write_text("allowed")
+        for target in ({str(HELPERS / "checking.py")!r}, "/etc/tfcourse-test"):
+            try:
+                open(target, "a").close()
+            except OSError:
+                pass
+        try:
+            socket.create_connection(("192.0.2.1", 80), timeout=1)
+        except OSError:
+            pass
+        """,
+    )
+    sandbox.close()
+    assert result.returncode == 0, result.stderr
+    found = attempts.read(tmp_path / "sockets")
+    assert len(found) == 2, found
+    assert "tried to write outside its own folders (2 time(s)" in found[0]
+    assert str(HELPERS / "checking.py") in found[0] and "mine.txt" not in found[0]
+    assert "tried to reach the network (1 time(s): ('192.0.2.1', 80))" in found[1]
