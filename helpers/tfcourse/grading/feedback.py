@@ -4,6 +4,10 @@ A student's feedback shows what the gradebook holds for their submission: every 
 (automatic, by hand, extra credit), every comment and any late penalty. A digest of exactly
 that is kept with the student's record, so a later run rewrites a student's feedback when a
 grader scored or commented something in formgrader, and leaves every other page alone.
+
+The pages render what students wrote, so they render it inert: markdown through
+:func:`safe_markdown` (``nbgrader_config.py`` installs it as the feedback template's
+``markdown2html`` filter), outputs in safe types only (:mod:`tfcourse.grading.shown_outputs`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,31 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bleach
+from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbgrader.api import Gradebook, MissingEntry
 
 from tfcourse.grading.course import Course
+
+MARKDOWN_TAGS = frozenset(
+    {"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "hr", "i", "img", "li", "ol"}
+    | {"p", "pre", "span", "strong", "sub", "sup", "ul", "table", "thead", "tbody", "tr"}
+    | {"th", "td", "h1", "h2", "h3", "h4", "h5", "h6", "div"}
+)
+MARKDOWN_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "title"], "*": ["class"]}
+
+
+def safe_markdown(source: str) -> str:
+    """A student's markdown as HTML without scripts, event handlers, styles or frames: the
+    tags rendered markdown needs, links to web and mail addresses, images embedded as data."""
+    return bleach.clean(
+        markdown2html_mistune(source),
+        tags=MARKDOWN_TAGS,
+        attributes=MARKDOWN_ATTRIBUTES,
+        protocols={"http", "https", "mailto", "data"},
+        strip=True,
+        strip_comments=True,
+    )
 
 
 def feedback_folder(course: Course, student: str) -> Path:

@@ -6,21 +6,23 @@ it found:
 
 - :func:`load` - a missing notebook, or a file that is not a valid notebook, is replaced by
   the release notebook (that notebook scores 0; the other notebooks are graded as usual);
-- :func:`clear_outputs` - stored outputs are dropped (autograde re-runs every cell), and
-  huge ones are reported;
+- :func:`clear_outputs` - huge stored outputs are dropped and reported (the others are
+  what the feedback shows: :mod:`tfcourse.grading.shown_outputs`);
 - :func:`deduplicate` - a grade id that appears more than once (a copied cell) would make
   nbgrader abort the whole class: the copies become ordinary cells;
 - :func:`restore_structure` - deleted, moved or retyped graded cells and edited locked
   cells are put back as released, keeping the student's answers and extra cells; nbgrader's
   own ``OverwriteCells`` restores only the text, type and points of cells still present;
 - :func:`scan_for_tampering` - code that reassigns grading objects or library attributes,
-  exits the kernel or reads test files is reported for a grader to read.
+  exits the kernel or reads test files is reported for a grader to read; so is markdown
+  holding scripts (:func:`scan_markdown`).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -31,6 +33,7 @@ from nbformat.notebooknode import NotebookNode
 from tfcourse.grading.issues import Issue
 
 HUGE_OUTPUT_BYTES = 5 * 2**20
+ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed)\b|\bon[a-z]+\s*=|javascript:", re.I)
 # Names whose mention in a submission is worth a grader's look.
 SUSPICIOUS_NAMES = {"builtins", "__builtins__", "setattr", "delattr", "_exit", "modules"}
 SUSPICIOUS_TEXT = ("NBGRADER", "tfcourse.grading", "tests/", "tests\\")
@@ -48,7 +51,8 @@ def prepare_notebook(path: Path, release: NotebookNode) -> tuple[NotebookNode, l
     for step in (clear_outputs, deduplicate):
         issues += step(name, notebook)
     notebook, restored = restore_structure(name, notebook, release)
-    return notebook, issues + restored + scan_for_tampering(name, notebook)
+    scans = scan_for_tampering(name, notebook) + scan_markdown(name, notebook)
+    return notebook, issues + restored + scans
 
 
 def load(path: Path, release: NotebookNode) -> tuple[NotebookNode, list[Issue]]:
@@ -70,15 +74,15 @@ def load(path: Path, release: NotebookNode) -> tuple[NotebookNode, list[Issue]]:
 
 
 def clear_outputs(name: str, notebook: NotebookNode) -> list[Issue]:
-    """Drop every stored output; report the notebook if they were huge."""
-    size = 0
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            size += len(json.dumps(cell.get("outputs", [])))
-            cell.outputs, cell.execution_count = [], None
-    if size > HUGE_OUTPUT_BYTES:
-        return [Issue(name, f"huge stored outputs ({size / 2**20:.0f} MB): cleared")]
-    return []
+    """Drop the stored outputs if they are huge, and say so. (Others stay: the feedback
+    shows them; nbgrader clears them before it runs the notebook.)"""
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    size = sum(len(json.dumps(cell.get("outputs", []))) for cell in code)
+    if size <= HUGE_OUTPUT_BYTES:
+        return []
+    for cell in code:
+        cell.outputs, cell.execution_count = [], None
+    return [Issue(name, f"huge stored outputs ({size / 2**20:.0f} MB): cleared")]
 
 
 def deduplicate(name: str, notebook: NotebookNode) -> list[Issue]:
@@ -178,6 +182,14 @@ def scan_for_tampering(name: str, notebook: NotebookNode) -> list[Issue]:
     return [
         Issue(name, f"possible tampering, read the code: {what}") for what in dict.fromkeys(found)
     ]
+
+
+def scan_markdown(name: str, notebook: NotebookNode) -> list[Issue]:
+    """Report markdown that would run code in a browser (feedback pages show it inert)."""
+    cells = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
+    if not any(ACTIVE_HTML.search(cell.source) for cell in cells):
+        return []
+    return [Issue(name, "markdown with scripts or event handlers: shown inert in feedback")]
 
 
 def _suspicious(node: ast.AST, imported: set[str]) -> list[str]:

@@ -30,10 +30,12 @@ from nbgrader.api import Gradebook
 import tfcourse
 from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
+from tfcourse.grading.execution import limit_notes
 from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.leaks import hidden_lines, withhold_leaks
 from tfcourse.grading.sandbox import Mounts, Sandbox, attempts
+from tfcourse.grading.shown_outputs import show_submitted_outputs
 
 GRADING_CONFIG = """
 # Added for grading one submission in a scratch course (tfcourse.grading.workspace).
@@ -156,7 +158,8 @@ class Workspace:
             shutil.rmtree(sockets, ignore_errors=True)
         if any(issue.problem.startswith("not graded") for issue in issues):
             return GradedSubmission(student, issues)
-        return GradedSubmission(student, issues + self._check_outputs(autograded), autograded)
+        issues += self._check_outputs(autograded, notebooks)
+        return GradedSubmission(student, issues, autograded)
 
     def _autograde(
         self, scratch: Course, student: str, count: int, sockets: Path, sandbox: Sandbox
@@ -167,7 +170,8 @@ class Workspace:
             server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
             if not server.wait_ready():
                 return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
-        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server))}
+        workdir = scratch.autograded_dir / student / scratch.assignment
+        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             scratch.nbgrader(
@@ -208,22 +212,29 @@ class Workspace:
             workdir=workdir,
         )
 
-    def _check_outputs(self, autograded: Path) -> list[Issue]:
-        """Report the limits each executed notebook hit; withhold outputs quoting hidden tests."""
+    def _check_outputs(
+        self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]
+    ) -> list[Issue]:
+        """Report the limits each executed notebook hit and what its cells raised; then let
+        it show the outputs the student submitted; withhold test outputs quoting hidden tests."""
         issues = []
+        notes = limit_notes(self.limits.cell_seconds, self.limits.notebook_seconds)
         for path in sorted(autograded.glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             issues += execution_issues(path.stem, notebook)
+            show_submitted_outputs(notebook, submitted[path.stem], notes)
             withheld = withhold_leaks(notebook, self.hidden_lines)
             if withheld:
                 problem = f"{withheld} output(s) quoted the hidden tests: withheld from feedback"
                 issues.append(Issue(path.stem, problem))
-                nbformat.write(notebook, path)
+            nbformat.write(notebook, path)
         return issues
 
-    def _kernel_spec(self, scratch: Path, server: forkserver.ForkServer | None) -> Path:
+    def _kernel_spec(
+        self, scratch: Path, server: forkserver.ForkServer | None, workdir: Path
+    ) -> Path:
         """A ``python3`` kernel spec (found before the installed one) that starts the
-        grading kernel from the submission's fork server."""
+        grading kernel from the submission's fork server, at home in ``workdir``."""
         jupyter = scratch / "jupyter"
         spec = jupyter / "kernels" / "python3"
         spec.mkdir(parents=True)
@@ -250,7 +261,14 @@ class Workspace:
             "argv": argv,
             "display_name": "Python 3 (grading)",
             "language": "python",
-            "env": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+            "env": {
+                "OMP_NUM_THREADS": threads,
+                "MKL_NUM_THREADS": threads,
+                # Its own folder (for IPython's profile, matplotlib's cache) and /tmp are
+                # the places a kernel may write in its sandbox.
+                "HOME": str(workdir),
+                "TMPDIR": "/tmp",
+            },
         }
         (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
         return jupyter

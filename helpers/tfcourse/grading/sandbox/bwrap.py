@@ -32,7 +32,7 @@ class Mounts:
     """What a sandboxed process sees of the file system."""
 
     hidden: tuple[Path, ...]
-    """Folders replaced by empty ones (their contents unreachable)."""
+    """Folders replaced by empty read-only ones (their contents unreachable)."""
     readable: tuple[Path, ...]
     """Paths readable again although under a hidden folder (the environment, the helpers)."""
     shared: tuple[Path, ...]
@@ -70,6 +70,8 @@ def command(mounts: Mounts, argv: Sequence[str]) -> list[str]:
     line += ["--size", str(mounts.workdir_mb * 2**20), "--tmpfs", str(mounts.workdir)]
     for folder in mounts.shared:
         line += ["--bind", str(folder), str(folder)]
+    for folder in mounts.hidden:  # once every mount point inside them exists
+        line += ["--remount-ro", str(folder)]
     line += [
         "--unshare-all",
         "--unshare-user",
