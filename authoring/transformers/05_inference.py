@@ -582,7 +582,7 @@ grader.check("q5_generate")
 # How much does the cache save? The cell below times one decoding step of a 4-layer, 128-wide
 # `TinyLM` at several context lengths $n$: without the cache, the model runs over all $n$
 # positions; with it, over the newest one, given a cache of the $n - 1$ before. Each time is
-# the median of several runs. (About 20 seconds; in quick mode, a smaller model.)
+# the median of several runs. (About 10 seconds; in quick mode, a smaller model.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
