@@ -43,6 +43,7 @@ def test_untouched_release_earns_nothing(graded_samples):
         ("bug-prenorm-residual", "02_encoder"),
         ("bug-unshifted-targets", "03_language_models"),
         ("bug-attention-cost", "04_theory"),
+        ("bug-online-nan", "05_inference"),
     ],
 )
 def test_a_realistic_bug_earns_something_in_between(graded_samples, student, notebook):

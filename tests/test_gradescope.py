@@ -23,6 +23,7 @@ SUBMISSIONS = {
     "bug-unscaled": "01_attention",
     "bug-unshifted-targets": "03_language_models",
     "bug-attention-cost": "04_theory",
+    "bug-online-nan": "05_inference",
 }
 
 

@@ -146,6 +146,20 @@ SAMPLES = (
         with_edits(Edit("04_theory", "cost_functions", "return scores + mixing", "return scores")),
     ),
     Sample(
+        "bug-online-nan",
+        "block-wise attention shifts the scores by a running maximum that is still -inf: NaN "
+        "for rows whose keys so far are all blocked",
+        with_edits(
+            Edit(
+                "05_inference",
+                "blockwise",
+                "        # Rows that have seen only blocked keys shift by 0: exp then gives 0, "
+                "not NaN.\n        shift = new_max.masked_fill(torch.isneginf(new_max), 0.0)",
+                "        shift = new_max",
+            )
+        ),
+    ),
+    Sample(
         "noisy-correct",
         "correct code that prints to stderr and warns while it is tested",
         with_edits(NOISY),
