@@ -4,8 +4,9 @@ A grader who doubts a submission ("were these outputs really produced by this co
 order?") runs nbval on it: every code cell is re-run top to bottom in a fresh kernel, as
 "restart and run all" would, and its new outputs are compared with the stored ones. The
 notebook runs in a scratch folder next to the public test files of the release, as the
-student ran it. Images are not compared (nbval's rule), nor cells marked
-``# NBVAL_IGNORE_OUTPUT``.
+student ran it, and in a sandbox (:mod:`tfcourse.grading.sandbox`) where bubblewrap can run:
+the submission's code sees neither the course nor the network. Images are not compared
+(nbval's rule), nor cells marked ``# NBVAL_IGNORE_OUTPUT``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from pathlib import Path
 import nbformat
 
 from tfcourse.grading.course import Course
+from tfcourse.grading.sandbox import Sandbox, submission_mounts, unavailable_reason
+from tfcourse.grading.workspace import Limits
+
+REPRODUCE_LIMITS = Limits()
 
 _COLOUR = re.compile(r"(\x1b|#x1B)(\[[0-9;]*m)?")
 
@@ -43,17 +48,24 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
         cell for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"
     ]
     with tempfile.TemporaryDirectory(prefix="tfcourse-nbval-") as scratch:
-        folder = Path(scratch)
+        folder = Path(scratch) / "notebook"
+        folder.mkdir()
         shutil.copy(notebook, folder / notebook.name)
         shutil.copytree(course.release_dir / "tests", folder / "tests")
         report = folder / "report.xml"
-        subprocess.run(
+        mounts = None
+        if unavailable_reason() is None:
+            home = Path(scratch) / "home"
+            mounts = submission_mounts(course.root, Path(scratch), (folder,), home)
+        sandbox = Sandbox(mounts, REPRODUCE_LIMITS.submission_memory_mb, REPRODUCE_LIMITS.processes)
+        process = sandbox.popen(
             [
                 sys.executable,
                 "-m",
                 "pytest",
                 "--nbval",
-                notebook.name,
+                str(folder / notebook.name),
+                f"--rootdir={folder}",
                 "-p",
                 "no:cacheprovider",
                 "-q",
@@ -63,10 +75,13 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
                 "addopts=",
             ],
             cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+        try:
+            process.wait()
+        finally:
+            sandbox.close()
         verdicts = _read_junit(report) if report.is_file() else {}
     reports = []
     for number, cell in enumerate(code_cells):

@@ -16,6 +16,7 @@ repository or the grading run; the class gradebook is written later by one proce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -27,14 +28,13 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-import tfcourse
 from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
 from tfcourse.grading.execution import limit_notes
 from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.leaks import hidden_lines, withhold_leaks
-from tfcourse.grading.sandbox import Mounts, Sandbox, attempts
+from tfcourse.grading.sandbox import Mounts, Sandbox, attempts, submission_mounts
 from tfcourse.grading.shown_outputs import show_submitted_outputs
 
 GRADING_CONFIG = """
@@ -189,28 +189,11 @@ class Workspace:
         return []
 
     def _mounts(self, sockets: Path, workdir: Path, tests: Path) -> Mounts:
-        """What a submission's sandbox sees: not the course, the run or the grader's home;
-        the interpreter, the environment and the helpers read-only; its sockets folder."""
+        """The submission's view (:func:`~tfcourse.grading.sandbox.submission_mounts`)."""
         if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
             raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
-        package = Path(tfcourse.__file__).resolve().parent
-        hidden = {self.course.root.resolve(), self.root.resolve(), Path.home().resolve()}
-        if (package.parents[1] / "pyproject.toml").is_file():  # the kit's own checkout
-            hidden.add(package.parents[1])
-        readable = {
-            Path(sys.prefix),
-            Path(sys.base_prefix),
-            Path(sys.prefix).resolve(),
-            Path(sys.base_prefix).resolve(),
-            package,
-            tests,
-        }
-        return Mounts(
-            hidden=tuple(sorted(path for path in hidden if path != Path("/"))),
-            readable=tuple(sorted(readable)),
-            shared=(sockets,),
-            workdir=workdir,
-        )
+        mounts = submission_mounts(self.course.root, self.root, (sockets,), workdir)
+        return dataclasses.replace(mounts, readable=(*mounts.readable, tests))
 
     def _check_outputs(
         self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]

@@ -13,15 +13,17 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import tfcourse
 from tfcourse.grading.sandbox import bwrap, resources
 from tfcourse.grading.sandbox.bwrap import Mounts
 
-__all__ = ["Mounts", "Sandbox", "protection", "unavailable_reason"]
+__all__ = ["Mounts", "Sandbox", "protection", "submission_mounts", "unavailable_reason"]
 
 unavailable_reason = bwrap.unavailable_reason
 
@@ -40,6 +42,26 @@ def protection(sandboxed: bool) -> str:
             f"hostile code; limits: {limits}"
         )
     return f"each submission ran in its own bubblewrap sandbox; limits: {limits}"
+
+
+def submission_mounts(
+    course_root: Path, run_root: Path, shared: tuple[Path, ...], workdir: Path
+) -> Mounts:
+    """What a submission's code sees: not the course, the grading run's folder, the grader's
+    home or the kit's own checkout; the interpreter, its environment and the helper package
+    read-only; ``shared`` read-write; ``workdir`` as a private folder."""
+    package = Path(tfcourse.__file__).resolve().parent
+    hidden = {course_root.resolve(), run_root.resolve(), Path.home().resolve()}
+    if (package.parents[1] / "pyproject.toml").is_file():  # the kit's own checkout
+        hidden.add(package.parents[1])
+    readable = {Path(sys.prefix), Path(sys.base_prefix), package}
+    readable |= {path.resolve() for path in readable}
+    return Mounts(
+        hidden=tuple(sorted(path for path in hidden if path != Path("/"))),
+        readable=tuple(sorted(readable)),
+        shared=shared,
+        workdir=workdir,
+    )
 
 
 class Sandbox:
