@@ -3,9 +3,7 @@
 ``python -m tfcourse.grading.kernel [--fork-server SOCKET] --memory-mb N --tests DIR
 --tests-digest SHA -f FILE`` caps the address space of the kernel process (so a memory
 blow-up raises ``MemoryError`` in the cell that caused it instead of taking the machine
-down), installs the guard of :mod:`tfcourse.grading.guard` with the test files of ``DIR``
-(which must match ``SHA``), and then runs ipykernel. jupyter_client reads the kernel spec
-once, so a restart uses the digest written before any student code ran.
+down) and runs ipykernel. ``--tests`` and ``--tests-digest`` are accepted and unused.
 
 With ``--fork-server`` the kernel is forked from that server
 (:mod:`tfcourse.grading.forkserver`), which has imported torch and the rest already; this
@@ -28,17 +26,15 @@ def limit_memory(megabytes: int) -> None:
 
 
 def start_kernel(argv: list[str]) -> None:
-    """Apply the limits, install the guard, run the kernel with the remaining arguments."""
+    """Apply the limits, run the kernel with the remaining arguments."""
     parser = argparse.ArgumentParser(prog="python -m tfcourse.grading.kernel")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--tests", type=Path, required=True)
     parser.add_argument("--tests-digest", required=True)
     args, kernel_args = parser.parse_known_args(argv)
     limit_memory(args.memory_mb)
-
-    from tfcourse.grading import guard
-
-    guard.install(args.tests, args.tests_digest)
+    # The test files are not read here: the trusted runner (tfcourse.grading.remote) runs
+    # them outside this process, so hidden tests never enter a student's kernel.
 
     from ipykernel.kernelapp import IPKernelApp
 
