@@ -27,6 +27,8 @@ from tfcourse.checking import quiet
 from tfcourse.grading import wire
 
 MIME = "application/vnd.tfcourse.reply+json"
+CALLBACK = "tfcourse-callback:"
+"""Prefix of the input requests by which the kernel calls a function of the test."""
 MAX_MESSAGE = 4000
 
 
@@ -87,13 +89,38 @@ def serve(request: str, pickled: str = "", grads: str = "") -> Reply:
         return Reply(wire.encode({"error": ["WireError", _text(error)]}))
 
 
+class _Callback:
+    """A function of the test file: calling it asks the runner, over the kernel's stdin
+    channel (the runner answers the input request), with plain data only."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from IPython import get_ipython
+
+        request = wire.encode({"callback": self.index, "args": list(args), "kwargs": kwargs})
+        answer = wire.decode(get_ipython().kernel.raw_input(CALLBACK + request))
+        if "error" in answer:
+            raise RuntimeError(f"the test's function raised {answer['error']}")
+        return answer["ok"]
+
+    def __repr__(self) -> str:
+        return f"<function of the test, {self.index}>"
+
+
 def _answer(request: str, pickled: str, grads: str) -> Any:
     trusted = pickle.loads(base64.b64decode(pickled)) if pickled else []
     for obj, found in zip(trusted, wire.decode(grads) if grads else [], strict=True):
         if found:  # the gradients a trusted module held (pickles leave them out)
             for name, parameter in obj.named_parameters():
                 parameter.grad = found.get(name)
-    message = wire.decode(request, handle=_TABLE.get, pickled=lambda p: trusted[p.index])
+    message = wire.decode(
+        request,
+        handle=_TABLE.get,
+        pickled=lambda p: trusted[p.index],
+        callback=lambda c: _Callback(c.index),
+    )
     op = message.pop("op")
     return _OPS[op](trusted=trusted, **message)
 
@@ -190,6 +217,10 @@ def _bool(target: Any, trusted: list[Any]) -> bool:
 
 def _contains(target: Any, item: Any, trusted: list[Any]) -> bool:
     return item in target
+
+
+def _eq(target: Any, other: Any, trusted: list[Any]) -> Any:
+    return target == other
 
 
 def _isinstance(target: Any, kind: Any, trusted: list[Any]) -> bool:
@@ -294,6 +325,7 @@ _OPS = {
     "next": _next,
     "bool": _bool,
     "contains": _contains,
+    "eq": _eq,
     "isinstance": _isinstance,
     "repr": _repr,
     "typename": _type_name,

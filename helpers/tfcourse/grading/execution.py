@@ -23,8 +23,10 @@ Each limit leaves an error output in the cell it stopped, whose name is one of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -162,8 +164,9 @@ class GuardedExecute(Execute):
             return
         loop = asyncio.get_running_loop()
 
-        def transport(expression: str, seconds: float) -> str:
-            future = asyncio.run_coroutine_threadsafe(self._ask(expression, seconds), loop)
+        def transport(expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
+            ask = self._ask(expression, seconds, on_input)
+            future = asyncio.run_coroutine_threadsafe(ask, loop)
             try:
                 return future.result(timeout=seconds + _PROBE_SECONDS)
             except TimeoutError:
@@ -179,19 +182,22 @@ class GuardedExecute(Execute):
         if session.broken is not None:
             await self._restart_and_replay()
 
-    async def _ask(self, expression: str, seconds: float) -> str:
-        """One request to the kernel's agent; its answer, or KernelUnresponsive."""
+    async def _ask(self, expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
+        """One request to the kernel's agent; its answer, or KernelUnresponsive. The kernel's
+        input requests meanwhile are calls of the test's functions: ``on_input`` answers."""
         assert self.kc is not None
         content = remote.request_content(expression)
         msg_id = await ensure_async(self.kc.execute(**content))
         deadline = monotonic() + seconds
         while (left := deadline - monotonic()) > 0:
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-            except Empty:
-                break
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return remote.answer_of(msg)
+            with contextlib.suppress(Empty):
+                wait = min(left, remote.POLL_SECONDS)
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=wait))
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return remote.answer_of(msg)
+            while await ensure_async(self.kc.stdin_channel.msg_ready()):
+                asked = await ensure_async(self.kc.stdin_channel.get_msg(timeout=0))
+                self.kc.input(on_input(str(asked["content"].get("prompt", ""))))
         raise remote.KernelUnresponsive(f"no answer within {seconds:.0f} s")
 
     async def _recover_if_stuck(self, cell: NotebookNode) -> bool:

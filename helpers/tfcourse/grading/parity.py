@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("samples", nargs="*", help="sample ids (default: all)")
     parser.add_argument("--course", type=Path, default=Path.cwd())
     parser.add_argument("--notebook", action="append", help="notebook names (default: all)")
+    parser.add_argument("--question", action="append", help="questions (default: all)")
     args = parser.parse_args(argv)
     course = Course(args.course)
     differing = 0
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, notebook in sample.make(course).items():
             if args.notebook and name not in args.notebook:
                 continue
-            for found in compare_notebook(notebook, course.source_tests_dir):
+            questions = set(args.question) if args.question else None
+            for found in compare_notebook(notebook, course.source_tests_dir, questions):
                 passed = sum(p for _, p in found.remote)
                 print(
                     f"{sample.student_id:22} {found.question:18} "

@@ -29,6 +29,8 @@ import builtins
 import contextlib
 import pickle
 import queue
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from time import monotonic
 from typing import Any
@@ -38,11 +40,17 @@ import torch
 from tfcourse.checking import CaseOutcome, CheckResult, check_source, run_case
 from tfcourse.grading import wire
 
-Transport = Callable[[str, float], str]
-"""Sends an agent expression to the kernel and returns the agent's answer (wire text) within
-the seconds given, or raises :class:`KernelUnresponsive`."""
+Transport = Callable[[str, float, Callable[[str], str]], str]
+"""``transport(expression, seconds, on_input)`` sends an agent expression to the kernel and
+returns the agent's answer (wire text) within ``seconds``, or raises
+:class:`KernelUnresponsive`. Meanwhile it answers the kernel's input requests with
+``on_input(prompt)``: that is how the kernel calls back a function of the test."""
+CALLBACK = "tfcourse-callback:"
+"""Prefix of an input request that calls a test's function (:data:`agent.CALLBACK`)."""
 
 AGENT = '__import__("tfcourse.grading.agent", fromlist=["serve"]).serve'
+POLL_SECONDS = 0.01
+"""How often a transport looks for the kernel's input requests while it waits."""
 MIME = "application/vnd.tfcourse.reply+json"
 """The mimetype of the agent's answer (the same as :data:`tfcourse.grading.agent.MIME`)."""
 
@@ -65,14 +73,17 @@ class Session:
         """Why the kernel can no longer be trusted to answer, once it failed to."""
         self.round_trips = 0
         self._proxies: dict[int, Proxy] = {}
+        self._callbacks: list[Callable[..., Any]] = []
+        self._in_callback = False
 
     def request(self, op: str, **fields: Any) -> Any:
         """Send one request; return the decoded answer or raise what the student's code raised."""
         answer, _ = self._send(op, fields)
         return answer
 
-    def call(self, target: Proxy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Call a kernel object with the test's arguments, as :class:`Proxy` calls do."""
+    def call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call a kernel object (or, in the kernel, a function of the kit) with the test's
+        arguments, as :class:`Proxy` calls do."""
         grad = torch.is_grad_enabled()
         fields = dict(target=target, args=list(args), kwargs=kwargs, grad=grad)
         answer, trusted = self._send("call", {**fields, "rng": torch.get_rng_state()})
@@ -108,6 +119,8 @@ class Session:
     def _send(self, op: str, fields: dict[str, Any]) -> tuple[Any, list[Any]]:
         if self.broken is not None:
             raise KernelUnresponsive(self.broken)
+        if self._in_callback:
+            raise RuntimeError("a test's function called from the notebook cannot use it")
         trusted: list[Any] = []
 
         def other(value: Any) -> Any:
@@ -115,6 +128,10 @@ class Session:
                 if object.__getattribute__(value, "_session") is not self:
                     raise wire.WireError("a proxy of another check")
                 return wire.tree(object.__getattribute__(value, "_handle"))
+            if isinstance(value, types.FunctionType) and not _importable(value):
+                if value not in self._callbacks:
+                    self._callbacks.append(value)
+                return {"$": "callback", "v": self._callbacks.index(value)}
             trusted.append(value)
             return {"$": "pickle", "v": len(trusted) - 1}
 
@@ -132,7 +149,8 @@ class Session:
             raise self._break("the check ran out of time")
         self.round_trips += 1
         try:
-            reply = self.transport(f"{AGENT}({text!r}, {blob!r}, {grads!r})", seconds)
+            expression = f"{AGENT}({text!r}, {blob!r}, {grads!r})"
+            reply = self.transport(expression, seconds, self._serve_callback)
             answer = wire.decode(reply, handle=self.proxy)
         except KernelUnresponsive as error:
             raise self._break(str(error)) from None
@@ -145,6 +163,23 @@ class Session:
             if type(error) is list and len(error) == 2 and all(type(e) is str for e in error):
                 raise _remote_error(*error)
         raise self._break("malformed answer: neither a value nor an error")
+
+    def _serve_callback(self, prompt: str) -> str:
+        """Run the test's function the kernel calls, with the plain data it sent."""
+        try:
+            if not prompt.startswith(CALLBACK):
+                raise wire.WireError("an input request that is not a callback")
+            request = wire.decode(prompt[len(CALLBACK) :])
+            _expect(type(request) is dict and set(request) == {"callback", "args", "kwargs"})
+            function = self._callbacks[request["callback"]]
+            _expect(type(request["args"]) is list and type(request["kwargs"]) is dict)
+            self._in_callback = True
+            try:
+                return wire.encode({"ok": function(*request["args"], **request["kwargs"])})
+            finally:
+                self._in_callback = False
+        except Exception as error:
+            return wire.encode({"error": f"{type(error).__name__}: {error}"[:2000]})
 
     def _break(self, why: str) -> KernelUnresponsive:
         self.broken = self.broken or f"the notebook's kernel did not answer properly ({why})"
@@ -219,6 +254,22 @@ class Proxy:
             raise StopIteration
         return found[0]
 
+    def __eq__(self, other: object) -> Any:
+        return self._ask("eq", other=other)
+
+    def __ne__(self, other: object) -> Any:
+        return not self.__eq__(other)
+
+    __hash__ = object.__hash__
+
+    def _call_in_notebook(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """What :func:`tfcourse.assertions.call_beside` asks: ``function`` runs in the kernel."""
+        return object.__getattribute__(self, "_session").call(function, args, kwargs)
+
+    def _isinstance_in_notebook(self, kind: type) -> bool:
+        """What :func:`tfcourse.assertions.is_instance` asks: ``isinstance`` in the kernel."""
+        return _exact(self._ask("isinstance", kind=kind), bool)
+
     def __instancecheck__(self, instance: Any) -> bool:
         session = object.__getattribute__(self, "_session")
         return _exact(session.request("isinstance", target=instance, kind=self), bool)
@@ -261,7 +312,13 @@ class RemoteGlobals(MutableMapping[str, Any]):
 def request_content(expression: str) -> dict[str, Any]:
     """The execute request that evaluates an agent ``expression``: nothing is run as a cell
     (no history, no input transformers, no cell hooks); the answer is a user expression."""
-    return dict(code="", silent=True, store_history=False, user_expressions={"r": expression})
+    return dict(
+        code="",
+        silent=True,
+        store_history=False,
+        user_expressions={"r": expression},
+        allow_stdin=True,
+    )
 
 
 def answer_of(reply: dict[str, Any]) -> str:
@@ -281,16 +338,17 @@ def answer_of(reply: dict[str, Any]) -> str:
 def blocking_transport(client: Any) -> Transport:
     """A transport over a jupyter_client ``BlockingKernelClient`` (tests, benchmarks)."""
 
-    def ask(expression: str, seconds: float) -> str:
+    def ask(expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
         msg_id = client.execute(**request_content(expression))
         deadline = monotonic() + seconds
         while (left := deadline - monotonic()) > 0:
-            try:
-                reply = client.get_shell_msg(timeout=left)
-            except queue.Empty:
-                break
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return answer_of(reply)
+            with contextlib.suppress(queue.Empty):
+                reply = client.get_shell_msg(timeout=min(left, POLL_SECONDS))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    return answer_of(reply)
+            while client.stdin_channel.msg_ready():
+                asked = client.get_stdin_msg(timeout=0)
+                client.input(on_input(str(asked["content"].get("prompt", ""))))
         raise KernelUnresponsive(f"no answer within {seconds:.0f} s")
 
     return ask
@@ -371,6 +429,14 @@ class _RemoteGraph(torch.autograd.Function):
             None if g is None else g.to(t.dtype) for g, t in zip(found, link.inputs, strict=True)
         ]
         return (None, None, *grads_in)
+
+
+def _importable(function: types.FunctionType) -> bool:
+    """True if the kernel can import ``function`` by name (a pickle of it is a reference)."""
+    found: Any = sys.modules.get(function.__module__)
+    for part in function.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is function
 
 
 def _gradients(obj: Any) -> dict[str, torch.Tensor] | None:

@@ -24,7 +24,9 @@ cross as dicts),
 "g": tensor or null}`` (dense, on the CPU: raw bytes, C order; ``grad`` is requires_grad,
 ``g`` the ``.grad`` it holds), ``{"$": "size", "v": [2, 3]}``, ``{"$": "dtype", "v":
 "float64"}``, ``{"$": "handle", "v": 7}`` (an object that stays in the kernel, named by a
-number) and ``{"$": "pickle", "v": 0}`` (the first object of the request's pickle).
+number), and from the runner only: ``{"$": "pickle", "v": 0}`` (the first object of the
+request's pickle) and ``{"$": "callback", "v": 2}`` (a function of the test file, which the
+kernel calls back with plain data, see :mod:`tfcourse.grading.agent`).
 
 The decoder is strict: any other JSON object, an unknown dtype, a tensor whose bytes do not
 match its shape, nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_ITEMS` values
@@ -91,6 +93,13 @@ class Pickled:
     index: int
 
 
+@dataclass(frozen=True)
+class Callback:
+    """A function of the test file, by number, that the kernel may call back."""
+
+    index: int
+
+
 def encode(value: Any, other: Callable[[Any], Any] | None = None, grads: bool = True) -> str:
     """Encode ``value`` as JSON text. Values of other types go to ``other``, which returns the
     JSON tree standing for them (see :func:`tree`); without it they raise :class:`WireError`.
@@ -124,9 +133,11 @@ def decode(
     *,
     handle: Callable[[Handle], Any] = lambda handle: handle,
     pickled: Callable[[Pickled], Any] | None = None,
+    callback: Callable[[Callback], Any] | None = None,
 ) -> Any:
     """Decode JSON text written by :func:`encode`, strictly. Handles become ``handle(Handle)``;
-    pickled objects ``pickled(Pickled)``, and are rejected when ``pickled`` is None."""
+    pickled objects ``pickled(Pickled)`` and callbacks ``callback(Callback)``, and either is
+    rejected when its function is None."""
     if not isinstance(text, (str, bytes)):
         raise WireError(f"expected text, got {type(text).__name__}")
     if len(text) > MAX_BYTES:
@@ -135,7 +146,7 @@ def decode(
         tree = json.loads(text)
     except (ValueError, RecursionError) as error:
         raise WireError(f"not JSON: {str(error)[:100]}") from None
-    return _Decoder(handle, pickled).value(tree, 0)
+    return _Decoder(handle, pickled, callback).value(tree, 0)
 
 
 def tensor_fields(tensor: torch.Tensor) -> dict[str, Any]:
@@ -143,12 +154,15 @@ def tensor_fields(tensor: torch.Tensor) -> dict[str, Any]:
     plain = torch.Tensor.detach(tensor).to("cpu").contiguous()
     if plain.dtype not in _DTYPE_NAMES or plain.layout != torch.strided:
         raise WireError(f"tensors of dtype {plain.dtype} and layout {plain.layout} cannot cross")
-    raw = plain.reshape(-1).view(torch.uint8)
+    # Byte views would count as tensors of one entry per byte for code that measures the
+    # tensors a call creates (tfcourse.theory.largest_intermediate); numpy reads them as is.
+    if plain.dtype == torch.bfloat16:
+        plain = plain.view(torch.int16)
     return {
         "$": "tensor",
         "dtype": _DTYPE_NAMES[plain.dtype],
         "shape": list(plain.shape),
-        "data": base64.b64encode(raw.numpy().tobytes()).decode("ascii"),
+        "data": base64.b64encode(plain.numpy().tobytes()).decode("ascii"),
         "grad": bool(tensor.requires_grad),
     }
 
@@ -196,10 +210,14 @@ class _Encoder:
 
 class _Decoder:
     def __init__(
-        self, handle: Callable[[Handle], Any], pickled: Callable[[Pickled], Any] | None
+        self,
+        handle: Callable[[Handle], Any],
+        pickled: Callable[[Pickled], Any] | None,
+        callback: Callable[[Callback], Any] | None,
     ) -> None:
         self.handle = handle
         self.pickled = pickled
+        self.callback = callback
         self.items = 0
 
     def value(self, tree: Any, depth: int) -> Any:
@@ -246,6 +264,8 @@ class _Decoder:
             return self.handle(Handle(_index(body)))
         if tag == "pickle" and self.pickled is not None:
             return self.pickled(Pickled(_index(body)))
+        if tag == "callback" and self.callback is not None:
+            return self.callback(Callback(_index(body)))
         raise WireError(f"unexpected tag {tag[:40]!r}")
 
     def mapping(self, pairs: list[Any], depth: int) -> dict[Any, Any]:
@@ -271,8 +291,10 @@ class _Decoder:
         if type(tree["grad"]) is not bool:
             raise WireError("tensor: requires_grad must be a bool")
         if data:
-            flat = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-            tensor = flat.to(torch.bool) if dtype == torch.bool else flat.view(dtype)
+            if dtype == torch.bool:  # any byte but 0 would be an invalid bool
+                tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8) != 0
+            else:
+                tensor = torch.frombuffer(bytearray(data), dtype=dtype)
             tensor = tensor.reshape(shape).clone()
         else:
             tensor = torch.empty(shape, dtype=dtype)
