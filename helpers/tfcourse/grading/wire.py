@@ -47,12 +47,12 @@ from typing import Any
 
 import torch
 
-MAX_BYTES = 256 * 2**20
+MAX_BYTES = 64 * 2**20
 """Longest encoded text either side accepts."""
 MAX_DEPTH = 40
 MAX_ITEMS = 2_000_000
 """Most values (list items, dict entries, tensor elements do not count) in one message."""
-MAX_TENSOR_BYTES = 128 * 2**20
+MAX_TENSOR_BYTES = 48 * 2**20
 
 DTYPES: dict[str, torch.dtype] = {
     name: getattr(torch, name)
@@ -156,12 +156,13 @@ def tensor_fields(tensor: torch.Tensor) -> dict[str, Any]:
         raise WireError(f"tensors of dtype {plain.dtype} and layout {plain.layout} cannot cross")
     # Byte views would count as tensors of one entry per byte for code that measures the
     # tensors a call creates (tfcourse.theory.largest_intermediate); numpy reads them as is.
+    name, shape = _DTYPE_NAMES[plain.dtype], list(plain.shape)
     if plain.dtype == torch.bfloat16:
         plain = plain.view(torch.int16)
     return {
         "$": "tensor",
-        "dtype": _DTYPE_NAMES[plain.dtype],
-        "shape": list(plain.shape),
+        "dtype": name,
+        "shape": shape,
         "data": base64.b64encode(plain.numpy().tobytes()).decode("ascii"),
         "grad": bool(tensor.requires_grad),
     }
