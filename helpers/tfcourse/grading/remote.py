@@ -371,7 +371,8 @@ def check_remotely(
 
     def run(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         if session.broken is None:
-            outcome = run_case(case, env)
+            with contextlib.suppress(KernelUnresponsive):  # it broke the session: below
+                outcome = run_case(case, env)
             with contextlib.suppress(Exception):  # the session is then broken: next branch
                 session.release_graphs()
         if session.broken is None:
