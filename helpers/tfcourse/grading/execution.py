@@ -98,7 +98,6 @@ class GuardedExecute(Execute):
         self._deadline = monotonic() + self.notebook_timeout
         self._replayable: list[int] = []
         self._tests = read_tests(Path(self.tests_dir))
-        self.round_trips = 0
         self.error_on_timeout = {
             "ename": CELL_TIMEOUT,
             "evalue": f"the cell ran longer than the limit of {self.timeout} s per cell",
@@ -177,7 +176,6 @@ class GuardedExecute(Execute):
         result, session = await asyncio.to_thread(
             remote.check_remotely, question, source, transport, seconds
         )
-        self.round_trips += session.round_trips
         cell.outputs = [score_output(result)]
         if session.broken is not None:
             await self._restart_and_replay()
