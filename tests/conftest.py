@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tfcourse.grading.course import Course
+from tfcourse.grading.public_tests import hidden_cases, public_test_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,6 +52,22 @@ def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def hidden_lines(tests_dir: Path) -> set[str]:
+    """Lines of hidden test cases (stripped, at least 20 characters) that the public test
+    files do not contain: text a student can learn only from the hidden tests."""
+    lines: set[str] = set()
+    for path in sorted(tests_dir.glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        public = {line.strip() for line in public_test_source(source).splitlines()}
+        source_lines = source.splitlines()
+        for case in hidden_cases(source):
+            first = min([case.lineno, *(d.lineno for d in case.decorator_list)])
+            for line in source_lines[first - 1 : case.end_lineno]:
+                if len(text := line.strip()) >= 20 and text not in public:
+                    lines.add(text)
+    return lines
 
 
 def check_outputs(notebook):

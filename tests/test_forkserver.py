@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from tfcourse.grading import forkserver, guard
-
-from conftest import REPO
+from tfcourse.grading import forkserver
 
 MEMORY_MB = 2500
-TESTS = REPO / "source" / "transformers" / "tests"
 
 
 def kernel_spec(folder: Path, socket_path: Path) -> Path:
@@ -29,8 +26,7 @@ def kernel_spec(folder: Path, socket_path: Path) -> Path:
     spec.mkdir(parents=True)
     argv = [
         *(sys.executable, "-m", "tfcourse.grading.kernel", "--fork-server", str(socket_path)),
-        *("--memory-mb", str(MEMORY_MB), "--tests", str(TESTS)),
-        *("--tests-digest", guard.tests_digest(TESTS), "-f", "{connection_file}"),
+        *("--memory-mb", str(MEMORY_MB), "-f", "{connection_file}"),
     ]
     kernel = {"argv": argv, "display_name": "grading", "language": "python"}
     (spec / "kernel.json").write_text(json.dumps(kernel))

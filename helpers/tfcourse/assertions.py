@@ -6,7 +6,8 @@ Each raises ``AssertionError`` with what was checked, what was expected and what
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -81,3 +82,27 @@ def expect_close(
 
 def _first_index(flags: Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in flags.nonzero()[0])
+
+
+def is_instance(value: object, kind: type) -> bool:
+    """``isinstance(value, kind)``, also for the stand-ins the grader passes to tests in place
+    of the notebook's objects (:class:`tfcourse.grading.remote.Proxy`): the notebook answers."""
+    check = getattr(type(value), "_isinstance_in_notebook", None)
+    return bool(check(value, kind)) if check is not None else isinstance(value, kind)
+
+
+def call_beside(anchor: object, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, run where ``anchor`` (the notebook's object) lives: while
+    graded, in the student's kernel, so that a measurement of the student's code (the tensors
+    it creates) measures that code. ``function`` must be importable (a function of the kit)."""
+    call = getattr(type(anchor), "_call_in_notebook", None)
+    return (
+        call(anchor, function, *args, **kwargs) if call is not None else function(*args, **kwargs)
+    )
+
+
+def shares_parameter(module: object, first: str, second: str) -> bool:
+    """True if the parameters named ``first`` and ``second`` of ``module`` are one tensor:
+    ``named_parameters()`` lists a shared tensor once, so one of the names is missing."""
+    names = [name for name, _ in module.named_parameters()]  # type: ignore[attr-defined]
+    return (first in names) != (second in names)

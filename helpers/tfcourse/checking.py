@@ -22,7 +22,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,11 +126,16 @@ class Grader:
 
 
 def check_source(
-    question: str, source: str, global_env: dict[str, Any], path: str = "<string>"
+    question: str,
+    source: str,
+    global_env: Mapping[str, Any],
+    path: str = "<string>",
+    run: Callable[[Any, Mapping[str, Any]], CaseOutcome] | None = None,
 ) -> CheckResult:
-    """Run every test case of the test file text ``source`` against ``global_env``."""
+    """Run every test case of the test file text ``source`` against ``global_env``, each with
+    ``run`` (default :func:`run_case`; the trusted runner wraps it)."""
     test_file = ExceptionTestFile.from_string(source, path=path)
-    outcomes = [_run_case(case, global_env) for case in test_file.test_cases]
+    outcomes = [(run or run_case)(case, global_env) for case in test_file.test_cases]
     return CheckResult(question, tuple(outcomes), read_hidden_points(source))
 
 
@@ -150,7 +155,7 @@ def progress_bars_off(env: dict[str, Any]) -> Iterator[None]:
             env["tqdm"] = saved
 
 
-def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:
+def run_case(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
     """Run one otter test case quietly; a missing name or an exception fails the case."""
     body = case.body
     parameters = inspect.signature(body.test_func).parameters
@@ -161,7 +166,7 @@ def _run_case(case: Any, env: dict[str, Any]) -> CaseOutcome:
         message = f"{names} is not defined: run the cell that defines it, then check again."
         return CaseOutcome(**outcome, passed=False, message=message)
     try:
-        with _quiet():
+        with quiet():
             body.call_func(env)
     except AssertionError as error:
         message = str(error) or "assertion failed"
@@ -184,7 +189,7 @@ def _where(error: BaseException, body: Any) -> str:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Swallow prints, warnings and raw writes to file descriptors 1 and 2."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -8,9 +8,13 @@ submission's scratch course (see :mod:`tfcourse.grading.workspace`). Compared wi
 - a cell that kills the kernel (``os._exit``, a crash) or keeps running after the
   timeout interrupted it scores 0, the kernel is restarted and the cells that ran before
   it are replayed, so that the rest of the notebook is graded as usual;
-- a test cell runs :func:`tfcourse.grading.guard.check` rather than the notebook's
-  ``grader`` object, and must display its points: any other outcome scores 0 (nbgrader
-  would give full points to a test cell whose output is not a number).
+- a test cell (``grader.check("q…")``) is not run in the kernel at all: this process, which
+  runs no student code, runs the question's test file (public and hidden cases, read from
+  ``tests_dir``) against proxies of the notebook's globals (:mod:`tfcourse.grading.remote`),
+  and writes the cell's output itself: the points as ``text/plain`` (what nbgrader's
+  SaveAutoGrades reads) and the report as ``text/html``. Nothing the kernel displays can
+  be taken for points, and hidden tests never enter the kernel. A kernel that stops
+  answering fails the rest of that question, and is restarted like after a crash.
 
 Each limit leaves an error output in the cell it stopped, whose name is one of
 :data:`LIMIT_ERRORS`: the feedback shows it, and the summary reports it.
@@ -18,8 +22,12 @@ Each limit leaves an error output in the cell it stopped, whose name is one of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
+from collections.abc import Callable
+from pathlib import Path
 from queue import Empty
 from time import monotonic
 from typing import Any
@@ -29,7 +37,10 @@ from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Integer, Unicode
+
+from tfcourse.checking import CheckResult
+from tfcourse.grading import remote
 
 CELL_TIMEOUT = "CellTimeoutError"
 NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
@@ -39,6 +50,7 @@ LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, NO_SCORE)
 
 _CHECK_CALL = re.compile(r"""^\s*grader\.check\(\s*(["'])(\w+)\1\s*\)\s*$""")
 _PROBE_SECONDS = 5
+_TESTS: dict[Path, dict[str, str]] = {}
 
 
 def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
@@ -52,14 +64,27 @@ def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
     }
 
 
-def trusted_source(source: str) -> str | None:
-    """The code a test cell runs while graded: the guard's check of the same question."""
+def checked_question(source: str) -> str | None:
+    """The question a test cell checks (``grader.check("q1_sdpa")``), or None."""
     match = _CHECK_CALL.match(source.strip())
-    if match is None:
-        return None
-    question = match.group(2)
-    guard = '__import__("tfcourse.grading.guard", fromlist=["check"])'
-    return f"{guard}.check({question!r}, globals())"
+    return None if match is None else match.group(2)
+
+
+def read_tests(folder: Path) -> dict[str, str]:
+    """The test files of ``folder`` (question -> text), read once per process: nbgrader
+    grades a submission's notebooks in one process, so they are read before any of its code
+    runs, and a notebook that rewrites them changes nothing for the next one."""
+    folder = folder.resolve()
+    if folder not in _TESTS:
+        files = sorted(folder.glob("*.py")) if folder.is_dir() else []
+        _TESTS[folder] = {path.stem: path.read_text(encoding="utf-8") for path in files}
+    return _TESTS[folder]
+
+
+def score_output(result: CheckResult) -> NotebookNode:
+    """The output the kit writes in a test cell: points as text, the report as HTML."""
+    data = {"text/plain": f"{result.score:g}", "text/html": result._repr_html_()}
+    return NotebookNode(output_type="execute_result", data=data, metadata={}, execution_count=None)
 
 
 def error_output(name: str, message: str) -> NotebookNode:
@@ -70,16 +95,22 @@ def error_output(name: str, message: str) -> NotebookNode:
 
 
 class GuardedExecute(Execute):
-    """nbgrader's Execute with a notebook time budget, kernel recovery and guarded checks."""
+    """nbgrader's Execute with a notebook time budget, kernel recovery and checks run by the
+    trusted runner."""
 
     notebook_timeout = Integer(
         1800, help="Seconds a whole notebook may run; later cells are not run."
+    ).tag(config=True)
+    tests_dir = Unicode(
+        "grading_tests",
+        help="Folder of the test files, public and hidden (relative: to where nbgrader runs).",
     ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
         self._deadline = monotonic() + self.notebook_timeout
         self._replayable: list[int] = []
         self._notes = limit_notes(self.timeout, self.notebook_timeout)
+        self._tests = read_tests(Path(self.tests_dir))
         self.error_on_timeout = {
             "ename": CELL_TIMEOUT,
             "evalue": self._notes[CELL_TIMEOUT],
@@ -104,10 +135,9 @@ class GuardedExecute(Execute):
             cell.outputs = [error_output(NOTEBOOK_TIMEOUT, self._notes[NOTEBOOK_TIMEOUT])]
             return cell
         is_test = utils.is_grade(cell) and not utils.is_solution(cell)
-        original = cell.source
-        guarded = trusted_source(original) if is_test else None
-        if guarded is not None:
-            cell.source = guarded
+        if is_test:
+            await self._check(cell)
+            return cell
         try:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             healthy = await self._recover_if_stuck(cell)
@@ -119,15 +149,56 @@ class GuardedExecute(Execute):
             cell.outputs.append(error_output(KERNEL_DIED, self._notes[KERNEL_DIED]))
             await self._restart_and_replay()
             healthy = False
-        finally:
-            cell.source = original
-        if is_test and not _reports_points(cell):
-            cell.outputs.append(error_output(NO_SCORE, "the check did not report its points"))
-        if healthy and not is_test:
+        if healthy:
             self._replayable.append(cell_index)
         return cell
 
     execute_cell = run_sync(async_execute_cell)
+
+    async def _check(self, cell: NotebookNode) -> None:
+        """Grade a test cell here, with the trusted runner; write its output."""
+        question = checked_question(cell.source)
+        source = self._tests.get(question or "")
+        if source is None:
+            what = f"no test file for {question!r}" if question else "not a grader.check call"
+            cell.outputs = [error_output(NO_SCORE, f"this test cell cannot be graded: {what}")]
+            return
+        loop = asyncio.get_running_loop()
+
+        def transport(expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
+            ask = self._ask(expression, seconds, on_input)
+            future = asyncio.run_coroutine_threadsafe(ask, loop)
+            try:
+                return future.result(timeout=seconds + _PROBE_SECONDS)
+            except TimeoutError:
+                future.cancel()
+                raise remote.KernelUnresponsive(f"no answer within {seconds:.0f} s") from None
+
+        seconds = self._get_timeout(cell) or self.timeout
+        result, session = await asyncio.to_thread(
+            remote.check_remotely, question, source, transport, seconds
+        )
+        cell.outputs = [score_output(result)]
+        if session.broken is not None:
+            await self._restart_and_replay()
+
+    async def _ask(self, expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
+        """One request to the kernel's agent; its answer, or KernelUnresponsive. The kernel's
+        input requests meanwhile are calls of the test's functions: ``on_input`` answers."""
+        assert self.kc is not None
+        content = remote.request_content(expression)
+        msg_id = await ensure_async(self.kc.execute(**content))
+        deadline = monotonic() + seconds
+        while (left := deadline - monotonic()) > 0:
+            with contextlib.suppress(Empty):
+                wait = min(left, remote.POLL_SECONDS)
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=wait))
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return remote.answer_of(msg)
+            while await ensure_async(self.kc.stdin_channel.msg_ready()):
+                asked = await ensure_async(self.kc.stdin_channel.get_msg(timeout=0))
+                self.kc.input(on_input(str(asked["content"].get("prompt", ""))))
+        raise remote.KernelUnresponsive(f"no answer within {seconds:.0f} s")
 
     async def _recover_if_stuck(self, cell: NotebookNode) -> bool:
         """After a timeout, restart the kernel if the interrupt did not stop the cell.
@@ -173,17 +244,3 @@ class GuardedExecute(Execute):
 
 def _without_status(error: dict[str, Any]) -> dict[str, str]:
     return {"name": error["ename"], "message": error["evalue"]}
-
-
-def _reports_points(cell: NotebookNode) -> bool:
-    """True if a test cell displayed a number and raised nothing."""
-    if any(out.output_type == "error" for out in cell.outputs):
-        return True  # an error already scores 0
-    for out in cell.outputs:
-        if out.output_type == "execute_result":
-            try:
-                float(out.get("data", {}).get("text/plain", ""))
-            except ValueError:
-                return False
-            return True
-    return False

@@ -3,12 +3,12 @@
 Every notebook of every submission runs in a fresh kernel, and a fresh Python process spends
 seconds importing torch, otter, matplotlib and the helpers before the first cell runs. The
 fork server does that once per grading run: it imports them, then forks one child per kernel
-request, which becomes the kernel (limits, guard, ipykernel) in under a second.
+request, which becomes the kernel (limits, ipykernel) in under a second.
 
     kernel spec ─▶ python -m tfcourse.grading.kernel --fork-server SOCKET  (the "client")
                       │ sends argv, environment, working directory and its stdio over SOCKET
                       ▼
-                   fork server ──fork──▶ kernel process (setsid; limits; guard; ipykernel)
+                   fork server ──fork──▶ kernel process (setsid; limits; ipykernel)
 
 jupyter_client manages the client as if it were the kernel: the client passes interrupts
 and terminations to the kernel's process group and exits with the kernel's exit status. If
@@ -39,7 +39,7 @@ PRELOAD = (
     "numpy",
     "torch",
     "tqdm.auto",
-    "tfcourse.grading.guard",
+    "tfcourse.grading.agent",
     "tfcourse.attention",
     "tfcourse.corpora",
     "tfcourse.encoder",

@@ -1,13 +1,12 @@
 """The kernel nbgrader starts to grade a submission: an IPython kernel with limits.
 
-``python -m tfcourse.grading.kernel [--fork-server SOCKET] --memory-mb N --tests DIR
---tests-digest SHA [--attempts-log FILE] -f FILE`` caps the address space of the kernel
-process (so a memory blow-up raises ``MemoryError`` in the cell that caused it instead of
-taking the machine down), records what the sandbox refuses in ``--attempts-log``
-(:mod:`tfcourse.grading.sandbox.attempts`), installs the guard of
-:mod:`tfcourse.grading.guard` with the test files of ``DIR`` (which must match ``SHA``),
-and then runs ipykernel. jupyter_client reads the kernel spec once, so a restart uses the
-digest written before any student code ran.
+``python -m tfcourse.grading.kernel [--fork-server SOCKET] --memory-mb N
+[--attempts-log FILE] -f FILE`` caps the address space of the kernel process (so a
+memory blow-up raises ``MemoryError`` in the cell that caused it instead of taking the
+machine down), records what the sandbox refuses in ``--attempts-log``
+(:mod:`tfcourse.grading.sandbox.attempts`) and runs ipykernel. It never reads a test file:
+the trusted runner (:mod:`tfcourse.grading.remote`) runs them outside this process, so
+hidden tests never enter a student's kernel.
 
 With ``--fork-server`` the kernel is forked from that server
 (:mod:`tfcourse.grading.forkserver`), which has imported torch and the rest already and runs
@@ -31,11 +30,9 @@ def limit_memory(megabytes: int) -> None:
 
 
 def start_kernel(argv: list[str]) -> None:
-    """Apply the limits, install the guard, run the kernel with the remaining arguments."""
+    """Apply the limits, run the kernel with the remaining arguments."""
     parser = argparse.ArgumentParser(prog="python -m tfcourse.grading.kernel")
     parser.add_argument("--memory-mb", type=int, required=True)
-    parser.add_argument("--tests", type=Path, required=True)
-    parser.add_argument("--tests-digest", required=True)
     parser.add_argument("--attempts-log", type=Path)
     args, kernel_args = parser.parse_known_args(argv)
     limit_memory(args.memory_mb)
@@ -44,10 +41,6 @@ def start_kernel(argv: list[str]) -> None:
 
         writable = [Path.cwd(), Path("/tmp"), Path("/dev"), args.attempts_log.parent]
         attempts.install(args.attempts_log, writable)
-
-    from tfcourse.grading import guard
-
-    guard.install(args.tests, args.tests_digest)
 
     from ipykernel.kernelapp import IPKernelApp
 

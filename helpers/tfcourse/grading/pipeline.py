@@ -1,7 +1,7 @@
 """Grading a class: every step, composed in one place.
 
     submitted/ ──pre-flight──▶ scratch course per submission ──autograde with limits──▶
-    withhold leaks ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
+    show submitted outputs ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
 
 Submissions are graded in parallel (``jobs``), each in a scratch course and a sandbox of its
 own (:mod:`tfcourse.grading.sandbox`), so a broken or hostile one costs only its own points;

@@ -3,9 +3,10 @@
 Every submission gets a fresh copy of a template course: the source notebooks (without
 their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
 class gradebook without its students (it knows the assignment), the test files in a folder
-of their own, and a Jupyter kernel spec that starts :mod:`tfcourse.grading.kernel` with the
-memory limit. nbgrader there runs :class:`~tfcourse.grading.execution.GuardedExecute`
-outside the sandbox; the submission's kernels are forked by a fork server inside it
+of their own (read by the trusted runner only), and a Jupyter kernel spec that starts
+:mod:`tfcourse.grading.kernel` with the memory limit. nbgrader there runs
+:class:`~tfcourse.grading.execution.GuardedExecute` outside the sandbox, and with it the
+test cells' checks; the submission's kernels are forked by a fork server inside it
 (:mod:`tfcourse.grading.sandbox`), and reached through Unix sockets in a folder of their own,
 the only place the sandbox shares with the grader. Submissions graded in parallel thus never
 share a gradebook, a kernel or a test file, and none can see another's files, the course
@@ -16,7 +17,6 @@ repository or the grading run; the class gradebook is written later by one proce
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import sqlite3
@@ -31,9 +31,7 @@ from nbgrader.api import Gradebook
 from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
 from tfcourse.grading.execution import limit_notes
-from tfcourse.grading.guard import tests_digest
 from tfcourse.grading.issues import Issue, execution_issues
-from tfcourse.grading.leaks import hidden_lines, withhold_leaks
 from tfcourse.grading.sandbox import Mounts, Sandbox, attempts, submission_mounts
 from tfcourse.grading.shown_outputs import show_submitted_outputs
 
@@ -93,9 +91,6 @@ class Workspace:
         self.sandboxed = sandboxed
         """Whether each submission's kernels run in a bubblewrap sandbox."""
         self.template = root / "template"
-        # Parsed once, before the grading threads start (why: _PARSE_LOCK in preflight.py).
-        self.hidden_lines = hidden_lines(course.source_tests_dir)
-        """Lines of the hidden tests that no stored output may quote."""
 
     def prepare(self) -> None:
         """Write the template course. Its gradebook is a copy of the class gradebook, which
@@ -144,9 +139,7 @@ class Workspace:
         autograded = scratch.autograded_dir / student / scratch.assignment
         sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "sockets"))
         sandbox = Sandbox(
-            self._mounts(sockets, autograded, scratch.root / "grading_tests")
-            if self.sandboxed
-            else None,
+            self._mounts(sockets, autograded) if self.sandboxed else None,
             self.limits.submission_memory_mb,
             self.limits.processes,
         )
@@ -188,28 +181,23 @@ class Workspace:
             return [Issue("", f"not graded: {_last_line(error)}")]
         return []
 
-    def _mounts(self, sockets: Path, workdir: Path, tests: Path) -> Mounts:
+    def _mounts(self, sockets: Path, workdir: Path) -> Mounts:
         """The submission's view (:func:`~tfcourse.grading.sandbox.submission_mounts`)."""
         if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
             raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
-        mounts = submission_mounts(self.course.root, self.root, (sockets,), workdir)
-        return dataclasses.replace(mounts, readable=(*mounts.readable, tests))
+        return submission_mounts(self.course.root, self.root, (sockets,), workdir)
 
     def _check_outputs(
         self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]
     ) -> list[Issue]:
         """Report the limits each executed notebook hit and what its cells raised; then let
-        it show the outputs the student submitted; withhold test outputs quoting hidden tests."""
+        it show the outputs the student submitted."""
         issues = []
         notes = limit_notes(self.limits.cell_seconds, self.limits.notebook_seconds)
         for path in sorted(autograded.glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             issues += execution_issues(path.stem, notebook)
             show_submitted_outputs(notebook, submitted[path.stem], notes)
-            withheld = withhold_leaks(notebook, self.hidden_lines)
-            if withheld:
-                problem = f"{withheld} output(s) quoted the hidden tests: withheld from feedback"
-                issues.append(Issue(path.stem, problem))
             nbformat.write(notebook, path)
         return issues
 
@@ -232,10 +220,6 @@ class Workspace:
             *server_args,
             "--memory-mb",
             str(self.limits.memory_mb),
-            "--tests",
-            str(scratch / "grading_tests"),
-            "--tests-digest",
-            tests_digest(scratch / "grading_tests"),
             "-f",
             "{connection_file}",
         ]

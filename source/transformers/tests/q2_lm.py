@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
 from tfcourse.encoder import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
@@ -141,12 +141,12 @@ def test_causality_everywhere(env, CausalLM, EncoderConfig):
 def test_tying(env, CausalLM, EncoderConfig):
     tied, _ = build(env, seed=30, tie_weights=True)
     expect(
-        tied.lm_head.weight is tied.token_embedding.weight,
+        shares_parameter(tied, "lm_head.weight", "token_embedding.weight"),
         "tie_weights=True: expected lm_head.weight to be the very tensor token_embedding.weight",
     )
     untied, _ = build(env, seed=31, tie_weights=False)
     expect(
-        untied.lm_head.weight is not untied.token_embedding.weight,
+        not shares_parameter(untied, "lm_head.weight", "token_embedding.weight"),
         "tie_weights=False: expected separate lm_head and token_embedding weights",
     )
     difference = sum(p.numel() for p in untied.parameters()) - sum(

@@ -1,0 +1,196 @@
+"""The trusted runner reaches the verdicts of a check inside the notebook, from outside it.
+
+Parity: notebooks run in a kernel started with jupyter_client; at each chosen test cell the
+question is checked inside the kernel and through the runner's proxies, case by case
+(:mod:`tfcourse.grading.parity`). Then the runner's own promises, on a small kernel: copies
+of the test's tensors, write-back, one RNG stream, gradients, callbacks, and a kernel that
+answers garbage or nothing.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from tfcourse.grading import remote
+from tfcourse.grading.parity import Kernel, compare_notebook
+from tfcourse.grading.samples import UNSCALED, reference_notebooks
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TESTS = REPO / "source" / "transformers" / "tests"
+
+
+@pytest.fixture(scope="module")
+def references(repo_course):
+    return reference_notebooks(repo_course)
+
+
+@pytest.mark.parametrize(
+    ("notebook", "questions", "bug"),
+    [
+        ("01_attention", {"q1_sdpa", "q1_mha"}, False),
+        ("01_attention", {"q1_sdpa"}, True),
+        ("02_encoder", {"q2_encoder", "q2_lm"}, False),
+        ("04_theory", {"q4_kernel", "q4_bptt"}, False),
+    ],
+)
+def test_remote_checks_give_the_in_kernel_outcomes(references, notebook, questions, bug):
+    notebooks = {notebook: references[notebook]}
+    if bug:
+        UNSCALED.apply(notebooks)
+    found = compare_notebook(notebooks[notebook], TESTS, questions)
+    assert {parity.question for parity in found} == questions
+    for parity in found:
+        assert parity.same, (parity.question, parity.messages)
+        assert any(passed for _, passed in parity.remote)
+        if bug:
+            assert not all(passed for _, passed in parity.remote)
+
+
+NOTEBOOK = """
+import torch, torch.nn.functional as F
+
+def zeroing_attention(query, key, value):
+    query.zero_(); key.zero_()
+    weights = torch.softmax(query @ key.transpose(-2, -1), dim=-1)
+    return weights @ value, weights
+
+def train(model, steps, generator):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        x = torch.randn(4, model.in_features, generator=generator)
+        model(x).square().mean().backward()
+        optimizer.step()
+    model.eval()
+    return steps
+
+def noisy(x):
+    return F.dropout(x, 0.5, training=True)
+
+def apply(function, x):
+    return function(x) * 2
+
+class Box:
+    def __init__(self, size):
+        self.size = size
+        self.weight = torch.nn.Parameter(torch.ones(size))
+    def scaled(self, x):
+        return self.weight * x
+"""
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    kernel = Kernel(Path(tmp_path_factory.mktemp("kernel")))
+    kernel.run(NOTEBOOK)
+    yield remote.Session(remote.blocking_transport(kernel.client), 10**12), kernel
+    kernel.stop()
+
+
+def test_the_test_keeps_its_tensors_whatever_the_student_does_to_them(session):
+    env = remote.RemoteGlobals(session[0])
+    query, key, value = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+    kept = query.clone(), key.clone()
+    out, weights = env["zeroing_attention"](query, key, value)
+    assert torch.equal(query, kept[0]) and torch.equal(key, kept[1])
+    assert type(out) is torch.Tensor and torch.allclose(weights, torch.full((2, 3, 5), 0.2))
+
+
+def test_what_student_code_does_to_the_tests_objects_is_written_back(session):
+    env = remote.RemoteGlobals(session[0])
+    model = torch.nn.Linear(3, 2)
+    before = model.weight.detach().clone()
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert env["train"](model, 3, generator) == 3
+    assert not torch.equal(model.weight, before) and model.weight.grad is not None
+    assert not model.training
+    assert not torch.equal(generator.get_state(), state)
+
+
+def test_seeding_the_runner_seeds_the_notebook_and_the_stream_continues(session):
+    env = remote.RemoteGlobals(session[0])
+    torch.manual_seed(5)
+    remote_draw, after_remote = env["noisy"](torch.ones(1000)), torch.rand(3)
+    torch.manual_seed(5)
+    local_draw, after_local = torch.nn.functional.dropout(torch.ones(1000), 0.5), torch.rand(3)
+    assert torch.equal(remote_draw, local_draw) and torch.equal(after_remote, after_local)
+
+
+def test_gradients_flow_through_remote_calls_into_tests_and_notebook_objects(session):
+    env = remote.RemoteGlobals(session[0])
+    box = env["Box"](3)
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (box.scaled(x) * torch.tensor([1.0, 10.0, 100.0])).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([1.0, 10.0, 100.0]))
+    assert torch.equal(box.weight.grad, torch.tensor([1.0, 20.0, 300.0]))
+    inputs = (torch.randn(3, dtype=torch.float64, requires_grad=True),)
+    scaled = lambda t: box.scaled(t.float()).double()  # noqa: E731
+    assert torch.autograd.gradcheck(scaled, inputs, eps=1e-2, atol=1e-3)
+
+
+def test_the_notebook_calls_back_the_tests_functions_with_data(session):
+    env = remote.RemoteGlobals(session[0])
+
+    def plus_one(x):
+        return x + 1
+
+    assert torch.equal(env["apply"](plus_one, torch.zeros(2)), torch.full((2,), 2.0))
+
+
+def test_a_notebook_object_is_one_proxy_and_answers_isinstance(session):
+    env = remote.RemoteGlobals(session[0])
+    box = env["Box"](2)
+    assert box is not env["Box"](2) and env["Box"] is env["Box"]
+    assert isinstance(box, env["Box"]) and box.size == 2
+    assert "Box" in env and "Missing" not in env and env.get("Missing") is None
+    with pytest.raises(AttributeError):
+        _ = box.missing
+
+
+TEST_FILE = textwrap.dedent(
+    """
+    from otter.test_files import test_case
+    OK_FORMAT = False
+    name = "q"
+
+    @test_case(name="first", points=1)
+    def test_first(double):
+        assert double(2) == 4
+
+    @test_case(name="second", points=1)
+    def test_second(double):
+        assert double(3) == 6
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        'agent.Reply(\'{"ok": {"$": "evil", "v": 1}}\')',
+        "agent.Reply('[' * 10**6)",
+        "__import__('time').sleep(10**6)",
+    ],
+)
+def test_a_kernel_that_answers_garbage_or_nothing_fails_the_rest_of_the_question(tmp_path, agent):
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("double = lambda x: 2 * x")
+        transport = remote.blocking_transport(kernel.client)
+        result, session = remote.check_remotely("q", TEST_FILE, transport, 60)
+        assert result.score == 2 and session.broken is None
+        kernel.run(f"import tfcourse.grading.agent as agent\nagent.serve = lambda *args: {agent}")
+        result, session = remote.check_remotely("q", TEST_FILE, transport, 3)
+        assert result.score == 0 and session.broken
+        assert all("did not answer properly" in case.message for case in result.cases)
+    finally:
+        kernel.stop()
