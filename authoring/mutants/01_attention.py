@@ -28,7 +28,7 @@ VARIANTS = [
     mutant("q1_sdpa", "softmax over the queries", sdpa(SOFTMAX, SOFTMAX.replace("dim=-1", "dim=-2"))),
     mutant("q1_sdpa", "boolean mask read as True = may attend", sdpa("masked_fill(mask, ", "masked_fill(~mask, ")),
     mutant("q1_sdpa", "float mask ignored", sdpa("scores = scores + mask", "scores = scores")),
-    mutant(
+    alternative(
         "q1_sdpa", "NaN rows zeroed after the softmax",
         sdpa(SAFE_SOFTMAX, "    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)"),
     ),

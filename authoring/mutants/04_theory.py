@@ -32,7 +32,7 @@ VARIANTS = [
     mutant("q4_init", "He initialisation, depth ignored", init(STD, "std=math.sqrt(2.0 / width)")),
     mutant("q4_init", "unit weights", init(STD, "std=1.0")),
     mutant("q4_init", "bias of one", init("nn.init.constant_(linear.bias, 0.0)", "nn.init.constant_(linear.bias, 1.0)")),
-    mutant("q4_init", "PyTorch's default bias kept", init("\n    nn.init.constant_(linear.bias, 0.0)", "")),
+    alternative("q4_init", "PyTorch's default bias kept (zero mean, small)", init("\n    nn.init.constant_(linear.bias, 0.0)", "")),
     mutant("q4_bptt", "no recurrent term", bptt("upstream = C.T @ g + W.T @ delta_next", "upstream = C.T @ g")),
     mutant("q4_bptt", "W not transposed", bptt("W.T @ delta_next", "W @ delta_next")),
     mutant("q4_bptt", "outer product with the new state", bptt("torch.outer(delta, states[tau])", "torch.outer(delta, states[tau + 1])")),
