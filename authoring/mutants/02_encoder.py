@@ -42,7 +42,7 @@ VARIANTS = [
     mutant("q2_encoder_layer", "post-norm computed as pre-norm", layer(POST_ATTN, "x = x + self.attention_block(self.norm1(x), src_mask, src_key_padding_mask)")),
     mutant("q2_encoder_layer", "dropout on the residual path", layer(PRE_FF, "x = self.dropout2(x + self.feed_forward_block(self.norm2(x)))")),
     mutant("q2_encoder_layer", "padding mask not passed", layer("key_padding_mask=key_padding_mask", "key_padding_mask=None")),
-    mutant("q2_encoder_layer", "no dropout inside the feed-forward", layer("self.linear2(self.dropout(self.activation(", "self.linear2((self.activation(")),
+    mutant("q2_encoder_layer", "attention mask not passed", layer("attn_mask=attn_mask", "attn_mask=None")),
     mutant("q2_encoder_layer", "one LayerNorm for both blocks", layer("x = self.norm2(x + self.feed_forward_block(x))", "x = self.norm1(x + self.feed_forward_block(x))")),
     alternative("q2_encoder_layer", "weights computed and dropped", layer("need_weights=False", "need_weights=True")),
     mutant("q2_encoder", "one layer shared by the stack", encoder(LAYERS, "nn.ModuleList([EncoderLayer(config)] * config.n_layer)")),

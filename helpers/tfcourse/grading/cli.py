@@ -124,6 +124,9 @@ def run_mutants(course: Course, args: argparse.Namespace) -> int:
     variants = mutants.load_variants(course, args.notebooks)
     if args.question:
         variants = [v for v in variants if v.question in args.question]
+    if not variants:
+        print("no variants declared for that selection", file=sys.stderr)
+        return 1
     print(f"grading {len(variants)} variant(s) and the reference ...", flush=True)
     reference, outcomes = mutants.run_variants(
         course, variants, jobs=args.jobs, limits=_limits(args)
