@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples autograde grade gradescope test lint bench \
+.PHONY: install notebooks release samples mutants autograde grade gradescope test lint bench \
 	bench-attention bench-lm bench-notebook bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -27,6 +27,9 @@ release: install  ## source/ -> release/ (nbgrader + public test files)
 
 samples: install  ## the main job: release, grade the bundled sample submissions, print scores
 	$(PY) -m tfcourse.grading samples
+
+mutants: install  ## grade every declared mutant and alternative: killed / accepted per question
+	$(PY) -m tfcourse.grading mutants $(ARGS)
 
 # Grading a class: `make grade` (submitted/), `make grade ZIP=download.zip` (an LMS zip),
 # options for the command in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".

@@ -108,8 +108,10 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 #   PE_{p,\,2i+1} = \cos\!\left(\frac{p}{10000^{2i/d_\text{model}}}\right).$$
 #
 # Each pair of features is a clock running at its own frequency, from one turn every $2\pi$
-# positions down to one every $2\pi \cdot 10000$; a shift by $k$ positions is a rotation of each
-# pair, the same for every $p$. Nothing is learned, and any length can be encoded.
+# positions down to one every $2\pi \cdot 10000^{(d_\text{model} - 2)/d_\text{model}}$ for the
+# last pair ($i = d_\text{model}/2 - 1$), just under $2\pi \cdot 10000$; a shift by $k$
+# positions is a rotation of each pair, the same for every $p$. Nothing is learned, and any
+# length can be encoded.
 #
 # **Learned** (BERT, GPT-2): one trained vector per position, an `nn.Embedding(block_size,
 # d_model)`; it cannot go beyond `block_size`.
@@ -440,8 +442,9 @@ with torch.no_grad():
 # depend on their order; the feed-forward network, LayerNorm and the residuals act on each
 # position alone. So a word gets the same output wherever it stands, and any order-independent
 # summary (the mean) is identical: the model sees a bag of words and cannot tell who bit whom.
-# (b) The causal mask breaks the symmetry: position $t$ attends to the $t+1$ tokens before it,
-# so "dog" first attends only to itself, "dog" last averages over all three. Outputs depend on
+# (b) The causal mask breaks the symmetry: position $t$ attends to tokens $0, \dots, t$, the
+# $t+1$ tokens up to and including itself, so "dog" first attends only to itself, "dog" last
+# averages over all three. Outputs depend on
 # the prefix, hence on order; a causal model can even infer its position (e.g. from how
 # spread-out its attention is), which is why models without positional encodings still train,
 # though usually worse.

@@ -27,7 +27,7 @@
 # **Prerequisites**: matrix calculus (the chain rule with vectors), expectation and variance,
 # Big-O notation, notebooks 1 and 2.
 #
-# **Time**: about two and a half hours, most of it on paper. Every cell runs in seconds.
+# **Time**: about 4 to 5 hours, most of it on paper. Every cell runs in seconds.
 #
 # **How to work**: there are two kinds of answers.
 # - *Code*: fill in each `# YOUR CODE HERE`, delete the `raise NotImplementedError()` line
@@ -90,7 +90,9 @@ grader = Grader("tests")
 #
 # For **memory**, count the floats that must exist at the same time, at the peak, besides the
 # inputs $Q$, $K$, $V$: the intermediate results and the output. Assume that every elementwise
-# step (scaling, exponentials, normalising a row) overwrites its input in place.
+# step (scaling, exponentials, normalising a row) overwrites its input in place, and leave out
+# the $O(T)$ bookkeeping of the softmax (each row's maximum and sum): count only the $T \times T$
+# and $T \times M$ arrays.
 #
 # **Task.** Write `attention_multiplications(T, D, M)` and `attention_memory(T, D, M)`; both
 # return an `int`.
@@ -754,8 +756,9 @@ grader.check("q4_kv")
 # (a) Without a cache, step $t$ costs $O(L(n_t d^2 + n_t^2 d))$. Summing, with
 # $\sum_t n_t = O(TN)$ and $\sum_t n_t^2 = O(TN^2)$, the total is $O(L\,T N d\,(d + N))$. With
 # a cache, the prefill costs $O(L(P d^2 + P^2 d))$ and each later step $O(L(d^2 + n_t d))$:
-# linear instead of quadratic in the context. The total is $O(L\,N d\,(d + N))$, about $T$
-# times less; for long outputs the total time drops from cubic to quadratic in $N$.
+# linear instead of quadratic in the context. The total is $O(L\,N d\,(d + N))$, a factor
+# $\Theta(T)$ less (when $T$ is comparable to $N$; the table above shows it growing with the
+# length); for long outputs the total time drops from cubic to quadratic in $N$.
 #
 # (b) The cache holds $2 L n_t d$ floats after step $t$, $O(LNd)$ at the end (times the
 # batch size and the bytes per float): linear in the length, and it persists through the
@@ -764,8 +767,8 @@ grader.check("q4_kv")
 # of one head unless attention is fused.
 #
 # (c) The cache: it trades $O(LNd)$ memory for a factor of about $T$ in time. A cached step
-# performs only about two multiplications per float it reads (every weight, $12 L d^2$, and
-# the whole cache, $2 L n_t d$, are read once per token), so it is limited by memory
+# performs only about one multiply-add per float it reads (every weight, $12 L d^2$, and
+# the whole cache, $2 L n_t d$, are read once per token and each used in one multiply-add), so it is limited by memory
 # bandwidth rather than arithmetic; with long contexts reading the cache dominates. Hence
 # batching several sequences, multi-query or grouped-query attention (fewer key/value heads)
 # and quantised caches.

@@ -6,6 +6,8 @@ samples    release, write the sample submissions, grade them, print the scores
 grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, autograde
            with limits in parallel, feedback, grades CSV, summary (alias: autograde)
 reproduce  re-run one submitted notebook top to bottom: which stored outputs it reproduces
+mutants    grade the wrong answers and correct alternatives declared in authoring/mutants/:
+           per question, mutants killed and alternatives accepted (exit 1 if any is not)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse.grading import authoring, samples, sandbox
+from tfcourse.grading import authoring, mutants, samples, sandbox
 from tfcourse.grading.course import Course
 from tfcourse.grading.intake import collect_lms_zip, submitted_students
 from tfcourse.grading.pipeline import SandboxUnavailable, default_jobs, grade_class
@@ -46,7 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     grade_parser.add_argument("--zip", type=Path, help="an LMS download to collect first")
     grade_parser.add_argument("--force", action="store_true", help="re-grade unchanged ones")
-    for parser_ in (grade_parser, commands.choices["samples"]):
+    mutants_parser = commands.add_parser(
+        "mutants", help="grade the declared mutants and alternatives of every question"
+    )
+    mutants_parser.add_argument(
+        "notebooks", nargs="*", help="names such as 01_attention (default: all)"
+    )
+    mutants_parser.add_argument(
+        "--question", action="append", help="only the variants of this question (repeatable)"
+    )
+    for parser_ in (grade_parser, commands.choices["samples"], mutants_parser):
         _add_grading_options(parser_)
     reproduce = commands.add_parser(
         "reproduce", help="re-run a submission: which stored outputs its code reproduces"
@@ -74,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no submissions under {course.submitted_dir}", file=sys.stderr)
             return 1
         return grade(course, students, args)
+    elif args.command == "mutants":
+        return run_mutants(course, args)
     elif args.command == "reproduce":
         folder = course.submitted_dir / args.student / course.assignment
         for name in args.notebooks or course.notebook_names():
@@ -116,10 +129,8 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
-    """Grade ``students``, write the CSVs and feedback, print the scores and the summary;
-    return the exit code."""
-    limits = Limits(
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
         memory_mb=args.memory_mb,
@@ -127,6 +138,28 @@ def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
         processes=args.processes,
         threads=max(1, default_jobs() // args.jobs),
     )
+
+
+def run_mutants(course: Course, args: argparse.Namespace) -> int:
+    """Grade the declared variants, print the table; 0 only if every one behaved."""
+    variants = mutants.load_variants(course, args.notebooks)
+    if args.question:
+        variants = [v for v in variants if v.question in args.question]
+    if not variants:
+        print("no variants declared for that selection", file=sys.stderr)
+        return 1
+    print(f"grading {len(variants)} variant(s) and the reference ...", flush=True)
+    reference, outcomes = mutants.run_variants(
+        course, variants, jobs=args.jobs, limits=_limits(args)
+    )
+    print(mutants.format_report(reference, outcomes))
+    return 0 if mutants.all_as_expected(reference, outcomes) else 1
+
+
+def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
+    """Grade ``students``, write the CSVs and feedback, print the scores and the summary;
+    return the exit code."""
+    limits = _limits(args)
     print(f"grading {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
     try:
         records = grade_class(

@@ -51,12 +51,19 @@ def grade_class(
     limits: Limits | None = None,
     force: bool = False,
     progress: bool = True,
+    only_submitted: bool = False,
+    feedback: bool = True,
     sandboxed: bool = True,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
     feedback, the class gradebook and ``grades.csv``; return every student's record.
+
     Each submission runs in a sandbox unless ``sandboxed`` is False; where none can be made,
-    :class:`SandboxUnavailable` is raised before anything is graded."""
+    :class:`SandboxUnavailable` is raised before anything is graded. ``only_submitted``
+    grades only the notebooks a submission holds (a missing one scores 0 without being run)
+    instead of grading it as the release; ``feedback=False`` writes no feedback pages. Both
+    serve runs whose cost must follow the notebooks that matter
+    (:mod:`tfcourse.grading.mutants`)."""
     if sandboxed and (reason := sandbox.unavailable_reason()):
         raise SandboxUnavailable(reason)
     students = submitted_students(course) if students is None else students
@@ -90,7 +97,7 @@ def grade_class(
             record_assignment(course)
             workspace = Workspace(course, Path(scratch), limits, sandboxed)
             workspace.prepare()
-            graded = _grade_all(course, workspace, todo, jobs, progress)
+            graded = _grade_all(course, workspace, todo, jobs, progress, only_submitted)
             merge_grades(course, graded)  # reads the scratch courses: before cleanup
         for submission in graded:
             records[submission.student] = Record(
@@ -98,7 +105,8 @@ def grade_class(
                 submission.autograded is not None,
                 submission.issues,
             )
-    _refresh_feedback(course, students, records, jobs)
+    if feedback:
+        _refresh_feedback(course, students, records, jobs)
     save_records(course, records)
     export_grades(course)
     return {s: records[s] for s in students}
@@ -125,11 +133,16 @@ def _refresh_feedback(
         records[student].feedback = digests[student]
 
 
-def grade_submission(course: Course, workspace: Workspace, student: str) -> GradedSubmission:
-    """Pre-flight checks, then autograde of one submission in its scratch course."""
+def grade_submission(
+    course: Course, workspace: Workspace, student: str, only_submitted: bool = False
+) -> GradedSubmission:
+    """Pre-flight checks, then autograde of one submission in its scratch course (of the
+    notebooks it holds only, with ``only_submitted``)."""
     folder = course.submitted_dir / student / course.assignment
     notebooks, issues = {}, []
     for name in course.notebook_names():
+        if only_submitted and not (folder / f"{name}.ipynb").is_file():
+            continue
         release = nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
         notebooks[name], found = prepare_notebook(folder / f"{name}.ipynb", release)
         issues += found
@@ -139,12 +152,19 @@ def grade_submission(course: Course, workspace: Workspace, student: str) -> Grad
 
 
 def _grade_all(
-    course: Course, workspace: Workspace, students: list[str], jobs: int, progress: bool
+    course: Course,
+    workspace: Workspace,
+    students: list[str],
+    jobs: int,
+    progress: bool,
+    only_submitted: bool,
 ) -> list[GradedSubmission]:
     """Grade ``students`` with ``jobs`` workers (threads: the work runs in subprocesses)."""
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(grade_submission, course, workspace, s): s for s in students}
+        futures = {
+            pool.submit(grade_submission, course, workspace, s, only_submitted): s for s in students
+        }
         bar = tqdm(
             as_completed(futures),
             total=len(futures),

@@ -21,6 +21,14 @@ def tiny_model(seed, dropout=0.0):
     return CausalLM(config)
 
 
+def graph_flags(model):
+    """One flag per forward pass of ``model`` from now on: did it build a graph (do its
+    logits require gradients)?"""
+    flags = []
+    model.register_forward_hook(lambda module, args, output: flags.append(output[0].requires_grad))
+    return flags
+
+
 def check_close(got, expected, what):
     expect(
         isinstance(got, float) and abs(got - expected) < 1e-5,

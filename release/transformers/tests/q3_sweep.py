@@ -8,7 +8,7 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect
 from tfcourse.checking import progress_bars_off
-from tfcourse.encoder import EncoderConfig, parameter_count
+from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
 from tfcourse.training import TrainConfig
 
 OK_FORMAT = False
@@ -79,6 +79,10 @@ def test_points(points, sweep_model, sweep_train):
         expect(
             isinstance(model, EncoderConfig) and model.d_model % model.n_head == 0,
             f"{point_name!r}: d_model must be divisible by n_head",
+        )
+        expect(
+            model.d_ff == 4 * model.d_model,
+            f"{point_name!r}: d_ff should be 4 * d_model = {4 * model.d_model}, got {model.d_ff}",
         )
 
 

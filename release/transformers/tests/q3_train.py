@@ -27,7 +27,10 @@ def unigram_loss(train_data, val_data, vocab_size):
     return -torch.log(counts / counts.sum())[val_data].mean().item()
 
 
-def short_run(env, seed=0):
+def short_run(env, seed=0, global_seed=None):
+    """A 10-step run of a tiny model built from torch.manual_seed(seed), trained with
+    config.seed = seed; the global generator is then reseeded with ``global_seed`` (default:
+    left where building the model left it). Returns (model, history, validation ids)."""
     torch.manual_seed(seed)
     config = EncoderConfig(
         vocab_size=9, block_size=8, n_layer=1, n_head=2, d_model=16, d_ff=32, dropout=0.0
@@ -35,9 +38,11 @@ def short_run(env, seed=0):
     model = CausalLM(config)
     data = torch.randint(0, 9, (600,), generator=torch.Generator().manual_seed(seed))
     train_config = TrainConfig(max_iters=10, batch_size=4, eval_interval=4, seed=seed)
+    if global_seed is not None:
+        torch.manual_seed(global_seed)
     with progress_bars_off(env):
-        history = env["train"](model, data[:500], data[500:], train_config)
-    return model, history
+        history = env["train"](model, data[:500], data[500:].clone(), train_config)
+    return model, history, data[500:]
 
 
 @test_case(
@@ -45,7 +50,7 @@ def short_run(env, seed=0):
     points=1,
 )
 def test_history(env, train):
-    model, history = short_run(env)
+    model, history, val_data = short_run(env)
     expect(isinstance(history, dict), f"train should return a dict, got {type(history).__name__}")
     keys = {"train_loss", "eval_steps", "val_loss"}
     expect(keys <= set(history), f"history keys: expected {sorted(keys)}, got {sorted(history)}")
@@ -62,6 +67,12 @@ def test_history(env, train):
         f"val_loss: expected 3 values, got {len(history['val_loss'])}",
     )
     expect(not model.training, "the trained model should be returned in eval() mode")
+    final = training.evaluate(model, val_data).loss
+    expect(
+        len(history["val_loss"]) == 3 and abs(history["val_loss"][-1] - final) < 1e-5,
+        f"the last val_loss should be the loss of the trained model on val_data, {final:.6f} "
+        f"(tolerance 1e-5); got {history['val_loss'][-1:]}",
+    )
 
 
 @test_case(

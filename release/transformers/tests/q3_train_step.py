@@ -26,10 +26,6 @@ def setting(seed=0, dropout=0.0):
     return model, make_optimizer(model, TrainConfig()), x, y
 
 
-def gradient_norm(model):
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
-
-
 def reference_gradients(model, x, y):
     """Gradients of one forward and backward pass of a copy of model, in train mode."""
     twin = copy.deepcopy(model).train()
@@ -59,5 +55,23 @@ def test_step(train_step):
         all(rate == 1e-2 for rate in rates),
         f"expected lr 1e-2 in every parameter group, got {rates}",
     )
+
+
+def sgd_update(model, optimizer, x, y, lr, grad_clip, train_step):
+    """The change of every parameter made by one train_step with plain SGD, which moves each
+    parameter by exactly -lr times the gradient it was given."""
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, x, y, lr, grad_clip)
+    return [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
+
+
+def expect_update(update, model, gradients, scale, what):
+    for (name_, _), change, grad in zip(model.named_parameters(), update, gradients, strict=True):
+        expected = -scale * grad
+        error = (change - expected).abs().max().item()
+        expect(
+            error < 1e-6 + 1e-4 * expected.abs().max().item(),
+            f"{what}: the update of {name_} differs from the expected one by {error:.3g}",
+        )
 
 hidden_points = 3

@@ -8,7 +8,7 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance
 from tfcourse.checking import progress_bars_off
-from tfcourse.encoder import EncoderConfig, parameter_count
+from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
 from tfcourse.training import TrainConfig
 
 OK_FORMAT = False
@@ -80,6 +80,10 @@ def test_points(points, sweep_model, sweep_train):
             is_instance(model, EncoderConfig) and model.d_model % model.n_head == 0,
             f"{point_name!r}: d_model must be divisible by n_head",
         )
+        expect(
+            model.d_ff == 4 * model.d_model,
+            f"{point_name!r}: d_ff should be 4 * d_model = {4 * model.d_model}, got {model.d_ff}",
+        )
 
 
 @test_case(name="the notebook's results: one row per point, in order, with every column", points=1)
@@ -110,4 +114,14 @@ def test_run_sweep(env, run_sweep):
         rows[0]["val_loss"] == rows[2]["val_loss"],
         "the same point trained twice gave different losses: "
         "seed with torch.manual_seed(train_config.seed)",
+    )
+    # Point "b" trained by your own train: its last validation loss is the row's val_loss.
+    torch.manual_seed(train.seed)
+    with progress_bars_off(env):
+        history = env["train"](CausalLM(points[1][1]), data[:250], data[250:], train)
+    expected = history["val_loss"][-1]
+    expect(
+        abs(rows[1]["val_loss"] - expected) < 1e-6,
+        f"row 'b': val_loss should be the last validation loss of its training, {expected:.6f} "
+        f"(tolerance 1e-6), got {rows[1]['val_loss']!r}",
     )

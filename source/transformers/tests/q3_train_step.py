@@ -26,10 +26,6 @@ def setting(seed=0, dropout=0.0):
     return model, make_optimizer(model, TrainConfig()), x, y
 
 
-def gradient_norm(model):
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
-
-
 def reference_gradients(model, x, y):
     """Gradients of one forward and backward pass of a copy of model, in train mode."""
     twin = copy.deepcopy(model).train()
@@ -61,46 +57,64 @@ def test_step(train_step):
     )
 
 
+def sgd_update(model, optimizer, x, y, lr, grad_clip, train_step):
+    """The change of every parameter made by one train_step with plain SGD, which moves each
+    parameter by exactly -lr times the gradient it was given."""
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, x, y, lr, grad_clip)
+    return [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
+
+
+def expect_update(update, model, gradients, scale, what):
+    for (name_, _), change, grad in zip(model.named_parameters(), update, gradients, strict=True):
+        expected = -scale * grad
+        error = (change - expected).abs().max().item()
+        expect(
+            error < 1e-6 + 1e-4 * expected.abs().max().item(),
+            f"{what}: the update of {name_} differs from the expected one by {error:.3g}",
+        )
+
+
 @test_case(
-    name="gradients are clipped to a global norm of grad_clip, and not clipped when it is 0",
+    name="the update uses gradients clipped to a global norm of grad_clip (none when it is 0)",
     points=1,
     hidden=True,
 )
 def test_clipping(train_step):
-    model, optimizer, x, y = setting(1)
-    unclipped = gradient_norm(reference_gradients(model, x, y)).item()
-    train_step(model, optimizer, x, y, 0.0, 0.05)
-    norm = gradient_norm(model).item()
-    expect(
-        abs(norm - 0.05) < 1e-4,
-        f"gradient norm after clipping at 0.05: expected 0.05, got {norm:.4g} "
-        f"(before clipping {unclipped:.4g})",
-    )
-    model, optimizer, x, y = setting(1)
-    train_step(model, optimizer, x, y, 0.0, 0.0)
-    norm = gradient_norm(model).item()
-    expect(
-        abs(norm - unclipped) < 1e-4 * unclipped,
-        f"grad_clip=0 should not clip: expected norm {unclipped:.4g}, got {norm:.4g}",
-    )
+    model, _, x, y = setting(1)
+    gradients = [p.grad.clone() for p in reference_gradients(model, x, y).parameters()]
+    unclipped = torch.cat([g.flatten() for g in gradients]).norm().item()
+    for grad_clip, factor in ((0.05, 0.05 / unclipped), (0.0, 1.0)):
+        model, _, x, y = setting(1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        update = sgd_update(model, optimizer, x, y, 0.1, grad_clip, train_step)
+        expect_update(
+            update,
+            model,
+            gradients,
+            0.1 * factor,
+            f"grad_clip={grad_clip} (gradient norm before clipping {unclipped:.4g})",
+        )
 
 
 @test_case(
-    name="old gradients are cleared before backward (two steps at lr 0 equal one)",
+    name="each update uses this batch's gradient only, not ones left by earlier steps",
     points=1,
     hidden=True,
 )
 def test_zero_grad(train_step):
-    model, optimizer, x, y = setting(2)
-    expected = reference_gradients(model, x, y)
-    train_step(model, optimizer, x, y, 0.0, 0.0)
-    train_step(model, optimizer, x, y, 0.0, 0.0)  # lr 0: AdamW leaves the weights unchanged
-    for (name_, p), q in zip(model.named_parameters(), expected.parameters(), strict=True):
-        expect(
-            p.grad is not None and torch.allclose(p.grad, q.grad, atol=1e-6),
-            f"gradient of {name_} after two steps differs from one backward pass: "
-            "are gradients accumulating (optimizer.zero_grad)?",
-        )
+    model, _, x, y = setting(2)
+    gradients = [p.grad.clone() for p in reference_gradients(model, x, y).parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    train_step(model, optimizer, x, y, 0.0, 0.0)  # lr 0: SGD leaves the weights unchanged
+    update = sgd_update(model, optimizer, x, y, 0.1, 0.0, train_step)
+    expect_update(
+        update,
+        model,
+        gradients,
+        0.1,
+        "second step on the same batch (are gradients accumulating? optimizer.zero_grad)",
+    )
 
 
 @test_case(
