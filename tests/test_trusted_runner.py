@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
+import tfcourse
 from tfcourse.grading.course import Course
 from tfcourse.grading.samples import reference_notebooks, release_notebooks
 from tfcourse.grading.scores import read_scores
@@ -169,20 +172,30 @@ TWINS = {
 """Blank notebooks whose answer cheats with data, and their honest twins."""
 
 
+def secret_lines(course: Course) -> set[str]:
+    """Lines of the hidden tests found nowhere else: not in the release, nor in the sources of
+    torch or the kit (``with torch.no_grad():`` is in every process that imported torch)."""
+    known: set[str] = set()
+    sources = [p for root in (torch, tfcourse) for p in Path(root.__file__).parent.rglob("*.py")]
+    for path in [*sources, *(p for p in course.release_dir.rglob("*") if p.is_file())]:
+        known.update(line.strip() for line in path.read_text(errors="ignore").splitlines())
+    return hidden_lines(course.source_tests_dir) - known
+
+
 def memory_scan(course: Course) -> str:
     """A cell that hashes every line of every string it can reach (gc, modules, linecache)
     and prints how many hidden-test lines, and how many lines of its own notebook, it met."""
-    lines = hidden_lines(course.source_tests_dir)
-    digests = {hashlib.sha256(line.encode()).hexdigest() for line in lines}
+    digests = {hashlib.sha256(line.encode()).hexdigest() for line in secret_lines(course)}
     assert digests
     return f"""
-import gc, hashlib, linecache, sys
+import gc, hashlib, linecache, sys, warnings
+warnings.simplefilter("ignore")
 HIDDEN = {sorted(digests)!r}
 OWN = hashlib.sha256(b"def scaled_dot_product_attention(").hexdigest()
 met, strings = set(), 0
 def visit(value):
     global strings
-    if isinstance(value, str):
+    if type(value) is str and len(value) >= 20:  # hidden lines are longer
         strings += 1
         for line in value.splitlines():
             digest = hashlib.sha256(line.strip().encode()).hexdigest()
@@ -204,7 +217,7 @@ for found in roots:
                 visit(value)
     except Exception:
         pass
-print("scan", strings > 10_000, OWN in met, len(met - {{OWN}}))
+print("scan", strings > 1_000, OWN in met, len(met - {{OWN}}))
 """
 
 
@@ -265,5 +278,5 @@ def test_cheating_with_data_earns_what_the_data_deserves(graded, student):
 def test_the_kernel_never_holds_a_hidden_test_line(graded):
     path = graded.autograded_dir / "memory-scan" / graded.assignment / f"{NOTEBOOK}.ipynb"
     scan = nbformat.read(path, 4).cells[-1]
-    text = "".join(out.get("text", "") for out in scan.outputs)
-    assert text.strip() == "scan True True 0", text
+    text = "".join(out.get("text", "") for out in scan.outputs if out.get("name") == "stdout")
+    assert text.strip() == "scan True True 0", scan.outputs

@@ -11,7 +11,7 @@ import torch
 from otter.test_files import test_case
 from torch import nn
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect, expect_close, expect_shape, is_instance
 from tfcourse.encoder import torch_encoder_layer
 
 OK_FORMAT = False
@@ -58,13 +58,13 @@ def test_structure(env, Encoder, EncoderConfig):
     student, _ = twin_stacks(env, 3, True)
     layers = getattr(student, "layers", None)
     expect(
-        isinstance(layers, nn.ModuleList),
+        is_instance(layers, nn.ModuleList),
         f"Encoder.layers: expected an nn.ModuleList, got {type(layers).__name__}",
     )
     expect(len(layers) == 3, f"Encoder.layers with n_layer=3: expected 3 layers, got {len(layers)}")
     norm = getattr(student, "norm", None)
     expect(
-        isinstance(norm, nn.LayerNorm),
+        is_instance(norm, nn.LayerNorm),
         f"Encoder.norm: expected an nn.LayerNorm, got {type(norm).__name__}",
     )
     expect_shape(student(torch.randn(2, 6, 16)), (2, 6, 16), "Encoder output")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
 from tfcourse.encoder import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,

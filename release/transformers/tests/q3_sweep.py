@@ -6,7 +6,7 @@ import math
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect
+from tfcourse.assertions import expect, is_instance
 from tfcourse.checking import progress_bars_off
 from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
 from tfcourse.training import TrainConfig
@@ -77,7 +77,7 @@ def test_points(points, sweep_model, sweep_train):
         )
     for point_name, model, _ in points:
         expect(
-            isinstance(model, EncoderConfig) and model.d_model % model.n_head == 0,
+            is_instance(model, EncoderConfig) and model.d_model % model.n_head == 0,
             f"{point_name!r}: d_model must be divisible by n_head",
         )
         expect(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close
+from tfcourse.assertions import call_beside, expect, expect_close
 from tfcourse.theory import largest_intermediate
 
 OK_FORMAT = False
