@@ -101,6 +101,25 @@ def call_beside(anchor: object, function: Callable[..., Any], *args: Any, **kwar
     )
 
 
+def forward_graph_flags(
+    function: Callable[..., Any], model: Any, *args: Any, **kwargs: Any
+) -> tuple[Any, list[bool]]:
+    """``function(model, *args, **kwargs)``, and for each forward pass of ``model`` meanwhile,
+    whether its output requires gradients (a graph was built). Run it with
+    :func:`call_beside`, so that while graded the passes are watched where the code runs."""
+    flags: list[bool] = []
+
+    def record(module: Any, inputs: Any, output: Any) -> None:
+        first = output[0] if isinstance(output, tuple) else output
+        flags.append(bool(first.requires_grad))
+
+    hook = model.register_forward_hook(record)
+    try:
+        return function(model, *args, **kwargs), flags
+    finally:
+        hook.remove()
+
+
 def shares_parameter(module: object, first: str, second: str) -> bool:
     """True if the parameters named ``first`` and ``second`` of ``module`` are one tensor:
     ``named_parameters()`` lists a shared tensor once, so one of the names is missing."""

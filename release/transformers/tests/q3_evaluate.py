@@ -6,7 +6,7 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse import training
-from tfcourse.assertions import expect
+from tfcourse.assertions import call_beside, expect, forward_graph_flags
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
@@ -19,14 +19,6 @@ def tiny_model(seed, dropout=0.0):
         vocab_size=11, block_size=6, n_layer=1, n_head=2, d_model=16, d_ff=32, dropout=dropout
     )
     return CausalLM(config)
-
-
-def graph_flags(model):
-    """One flag per forward pass of ``model`` from now on: did it build a graph (do its
-    logits require gradients)?"""
-    flags = []
-    model.register_forward_hook(lambda module, args, output: flags.append(output[0].requires_grad))
-    return flags
 
 
 def check_close(got, expected, what):

@@ -6,7 +6,7 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse import training
-from tfcourse.assertions import expect
+from tfcourse.assertions import call_beside, expect, forward_graph_flags
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
@@ -19,14 +19,6 @@ def tiny_model(seed, dropout=0.0):
         vocab_size=11, block_size=6, n_layer=1, n_head=2, d_model=16, d_ff=32, dropout=dropout
     )
     return CausalLM(config)
-
-
-def graph_flags(model):
-    """One flag per forward pass of ``model`` from now on: did it build a graph (do its
-    logits require gradients)?"""
-    flags = []
-    model.register_forward_hook(lambda module, args, output: flags.append(output[0].requires_grad))
-    return flags
 
 
 def check_close(got, expected, what):
@@ -70,8 +62,7 @@ def test_modes(evaluate):
     # 7 windows of 6 exactly: the last window's targets end at the last id.
     data = torch.randint(0, 11, (42,), generator=torch.Generator().manual_seed(5))
     expected = training.evaluate(model, data).loss
-    flags = graph_flags(model)
-    got = evaluate(model, data)
+    got, flags = call_beside(evaluate, forward_graph_flags, evaluate, model, data)
     check_close(got, expected, "evaluate of a model with dropout 0.5 (in train mode)")
     expect(model.training, "the model was in train() mode before evaluate and should be after it")
     model.eval()

@@ -4,7 +4,7 @@ generate(model, idx, max_new_tokens, temperature, top_k, generator)."""
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_shape
+from tfcourse.assertions import call_beside, expect, expect_shape, forward_graph_flags
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
@@ -77,10 +77,11 @@ def test_temperature(sample_next_token):
 )
 def test_generate_contract(generate):
     model = tiny_model(5).train()
-    graphs = []
-    model.register_forward_hook(lambda module, args, output: graphs.append(output[0].requires_grad))
     idx = torch.randint(0, 11, (2, 9))  # longer than block_size 6
-    out = generate(model, idx.clone(), 7, 1.0, None, torch.Generator().manual_seed(6))
+    generator = torch.Generator().manual_seed(6)
+    out, graphs = call_beside(
+        generate, forward_graph_flags, generate, model, idx.clone(), 7, 1.0, None, generator
+    )
     expect_shape(out, (2, 16), "generate(model, idx (2, 9), 7)")
     expect(torch.equal(out[:, :9], idx), "the output should start with the prompt")
     expect(
