@@ -240,7 +240,7 @@ def test_what_it_tried_is_recorded_for_the_grader(tmp_path):
         from tfcourse.grading.sandbox import attempts
         attempts.install(Path({str(log)!r}), [Path.cwd(), Path("/tmp"), Path({str(log.parent)!r})])
         Path("mine.txt").write_text("allowed")
-        for target in ({str(HELPERS / "checking.py")!r}, "/etc/tfcourse-test"):
+        for target in ("/usr/lib/tfcourse-test", "/etc/tfcourse-test"):
             try:
                 open(target, "a").close()
             except OSError:
@@ -256,5 +256,5 @@ def test_what_it_tried_is_recorded_for_the_grader(tmp_path):
     found = attempts.read(tmp_path / "sockets")
     assert len(found) == 2, found
     assert "tried to write outside its own folders (2 time(s)" in found[0]
-    assert str(HELPERS / "checking.py") in found[0] and "mine.txt" not in found[0]
+    assert "/usr/lib/tfcourse-test" in found[0] and "mine.txt" not in found[0]
     assert "tried to reach the network (1 time(s): ('192.0.2.1', 80))" in found[1]
