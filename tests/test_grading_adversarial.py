@@ -202,29 +202,30 @@ def daemon(notebook: Notebook) -> None:
 
 
 def exhausts(notebook: Notebook) -> None:
-    """The model solution, and cells that hold 3 GiB in three child processes (each under the
-    kernel's own limit) and fork hundreds of processes."""
+    """The model solution, then (after its last check, so that what the limits do to its own
+    kernel costs no point) cells that hold 3 GiB in three child processes, each under the
+    kernel's own limit, and fork hundreds of processes."""
     add_cell(
         notebook,
-        "sdpa",
-        "import subprocess, sys\n"
-        'hold = \'block = bytearray(2**30); block[::4096] = b"x" * len(block[::4096]); '
-        "import time; time.sleep(15)'\n"
-        "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(3)]\n"
-        "print([child.wait() for child in children])\n",
-    )
-    add_cell(
-        notebook,
-        "masks",
+        "q1_mha",
         "import os, time\n"
-        "for _ in range(1000):\n"
+        "for _ in range(400):\n"
         "    try:\n"
         "        if os.fork() == 0:\n"
-        "            time.sleep(5)\n"
+        "            time.sleep(2)\n"
         "            os._exit(0)\n"
         "    except OSError:\n"
         "        pass\n"
-        "time.sleep(6)\n",
+        "time.sleep(3)\n",
+    )
+    add_cell(
+        notebook,
+        "q1_mha",
+        "import subprocess, sys\n"
+        "hold = 'block = bytearray(2**30); block[::4096] = b\"x\" * len(block[::4096]); "
+        "import time; time.sleep(5)'\n"
+        "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(3)]\n"
+        "print([child.wait() for child in children])\n",
     )
 
 
