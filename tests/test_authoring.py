@@ -19,7 +19,7 @@ def comparable(notebook):
 
 @pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
 def test_source_notebook_is_built_from_its_twin(twin, repo_course):
-    built = build_notebook(twin, repo_course.source_tests_dir)
+    built = build_notebook(twin, repo_course.tests_dir)
     committed = nbformat.read(repo_course.source_dir / f"{twin.stem}.ipynb", as_version=4)
     assert comparable(committed) == comparable(built), (
         f"{twin.name} and its source notebook differ: run `make notebooks`"
@@ -29,7 +29,7 @@ def test_source_notebook_is_built_from_its_twin(twin, repo_course):
 @pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
 def test_build_adds_the_shared_setup_and_submit_cells_the_twin_leaves_out(twin, repo_course):
     assert SETUP_ID not in twin.read_text() and "check_submission" not in twin.read_text()
-    built = build_notebook(twin, repo_course.source_tests_dir)
+    built = build_notebook(twin, repo_course.tests_dir)
     code = [cell for cell in built.cells if cell.cell_type == "code"]
     assert (code[0].id, code[-1].id) == (SETUP_ID, SUBMIT_ID)
     assert [c.id for c in built.cells].count(SETUP_ID) == 1
@@ -46,7 +46,7 @@ def test_every_test_cell_has_a_test_file_worth_its_points(repo_course):
         for cell in notebook.cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
-                test_file = repo_course.source_tests_dir / f"{meta['grade_id']}.py"
+                test_file = repo_course.tests_dir / f"{meta['grade_id']}.py"
                 assert meta["points"] == question_points(test_file) > 0
 
 
@@ -69,4 +69,4 @@ def test_build_rejects_a_cell_that_breaks_the_grading_contract(tmp_path, repo_co
     twin = tmp_path / "99_bad.py"
     twin.write_text(text)
     with pytest.raises(ValueError, match=error):
-        build_notebook(twin, repo_course.source_tests_dir)
+        build_notebook(twin, repo_course.tests_dir)

@@ -89,7 +89,7 @@ def test_grades_csv_totals_match_the_gradebook(graded_samples):
 
 def test_feedback_is_html_only_and_shows_no_hidden_test(graded_samples):
     course, _ = graded_samples
-    hidden_sources = [p.read_text() for p in course.source_tests_dir.glob("*.py")]
+    hidden_sources = [p.read_text() for p in course.tests_dir.glob("*.py")]
     for student in ("reference", "bug-unscaled"):
         folder = course.root / "feedback" / student / course.assignment
         files = [p for p in folder.rglob("*") if p.is_file()]

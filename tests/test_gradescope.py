@@ -48,7 +48,7 @@ def test_autograder_carries_every_test_hidden_included_and_the_helpers(autograde
             f"tests/{question}.py" for question in questions
         }
         for question in questions:
-            source = (course.source_tests_dir / f"{question}.py").read_bytes()
+            source = (course.tests_dir / f"{question}.py").read_bytes()
             assert archive.read(f"tests/{question}.py") == source
         assert {"files/tfcourse/checking.py", "files/tfcourse/assertions.py"} <= names
         assert f"files/tfcourse/{AUTOGRADER_MARKER}" in names  # quick mode on Gradescope

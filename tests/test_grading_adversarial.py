@@ -157,7 +157,7 @@ def escapes(notebook: Notebook) -> None:
         "from pathlib import Path\n"
         "import tfcourse\n"
         "kit = Path(tfcourse.__file__).resolve().parents[2]\n"
-        "targets = [kit / 'source/transformers/tests/q1_sdpa.py', kit / 'nbgrader_config.py',\n"
+        "targets = [kit / 'authoring/transformers/tests/q1_sdpa.py', kit / 'nbgrader_config.py',\n"
         "           kit / '.git/hooks/pre-commit', Path(site.getsitepackages()[0]) / 'zz.pth',\n"
         "           Path(tfcourse.__file__).parent / 'checking.py']\n"
         "targets += [p / 'submitted' for p in Path.cwd().parents]\n"
@@ -491,7 +491,7 @@ def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
 def test_hidden_tests_never_reach_feedback_even_when_printed(graded):
     course, *_ = graded
     hidden = []
-    for path in course.source_tests_dir.glob("q1_*.py"):
+    for path in course.tests_dir.glob("q1_*.py"):
         source = path.read_text().splitlines()
         for case in hidden_cases("\n".join(source)):
             hidden += [line.strip() for line in source[case.lineno : case.end_lineno]]

@@ -25,7 +25,7 @@ STUDENT_SAFE = {
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_reference_passes_every_case(question):
     answers = {**vars(backward), **vars(blockwise), **vars(kv_cache), **vars(beam)}
-    result = Grader(REPO / "source" / "transformers" / "tests").check(question, answers)
+    result = Grader(REPO / "authoring" / "transformers" / "tests").check(question, answers)
     assert result.passed, result.report()
 
 

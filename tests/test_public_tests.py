@@ -7,7 +7,7 @@ from tfcourse.grading.public_tests import public_test_source, read_hidden_points
 
 from conftest import REPO
 
-SOURCE_TESTS = sorted((REPO / "source" / "transformers" / "tests").glob("*.py"))
+SOURCE_TESTS = sorted((REPO / "authoring" / "transformers" / "tests").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", SOURCE_TESTS, ids=lambda p: p.stem)
@@ -46,3 +46,20 @@ def test_hidden_case_without_points_is_rejected():
     )
     with pytest.raises(ValueError, match="does not state its points"):
         public_test_source(source)
+
+
+def test_imports_only_hidden_cases_use_are_dropped():
+    source = (
+        "import math\nimport secrets_module\n"
+        "from otter.test_files import test_case\n"
+        "from tfcourse.reference import beam, kv_cache as cache\n\n"
+        "@test_case(points=1)\ndef test_public(f):\n    assert f(math.pi, cache)\n\n"
+        "@test_case(points=2, hidden=True)\ndef test_secret(f):\n"
+        "    assert f(beam, secrets_module)\n"
+    )
+    public = public_test_source(source)
+    assert "secrets_module" not in public and "beam" not in public
+    assert "import math\n" in public
+    assert "from tfcourse.reference import kv_cache as cache\n" in public
+    assert "from otter.test_files import test_case\n" in public
+    compile(public, "public", "exec")

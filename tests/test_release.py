@@ -44,14 +44,25 @@ def test_committed_release_is_current(released_course):
     assert not stale, f"release/ is stale, run `make release`: {stale}"
 
 
-@pytest.mark.parametrize("root", ["fresh", "committed"])
+def test_committed_public_tests_are_current(released_course):
+    fresh = release_files(released_course.public_tests_dir)
+    committed = release_files(REPO / "source" / "transformers" / "tests")
+    assert fresh == committed, "source/transformers/tests is stale: run `make release`"
+
+
+@pytest.mark.parametrize("root", ["fresh", "committed", "source tests"])
 def test_release_leaks_nothing(released_course, root):
-    folder = released_course.release_dir if root == "fresh" else REPO / "release" / "transformers"
+    folder = {
+        "fresh": released_course.release_dir,
+        "committed": REPO / "release" / "transformers",
+        # nbgrader copies source/ into every folder it writes: its tests must be public ones.
+        "source tests": REPO / "source" / "transformers" / "tests",
+    }[root]
     secrets = solution_lines(released_course)
     assert secrets, "no solution lines found to check against"
     hidden = {
         path.name: [c for c in ExceptionTestFile.from_file(str(path)).test_cases if c.hidden]
-        for path in released_course.source_tests_dir.glob("*.py")
+        for path in released_course.tests_dir.glob("*.py")
     }
     assert any(hidden.values())
     for path in folder.rglob("*"):

@@ -23,7 +23,7 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-TESTS = REPO / "source" / "transformers" / "tests"
+TESTS = REPO / "authoring" / "transformers" / "tests"
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,7 @@ def secret_lines(course: Course) -> set[str]:
     sources = [p for root in (torch, tfcourse) for p in Path(root.__file__).parent.rglob("*.py")]
     for path in [*sources, *(p for p in course.release_dir.rglob("*") if p.is_file())]:
         known.update(line.strip() for line in path.read_text(errors="ignore").splitlines())
-    return hidden_lines(course.source_tests_dir) - known
+    return hidden_lines(course.tests_dir) - known
 
 
 def memory_scan(course: Course) -> str:

@@ -21,6 +21,7 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.grading.cells import add_course_cells
 from tfcourse.grading.course import Course
+from tfcourse.grading.release import write_public_tests
 from tfcourse.runmode import QUICK_VARIABLE
 
 NBGRADER_DEFAULTS = {
@@ -81,11 +82,12 @@ def build_all(course: Course, run: bool = True, names: Sequence[str] = ()) -> li
     unknown = set(names) - {twin.stem for twin in twins}
     if unknown:
         raise FileNotFoundError(f"no twin in {course.authoring_dir} for {sorted(unknown)}")
+    write_public_tests(course)
     written = []
     for twin in twins:
         if names and twin.stem not in names:
             continue
-        notebook = build_notebook(twin, course.source_tests_dir)
+        notebook = build_notebook(twin, course.tests_dir)
         if run:
             execute(notebook, course.source_dir)
         target = course.source_dir / f"{twin.stem}.ipynb"

@@ -57,8 +57,17 @@ class Course:
         return self.root / "gradebook.db"
 
     @property
-    def source_tests_dir(self) -> Path:
-        """Public and hidden test files, one per question (otter's exception format)."""
+    def tests_dir(self) -> Path:
+        """Public and hidden test files, one per question (otter's exception format). They
+        live beside the twins, outside ``source/``: nbgrader copies every file of a source
+        folder to wherever it writes (release, autograde, feedback), so no nbgrader command
+        or formgrader button can hand a hidden test out."""
+        return self.authoring_dir / "tests"
+
+    @property
+    def public_tests_dir(self) -> Path:
+        """The students' test files (hidden cases cut out), generated from :attr:`tests_dir`;
+        ``nbgrader generate_assignment`` copies them into the release."""
         return self.source_dir / "tests"
 
     def notebook_names(self) -> list[str]:

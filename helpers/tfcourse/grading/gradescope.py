@@ -67,7 +67,7 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
         stage = Path(scratch)
         (stage / "tests").mkdir()
         for question in notebook_questions(course, name):
-            shutil.copy(course.source_tests_dir / f"{question}.py", stage / "tests")
+            shutil.copy(course.tests_dir / f"{question}.py", stage / "tests")
         package = Path(tfcourse.__file__).parent
         shutil.copytree(package, stage / "tfcourse", ignore=shutil.ignore_patterns("__pycache__"))
         (stage / "tfcourse" / AUTOGRADER_MARKER).write_text(

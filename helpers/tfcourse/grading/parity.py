@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.notebook and name not in args.notebook:
                 continue
             questions = set(args.question) if args.question else None
-            for found in compare_notebook(notebook, course.source_tests_dir, questions):
+            for found in compare_notebook(notebook, course.tests_dir, questions):
                 passed = sum(p for _, p in found.remote)
                 print(
                     f"{sample.student_id:22} {found.question:18} "

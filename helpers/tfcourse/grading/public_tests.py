@@ -2,7 +2,8 @@
 
 A test file in ``source/`` holds public and hidden cases (``@test_case(..., hidden=True)``).
 The copy a student receives keeps the public cases and records only how many points the
-hidden ones are worth, as ``hidden_points``, so the in-notebook report can say so.
+hidden ones are worth, as ``hidden_points``, so the in-notebook report can say so. Imports
+only the hidden cases used go too: a student's copy names nothing it does not need.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def public_test_source(source: str) -> str:
         dropped.update(range(first, case.end_lineno + 1))  # type: ignore[operator]
     lines = source.splitlines(keepends=True)
     kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    kept = _without_unused_imports(kept)
     kept = re.sub(r"\n{3,}", "\n\n\n", kept).rstrip() + "\n"
     total = sum(case_points(case) for case in cases)
     return f"{kept}\n{HIDDEN_POINTS_NAME} = {total:g}\n"
@@ -56,6 +58,34 @@ def read_hidden_points(source: str) -> float:
         ):
             return float(ast.literal_eval(node.value))
     return 0.0
+
+
+def _without_unused_imports(source: str) -> str:
+    """``source`` with the names its top-level imports bring in but nothing uses removed."""
+    tree = ast.parse(source)
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    used = {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store)
+    }
+    lines = source.splitlines(keepends=True)
+    for node in reversed(imports):
+        kept = [alias for alias in node.names if _bound_name(alias) in used]
+        if len(kept) == len(node.names):
+            continue
+        replacement = ""
+        if kept:
+            reduced = ast.ImportFrom(node.module, kept, node.level)
+            if isinstance(node, ast.Import):
+                reduced = ast.Import(kept)
+            replacement = ast.unparse(reduced) + "\n"
+        lines[node.lineno - 1 : node.end_lineno] = [replacement]
+    return "".join(lines)
+
+
+def _bound_name(alias: ast.alias) -> str:
+    return alias.asname or alias.name.split(".")[0]
 
 
 def _test_case_call(node: ast.FunctionDef) -> ast.Call | None:

@@ -109,10 +109,10 @@ class Workspace:
             self.course.source_dir,
             template.source_dir,
             ignore=shutil.ignore_patterns(
-                self.course.source_tests_dir.name, "__pycache__", ".ipynb_checkpoints"
+                self.course.public_tests_dir.name, "__pycache__", ".ipynb_checkpoints"
             ),
         )
-        shutil.copytree(self.course.source_tests_dir, self.template / "grading_tests")
+        shutil.copytree(self.course.tests_dir, self.template / "grading_tests")
         with (
             contextlib.closing(sqlite3.connect(self.course.gradebook)) as class_gradebook,
             contextlib.closing(sqlite3.connect(template.gradebook)) as copy,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q1_sdpa"

@@ -8,7 +8,7 @@ import torch
 from otter.test_files import test_case
 from torch import nn
 
-from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q2_encoder_layer"

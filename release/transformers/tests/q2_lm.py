@@ -11,14 +11,8 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
-from tfcourse.encoder import (
-    LearnedPositionalEncoding,
-    SinusoidalPositionalEncoding,
-    torch_encoder,
-    torch_encoder_layer,
-    torch_lm_logits,
-)
+from tfcourse.assertions import expect, expect_close, expect_shape
+from tfcourse.encoder import LearnedPositionalEncoding, SinusoidalPositionalEncoding, torch_encoder, torch_encoder_layer
 
 OK_FORMAT = False
 name = "q2_lm"

@@ -6,7 +6,7 @@ import os
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, is_instance, shares_parameter
+from tfcourse.assertions import expect, is_instance
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False

@@ -6,7 +6,7 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse import training
-from tfcourse.assertions import call_beside, expect, forward_graph_flags
+from tfcourse.assertions import expect
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False

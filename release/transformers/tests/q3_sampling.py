@@ -4,7 +4,7 @@ generate(model, idx, max_new_tokens, temperature, top_k, generator)."""
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import call_beside, expect, expect_shape, forward_graph_flags
+from tfcourse.assertions import expect, expect_shape
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False

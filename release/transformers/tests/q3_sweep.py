@@ -3,13 +3,10 @@ run_sweep(points, train_data, val_data) -> one row (dict) per point."""
 
 import math
 
-import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance
-from tfcourse.checking import progress_bars_off
-from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
-from tfcourse.training import TrainConfig
+from tfcourse.encoder import EncoderConfig, parameter_count
 
 OK_FORMAT = False
 name = "q3_sweep"

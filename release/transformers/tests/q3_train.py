@@ -6,7 +6,6 @@ training split's character frequencies, add-one smoothed) minus 0.5 nats. A tran
 learned anything beyond letter frequencies passes it even in the quick mode of grading.
 """
 
-import math
 
 import torch
 from otter.test_files import test_case

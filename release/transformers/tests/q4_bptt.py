@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close
+from tfcourse.assertions import expect_close
 
 OK_FORMAT = False
 name = "q4_bptt"

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import call_beside, expect, expect_close
-from tfcourse.theory import largest_intermediate
+from tfcourse.assertions import expect_close
 
 OK_FORMAT = False
 name = "q4_kernel"

@@ -16,7 +16,6 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
 from tfcourse.reference.beam import BigramLM
-from tfcourse.reference.beam import beam_search as reference_beam_search
 from tfcourse.reference.kv_cache import LMConfig, TinyLM, generate
 
 OK_FORMAT = False

@@ -28,16 +28,4 @@ def test_round_trip(split_heads, merge_heads):
     expect_shape(merged, (3, 5, 12), "merge_heads(split_heads(x, 3))")
     expect_close(merged, x, "merge_heads(split_heads(x, 3))", atol=0.0)
 
-
-@test_case(
-    name="merge_heads keeps head-major feature order, also for non-contiguous inputs",
-    points=1,
-    hidden=True,
-)
-def test_merge_layout(merge_heads):
-    x = torch.randn(2, 6, 4, 1)
-    merged = merge_heads(x)
-    expect_close(merged, x.squeeze(-1).transpose(1, 2), "merge_heads with head size 1", atol=0.0)
-    y = torch.randn(2, 5, 3, 4).transpose(1, 2)  # (2, 3, 5, 4), non-contiguous
-    expected = torch.cat([y[:, h] for h in range(3)], dim=-1)
-    expect_close(merge_heads(y), expected, "merge_heads of a transposed tensor", atol=0.0)
+hidden_points = 1

@@ -58,34 +58,4 @@ def test_modules_add(EncoderConfig, SinusoidalPositionalEncoding, LearnedPositio
     expect_shape(out, (2, 10, 16), "LearnedPositionalEncoding output")
     expect_close(out, x + learned.embedding.weight[:10], "LearnedPositionalEncoding(x)")
 
-
-@test_case(name="sinusoidal_encoding(1000, 128) within 1e-4 of the formula", points=1, hidden=True)
-def test_sinusoidal_large(sinusoidal_encoding):
-    table = sinusoidal_encoding(1000, 128)
-    expect_shape(table, (1000, 128), "sinusoidal_encoding(1000, 128)")
-    expect_close(table.double(), formula(1000, 128), "sinusoidal_encoding(1000, 128)", atol=1e-4)
-
-
-@test_case(
-    name="sinusoidal module has no trainable parameters; learned one trains rows 0..T-1 only",
-    points=1,
-    hidden=True,
-)
-def test_module_parameters(EncoderConfig, SinusoidalPositionalEncoding, LearnedPositionalEncoding):
-    config = EncoderConfig(d_model=8, block_size=12)
-    sinusoidal = SinusoidalPositionalEncoding(config)
-    count = sum(p.numel() for p in sinusoidal.parameters())
-    expect(count == 0, f"SinusoidalPositionalEncoding: expected 0 parameters, got {count}")
-    x = torch.randn(3, 5, 8, dtype=torch.float64)
-    expected = x + sinusoidal.pe[:5].double()
-    expect_close(sinusoidal(x), expected, "SinusoidalPositionalEncoding on a float64 input")
-    learned = LearnedPositionalEncoding(config)
-    count = sum(p.numel() for p in learned.parameters())
-    expect(
-        count == 12 * 8, f"LearnedPositionalEncoding: expected 12 × 8 = 96 parameters, got {count}"
-    )
-    learned(torch.randn(3, 5, 8)).sum().backward()
-    grad = learned.embedding.weight.grad
-    expect(grad is not None, "LearnedPositionalEncoding: no gradient reached the embedding")
-    expect_close(grad[:5], torch.full((5, 8), 3.0), "gradient of rows 0..4 (batch of 3)")
-    expect_close(grad[5:], torch.zeros(7, 8), "gradient of the unused rows 5..11")
+hidden_points = 2

@@ -6,7 +6,7 @@ import os
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, is_instance, shares_parameter
+from tfcourse.assertions import expect, is_instance
 from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
@@ -54,40 +54,4 @@ def test_round_trip(save_checkpoint, load_checkpoint):
     model, loaded, _ = round_trip(save_checkpoint, load_checkpoint, 0)
     check_same_model(model, loaded, "default settings")
 
-
-@test_case(
-    name="the file opens with weights_only=True: 'config' a dict, 'state_dict'; tying survives",
-    points=1,
-    hidden=True,
-)
-def test_saved_contents(env, save_checkpoint, load_checkpoint):
-    _, loaded, stored = round_trip(save_checkpoint, load_checkpoint, 1, load=env["torch"].load)
-    expect(
-        isinstance(stored, dict) and {"config", "state_dict"} <= set(stored),
-        f"expected a dict with keys 'config' and 'state_dict', got {type(stored).__name__} "
-        f"{list(stored) if isinstance(stored, dict) else ''}",
-    )
-    expect(
-        isinstance(stored["config"], dict),
-        f"'config' should be a dict, got {type(stored['config']).__name__}",
-    )
-    expect(
-        shares_parameter(loaded, "lm_head.weight", "token_embedding.weight"),
-        "the loaded model's head and embedding should still be one tied tensor",
-    )
-
-
-@test_case(
-    name="other configurations: sinusoidal positions, untied, post-norm", points=1, hidden=True
-)
-def test_other_configs(save_checkpoint, load_checkpoint):
-    model, loaded, _ = round_trip(
-        save_checkpoint,
-        load_checkpoint,
-        2,
-        positional="sinusoidal",
-        tie_weights=False,
-        norm_first=False,
-        n_layer=3,
-    )
-    check_same_model(model, loaded, "sinusoidal, untied, post-norm, 3 layers")
+hidden_points = 2

@@ -36,19 +36,4 @@ def test_vocabulary(CharTokenizer):
     got = tokenizer.encode("de").tolist()
     expect(got == [inverse["d"], inverse["e"]], f"encode('de'): expected ids by itos, got {got}")
 
-
-@test_case(
-    name="decode accepts a list or a tensor; empty strings; characters beyond ASCII",
-    points=1,
-    hidden=True,
-)
-def test_edge_cases(CharTokenizer):
-    text = "naïve café — ½ ≤ π\t"
-    tokenizer = CharTokenizer(text)
-    ids = tokenizer.encode(text)
-    expect(tokenizer.decode(ids.tolist()) == text, "decode of a list of ints failed the round trip")
-    expect(tokenizer.decode(ids) == text, "decode of a tensor failed the round trip")
-    empty = tokenizer.encode("")
-    expect_shape(empty, (0,), "encode('')")
-    expect(empty.dtype == torch.long, f"encode(''): expected torch.long, got {empty.dtype}")
-    expect(tokenizer.decode([]) == "", "decode([]): expected ''")
+hidden_points = 1

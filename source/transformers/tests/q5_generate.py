@@ -66,23 +66,4 @@ def test_uncached(generate):
     check(generate, 3, batch=1, prompt_length=4, new=4, use_cache=False, temperature=0)
     check(generate, 4, batch=2, prompt_length=4, new=4, use_cache=False, temperature=0.8, top_k=3)
 
-
-@test_case(name="past block_size (8): 3 + 12 tokens, greedy and sampled, with the cache",
-           points=1, hidden=True)
-def test_past_block_size(generate):
-    check(generate, 5, batch=2, prompt_length=3, new=12, temperature=0)
-    check(generate, 6, batch=2, prompt_length=3, new=12, temperature=1.0)
-
-
-@test_case(name="a prompt longer than block_size, top-k sampling at temperature 0.7",
-           points=1, hidden=True)
-def test_long_prompt(generate):
-    check(generate, 7, batch=3, prompt_length=11, new=6, temperature=0.7, top_k=4)
-    check(generate, 8, batch=1, prompt_length=11, new=6, use_cache=False, temperature=0.7, top_k=4)
-
-
-@test_case(name="exactly at the limit: 5 + 3 tokens fill block_size 8, then one more",
-           points=1, hidden=True)
-def test_at_the_limit(generate):
-    for new in (3, 4):
-        check(generate, 9, batch=2, prompt_length=5, new=new, temperature=1.3)
+hidden_points = 3

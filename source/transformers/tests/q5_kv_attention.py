@@ -73,17 +73,4 @@ def test_without_cache(cached_attention):
 def test_single_steps(cached_attention):
     check(cached_attention, 8, 2, 2, [4, 1, 1, 1], 2)
 
-
-@test_case(name="chunks of several positions after a cache (3, 4, 2)", points=1, hidden=True)
-def test_chunks(cached_attention):
-    check(cached_attention, 12, 3, 1, [3, 4, 2], 3)
-
-
-@test_case(name="one position at a time from the start, 4 heads", points=1, hidden=True)
-def test_one_at_a_time(cached_attention):
-    check(cached_attention, 16, 4, 3, [1] * 6, 4)
-
-
-@test_case(name="a module without biases", points=1, hidden=True)
-def test_without_bias(cached_attention):
-    check(cached_attention, 8, 2, 2, [3, 1, 2], 5, bias=False)
+hidden_points = 3

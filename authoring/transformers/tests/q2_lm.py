@@ -1,0 +1,187 @@
+"""Tests for q2_lm: CausalLM(config).forward(idx, targets=None) -> (logits, loss).
+
+The student's model is built with reference parts in place of the notebook's earlier answers:
+PyTorch's nn.TransformerEncoder / nn.TransformerEncoderLayer for Encoder / EncoderLayer, and
+tfcourse.encoder's positional encodings. A bug graded earlier is then not counted again here.
+"""
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
+from tfcourse.encoder import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    torch_encoder,
+    torch_encoder_layer,
+    torch_lm_logits,
+)
+
+OK_FORMAT = False
+name = "q2_lm"
+
+
+REFERENCE_PARTS = {
+    "EncoderLayer": torch_encoder_layer,
+    "Encoder": torch_encoder,
+    "LearnedPositionalEncoding": LearnedPositionalEncoding,
+    "SinusoidalPositionalEncoding": SinusoidalPositionalEncoding,
+}
+
+
+@contextlib.contextmanager
+def reference_parts_in(env):
+    """Let the notebook's names of the earlier parts build reference modules meanwhile."""
+    saved = {key: env.get(key) for key in REFERENCE_PARTS}
+    env.update(REFERENCE_PARTS)
+    try:
+        yield
+    finally:
+        env.update(saved)
+
+
+def build(env, seed=0, **overrides):
+    torch.manual_seed(seed)
+    settings = dict(
+        vocab_size=11, block_size=16, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.0
+    )
+    config = env["EncoderConfig"](**{**settings, **overrides})
+    with reference_parts_in(env):
+        model = env["CausalLM"](config)
+    return model, config
+
+
+def changed_positions(model, idx, position, vocab_size):
+    """Positions whose logits change when the token at ``position`` is replaced."""
+    changed = idx.clone()
+    changed[:, position] = (changed[:, position] + 1) % vocab_size
+    before, _ = model(idx)
+    after, _ = model(changed)
+    difference = (after - before).abs().amax(dim=(0, 2))
+    return difference, [t for t in range(idx.size(1)) if difference[t] > 1e-6]
+
+
+@test_case(
+    name="idx (2, 10) -> logits (2, 10, vocab_size); loss None, or the cross-entropy with targets",
+    points=1,
+)
+def test_shapes_and_loss(env, CausalLM, EncoderConfig):
+    model, _ = build(env)
+    idx = torch.randint(0, 11, (2, 10))
+    logits, loss = model(idx)
+    expect_shape(logits, (2, 10, 11), "logits")
+    expect(loss is None, f"loss without targets: expected None, got {type(loss).__name__}")
+    targets = torch.randint(0, 11, (2, 10))
+    logits, loss = model(idx, targets)
+    expect_shape(loss, (), "loss with targets")
+    expect_close(loss, F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)), "loss")
+
+
+@test_case(
+    name="causality: changing token 6 leaves logits 0-5 unchanged and changes position 6",
+    points=2,
+)
+def test_causality(env, CausalLM, EncoderConfig):
+    model, _ = build(env, seed=1)
+    idx = torch.randint(0, 11, (2, 10))
+    difference, changed = changed_positions(model, idx, 6, 11)
+    expect(
+        all(t >= 6 for t in changed),
+        f"changing token 6 changed the logits at earlier positions {[t for t in changed if t < 6]} "
+        f"(by up to {difference[:6].max().item():.3g}); expected no change before position 6",
+    )
+    expect(6 in changed, "changing token 6 did not change the logits at position 6")
+
+
+@test_case(
+    name="logits = head(causal encoder(token embedding + positions)), learned and sinusoidal",
+    points=2,
+    hidden=True,
+)
+def test_logits(env, CausalLM, EncoderConfig):
+    for seed, (positional, norm_first) in enumerate(
+        [("learned", True), ("sinusoidal", False), ("sinusoidal", True)]
+    ):
+        model, config = build(
+            env, seed=10 + seed, positional=positional, norm_first=norm_first, tie_weights=False
+        )
+        idx = torch.randint(0, 11, (3, 9))
+        logits, _ = model(idx)
+        expect_close(
+            logits,
+            torch_lm_logits(model.state_dict(), config, idx),
+            f"logits with {positional} positions, norm_first={norm_first}",
+        )
+
+
+@test_case(
+    name="causality at every position, for full-length (block_size) inputs", points=1, hidden=True
+)
+def test_causality_everywhere(env, CausalLM, EncoderConfig):
+    for positional in ("learned", "sinusoidal"):
+        model, _ = build(env, seed=20, positional=positional, block_size=8)
+        idx = torch.randint(0, 11, (2, 8))
+        for position in range(8):
+            _, changed = changed_positions(model, idx, position, 11)
+            expect(
+                min(changed, default=-1) == position,
+                f"{positional} positions: changing token {position} changed the logits at "
+                f"positions {changed}; expected position {position} and perhaps later ones only",
+            )
+
+
+@test_case(
+    name="weight tying: one shared tensor when tie_weights=True, two otherwise",
+    points=1,
+    hidden=True,
+)
+def test_tying(env, CausalLM, EncoderConfig):
+    tied, _ = build(env, seed=30, tie_weights=True)
+    expect(
+        shares_parameter(tied, "lm_head.weight", "token_embedding.weight"),
+        "tie_weights=True: expected lm_head.weight to be the very tensor token_embedding.weight",
+    )
+    untied, _ = build(env, seed=31, tie_weights=False)
+    expect(
+        not shares_parameter(untied, "lm_head.weight", "token_embedding.weight"),
+        "tie_weights=False: expected separate lm_head and token_embedding weights",
+    )
+    difference = sum(p.numel() for p in untied.parameters()) - sum(
+        p.numel() for p in tied.parameters()
+    )
+    expect(
+        difference == 11 * 16,
+        f"untying should add vocab_size × d_model = 176 parameters, it added {difference}",
+    )
+
+
+@test_case(
+    name="dropout on the embeddings: active in train() (dropout=1 zeroes them), off in eval()",
+    points=1,
+    hidden=True,
+)
+def test_dropout(env, CausalLM, EncoderConfig):
+    model, _ = build(env, seed=40, dropout=0.5)
+    idx = torch.randint(0, 11, (2, 6))
+    model.train()
+    model.encoder.eval()  # only the model's own dropout stays active
+    expect(
+        not torch.allclose(model(idx)[0], model(idx)[0]),
+        "train mode with dropout=0.5: two calls gave the same logits "
+        "(is dropout applied to the embeddings?)",
+    )
+    model.eval()
+    expect_close(model(idx)[0], model(idx)[0], "two calls in eval mode", atol=0.0)
+    model, _ = build(env, seed=41, dropout=1.0)
+    model.train()
+    model.encoder.eval()
+    logits, _ = model(idx)
+    expect_close(
+        logits,
+        logits[:1, :1].expand_as(logits),
+        "train mode, dropout=1: the sum of token and position embeddings is dropped, so every "
+        "position should get the same logits",
+    )

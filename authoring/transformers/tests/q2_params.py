@@ -1,0 +1,66 @@
+"""Tests for q2_params: parameter_count(config), the parameters of CausalLM(config) in closed
+form. Expected counts come from an equivalent model assembled from PyTorch modules."""
+
+from otter.test_files import test_case
+from torch import nn
+
+from tfcourse.assertions import expect
+
+OK_FORMAT = False
+name = "q2_params"
+
+
+def torch_model_count(config):
+    """Parameters of embeddings + nn.TransformerEncoder(final norm) + head; tied ones count once."""
+    layer = nn.TransformerEncoderLayer(
+        config.d_model, config.n_head, config.d_ff, batch_first=True, norm_first=config.norm_first
+    )
+    parts = nn.ModuleDict(
+        {
+            "tokens": nn.Embedding(config.vocab_size, config.d_model),
+            "encoder": nn.TransformerEncoder(
+                layer, config.n_layer, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
+            ),
+            "head": nn.Linear(config.d_model, config.vocab_size, bias=False),
+        }
+    )
+    if config.positional == "learned":
+        parts["positions"] = nn.Embedding(config.block_size, config.d_model)
+    if config.tie_weights:
+        parts["head"].weight = parts["tokens"].weight
+    return sum(p.numel() for p in parts.parameters())  # parameters() lists a shared tensor once
+
+
+def check(parameter_count, config):
+    expected = torch_model_count(config)
+    got = parameter_count(config)
+    expect(
+        isinstance(got, int) and not isinstance(got, bool),
+        f"parameter_count({config}): expected a Python int, got {type(got).__name__}",
+    )
+    expect(got == expected, f"parameter_count({config}): expected {expected}, got {got}")
+
+
+@test_case(name="the default EncoderConfig() (learned positions, tied head)", points=1)
+def test_default(parameter_count, EncoderConfig):
+    check(parameter_count, EncoderConfig())
+
+
+@test_case(name="untied head, sinusoidal positions, other widths and depths", points=2, hidden=True)
+def test_variants(parameter_count, EncoderConfig):
+    check(parameter_count, EncoderConfig(tie_weights=False))
+    check(parameter_count, EncoderConfig(positional="sinusoidal"))
+    check(
+        parameter_count,
+        EncoderConfig(
+            vocab_size=1000,
+            block_size=20,
+            n_layer=1,
+            n_head=2,
+            d_model=24,
+            d_ff=72,
+            positional="sinusoidal",
+            tie_weights=False,
+        ),
+    )
+    check(parameter_count, EncoderConfig(vocab_size=7, n_layer=9, d_model=8, d_ff=8))

@@ -1,0 +1,91 @@
+"""Tests for q2_positional: sinusoidal_encoding(max_len, d_model), SinusoidalPositionalEncoding
+and LearnedPositionalEncoding (both take an EncoderConfig and map (B, T, d_model) inputs to
+(B, T, d_model)).
+
+Expected tables are computed entry by entry from the formula with Python's math in float64.
+"""
+
+import math
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close, expect_shape
+
+OK_FORMAT = False
+name = "q2_positional"
+
+
+def formula(max_len, d_model):
+    """Entry (p, i) is sin(p / 10000^(i/d)) for even i; odd i = j + 1 has the cos of that angle."""
+    rows = []
+    for p in range(max_len):
+        row = []
+        for i in range(0, d_model, 2):
+            angle = p / 10000 ** (i / d_model)
+            row += [math.sin(angle), math.cos(angle)]
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@test_case(
+    name="sinusoidal_encoding(50, 16): shape (50, 16), float32, the sin/cos formula", points=1
+)
+def test_sinusoidal_small(sinusoidal_encoding):
+    table = sinusoidal_encoding(50, 16)
+    expect_shape(table, (50, 16), "sinusoidal_encoding(50, 16)")
+    expect(
+        table.dtype == torch.float32,
+        f"sinusoidal_encoding(50, 16): expected dtype torch.float32, got {table.dtype}",
+    )
+    expect_close(table, formula(50, 16).float(), "sinusoidal_encoding(50, 16)")
+
+
+@test_case(
+    name="both positional modules add the encodings of positions 0..T-1 to a (2, 10, 16) input",
+    points=1,
+)
+def test_modules_add(EncoderConfig, SinusoidalPositionalEncoding, LearnedPositionalEncoding):
+    torch.manual_seed(0)
+    config = EncoderConfig(d_model=16, block_size=32)
+    x = torch.randn(2, 10, 16)
+    sinusoidal = SinusoidalPositionalEncoding(config)
+    out = sinusoidal(x)
+    expect_shape(out, (2, 10, 16), "SinusoidalPositionalEncoding output")
+    expect_close(out, x + sinusoidal.pe[:10], "SinusoidalPositionalEncoding(x)")
+    learned = LearnedPositionalEncoding(config)
+    out = learned(x)
+    expect_shape(out, (2, 10, 16), "LearnedPositionalEncoding output")
+    expect_close(out, x + learned.embedding.weight[:10], "LearnedPositionalEncoding(x)")
+
+
+@test_case(name="sinusoidal_encoding(1000, 128) within 1e-4 of the formula", points=1, hidden=True)
+def test_sinusoidal_large(sinusoidal_encoding):
+    table = sinusoidal_encoding(1000, 128)
+    expect_shape(table, (1000, 128), "sinusoidal_encoding(1000, 128)")
+    expect_close(table.double(), formula(1000, 128), "sinusoidal_encoding(1000, 128)", atol=1e-4)
+
+
+@test_case(
+    name="sinusoidal module has no trainable parameters; learned one trains rows 0..T-1 only",
+    points=1,
+    hidden=True,
+)
+def test_module_parameters(EncoderConfig, SinusoidalPositionalEncoding, LearnedPositionalEncoding):
+    config = EncoderConfig(d_model=8, block_size=12)
+    sinusoidal = SinusoidalPositionalEncoding(config)
+    count = sum(p.numel() for p in sinusoidal.parameters())
+    expect(count == 0, f"SinusoidalPositionalEncoding: expected 0 parameters, got {count}")
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    expected = x + sinusoidal.pe[:5].double()
+    expect_close(sinusoidal(x), expected, "SinusoidalPositionalEncoding on a float64 input")
+    learned = LearnedPositionalEncoding(config)
+    count = sum(p.numel() for p in learned.parameters())
+    expect(
+        count == 12 * 8, f"LearnedPositionalEncoding: expected 12 × 8 = 96 parameters, got {count}"
+    )
+    learned(torch.randn(3, 5, 8)).sum().backward()
+    grad = learned.embedding.weight.grad
+    expect(grad is not None, "LearnedPositionalEncoding: no gradient reached the embedding")
+    expect_close(grad[:5], torch.full((5, 8), 3.0), "gradient of rows 0..4 (batch of 3)")
+    expect_close(grad[5:], torch.zeros(7, 8), "gradient of the unused rows 5..11")

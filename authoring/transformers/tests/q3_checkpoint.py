@@ -1,0 +1,93 @@
+"""Tests for q3_checkpoint: save_checkpoint(path, model) and load_checkpoint(path)."""
+
+import contextlib
+import os
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, is_instance, shares_parameter
+from tfcourse.encoder import CausalLM, EncoderConfig
+
+OK_FORMAT = False
+name = "q3_checkpoint"
+
+
+def round_trip(save_checkpoint, load_checkpoint, seed, load=None, **overrides):
+    """Save and load a model; ``load``, if given, opens the file too (while graded, the
+    notebook's torch.load: the file is the student's, so the grader never unpickles it). The
+    file goes in the notebook's own folder (while graded, the kernel's private one)."""
+    torch.manual_seed(seed)
+    settings = dict(
+        vocab_size=11, block_size=8, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.1
+    )
+    model = CausalLM(EncoderConfig(**{**settings, **overrides})).eval()
+    path = f"q3_checkpoint_test_{seed}.pt"
+    try:
+        save_checkpoint(path, model)
+        loaded = load_checkpoint(path)
+        stored = load(path, weights_only=True) if load else None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+    return model, loaded, stored
+
+
+def check_same_model(model, loaded, what):
+    expect(
+        is_instance(loaded, CausalLM),
+        f"{what}: load_checkpoint should return a CausalLM, got {type(loaded).__name__}",
+    )
+    expect(
+        loaded.config == model.config,
+        f"{what}: config expected {model.config}, got {loaded.config}",
+    )
+    expect(not loaded.training, f"{what}: the loaded model should be in eval() mode")
+    idx = torch.randint(0, 11, (2, 8))
+    expect(
+        torch.equal(loaded(idx)[0], model(idx)[0]), f"{what}: the loaded model gives other logits"
+    )
+
+
+@test_case(name="save then load: same configuration, same logits, eval() mode", points=2)
+def test_round_trip(save_checkpoint, load_checkpoint):
+    model, loaded, _ = round_trip(save_checkpoint, load_checkpoint, 0)
+    check_same_model(model, loaded, "default settings")
+
+
+@test_case(
+    name="the file opens with weights_only=True: 'config' a dict, 'state_dict'; tying survives",
+    points=1,
+    hidden=True,
+)
+def test_saved_contents(env, save_checkpoint, load_checkpoint):
+    _, loaded, stored = round_trip(save_checkpoint, load_checkpoint, 1, load=env["torch"].load)
+    expect(
+        isinstance(stored, dict) and {"config", "state_dict"} <= set(stored),
+        f"expected a dict with keys 'config' and 'state_dict', got {type(stored).__name__} "
+        f"{list(stored) if isinstance(stored, dict) else ''}",
+    )
+    expect(
+        isinstance(stored["config"], dict),
+        f"'config' should be a dict, got {type(stored['config']).__name__}",
+    )
+    expect(
+        shares_parameter(loaded, "lm_head.weight", "token_embedding.weight"),
+        "the loaded model's head and embedding should still be one tied tensor",
+    )
+
+
+@test_case(
+    name="other configurations: sinusoidal positions, untied, post-norm", points=1, hidden=True
+)
+def test_other_configs(save_checkpoint, load_checkpoint):
+    model, loaded, _ = round_trip(
+        save_checkpoint,
+        load_checkpoint,
+        2,
+        positional="sinusoidal",
+        tie_weights=False,
+        norm_first=False,
+        n_layer=3,
+    )
+    check_same_model(model, loaded, "sinusoidal, untied, post-norm, 3 layers")

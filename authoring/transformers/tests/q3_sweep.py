@@ -1,0 +1,127 @@
+"""Tests for q3_sweep: sweep_points(vocab_size, base_model, base_train) and
+run_sweep(points, train_data, val_data) -> one row (dict) per point."""
+
+import math
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, is_instance
+from tfcourse.checking import progress_bars_off
+from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
+from tfcourse.training import TrainConfig
+
+OK_FORMAT = False
+name = "q3_sweep"
+COLUMNS = ["name", "n_layer", "d_model", "n_head", "block_size", "learning_rate", "dropout",
+           "parameters", "val_loss", "seconds"]  # fmt: skip
+VARIED = {
+    "n_layer": lambda model, train: model.n_layer,
+    "d_model": lambda model, train: model.d_model,
+    "n_head": lambda model, train: model.n_head,
+    "block_size": lambda model, train: model.block_size,
+    "learning_rate": lambda model, train: train.learning_rate,
+    "dropout": lambda model, train: model.dropout,
+}
+
+
+def check_rows(rows, points):
+    expect(
+        isinstance(rows, list) and len(rows) == len(points),
+        f"expected a list of {len(points)} rows, got {type(rows).__name__} "
+        f"of length {len(rows) if isinstance(rows, list) else '?'}",
+    )
+    for row, (point_name, model_config, train_config) in zip(rows, points, strict=True):
+        missing = [column for column in COLUMNS if column not in row]
+        expect(not missing, f"row {point_name!r} lacks the columns {missing}")
+        expect(
+            row["name"] == point_name,
+            f"rows should follow the points: expected {point_name!r}, got {row['name']!r}",
+        )
+        for column, value in VARIED.items():
+            expected = value(model_config, train_config)
+            expect(
+                row[column] == expected,
+                f"row {point_name!r}, column {column!r}: expected {expected}, got {row[column]}",
+            )
+        expected = parameter_count(model_config)
+        expect(
+            row["parameters"] == expected,
+            f"row {point_name!r}: expected {expected} parameters, got {row['parameters']}",
+        )
+        expect(
+            isinstance(row["val_loss"], float)
+            and math.isfinite(row["val_loss"])
+            and row["val_loss"] > 0,
+            f"row {point_name!r}: val_loss should be a positive float, got {row['val_loss']!r}",
+        )
+        expect(
+            row["seconds"] > 0,
+            f"row {point_name!r}: seconds should be positive, got {row['seconds']!r}",
+        )
+
+
+@test_case(
+    name="the notebook's points: at least ten, distinct names, each of the six settings varied",
+    points=1,
+)
+def test_points(points, sweep_model, sweep_train):
+    expect(len(points) >= 10, f"expected at least 10 points, got {len(points)}")
+    names = [point[0] for point in points]
+    expect(len(set(names)) == len(names), f"names should be distinct: {names}")
+    for setting, value in VARIED.items():
+        base = value(sweep_model, sweep_train)
+        expect(
+            any(value(model, train) != base for _, model, train in points),
+            f"no point varies {setting} (all {base})",
+        )
+    for point_name, model, _ in points:
+        expect(
+            is_instance(model, EncoderConfig) and model.d_model % model.n_head == 0,
+            f"{point_name!r}: d_model must be divisible by n_head",
+        )
+        expect(
+            model.d_ff == 4 * model.d_model,
+            f"{point_name!r}: d_ff should be 4 * d_model = {4 * model.d_model}, got {model.d_ff}",
+        )
+
+
+@test_case(name="the notebook's results: one row per point, in order, with every column", points=1)
+def test_results(results, points):
+    check_rows(results, points)
+
+
+@test_case(
+    name="run_sweep on two tiny points: right rows, and a point repeats exactly",
+    points=1,
+    hidden=True,
+)
+def test_run_sweep(env, run_sweep):
+    config = EncoderConfig(
+        vocab_size=7, block_size=8, n_layer=1, n_head=2, d_model=16, d_ff=64, dropout=0.0
+    )
+    train = TrainConfig(max_iters=3, batch_size=2, eval_interval=3)
+    points = [
+        ("a", config, train),
+        ("b", EncoderConfig(**{**config.__dict__, "n_layer": 2}), train),
+        ("a again", config, train),
+    ]
+    data = torch.randint(0, 7, (300,), generator=torch.Generator().manual_seed(0))
+    with progress_bars_off(env):
+        rows = run_sweep(points, data[:250], data[250:])
+    check_rows(rows, points)
+    expect(
+        rows[0]["val_loss"] == rows[2]["val_loss"],
+        "the same point trained twice gave different losses: "
+        "seed with torch.manual_seed(train_config.seed)",
+    )
+    # Point "b" trained by your own train: its last validation loss is the row's val_loss.
+    torch.manual_seed(train.seed)
+    with progress_bars_off(env):
+        history = env["train"](CausalLM(points[1][1]), data[:250], data[250:], train)
+    expected = history["val_loss"][-1]
+    expect(
+        abs(rows[1]["val_loss"] - expected) < 1e-6,
+        f"row 'b': val_loss should be the last validation loss of its training, {expected:.6f} "
+        f"(tolerance 1e-6), got {rows[1]['val_loss']!r}",
+    )

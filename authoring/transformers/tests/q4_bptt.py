@@ -1,0 +1,89 @@
+"""Tests for q4_bptt: bptt_grad_W(W, B, C, xs, ys, v0, slope).
+
+The recurrence v_τ = φ(W v_{τ-1} + B x_τ), ŷ_τ = C v_τ with a leaky ReLU φ (slope `slope`
+for negative inputs) and the loss ℓ = Σ_τ ½‖ŷ_τ − y_τ‖²; the expected ∂ℓ/∂W comes from
+PyTorch's autograd on the same recurrence, in float64.
+"""
+
+import torch
+import torch.nn.functional as F
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close
+
+OK_FORMAT = False
+name = "q4_bptt"
+
+
+def problem(n, p, q, steps, seed, gain=1.0):
+    """Random float64 W (n, n), B (n, p), C (q, n), xs (steps, p), ys (steps, q), v0 (n,)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, dtype=torch.float64, generator=generator)
+
+    W = gain * randn(n, n) / n**0.5
+    return W, randn(n, p), randn(q, n), randn(steps, p), randn(steps, q), randn(n)
+
+
+def autograd_grad_W(W, B, C, xs, ys, v0, slope):
+    W = W.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        v, loss = v0, 0.0
+        for x, y in zip(xs, ys, strict=True):
+            v = F.leaky_relu(W @ v + B @ x, negative_slope=slope)
+            loss = loss + 0.5 * (C @ v - y).square().sum()
+        (grad,) = torch.autograd.grad(loss, W)
+    return grad
+
+
+def check(bptt_grad_W, args, slope, what, atol=1e-10, rtol=1e-8):
+    expected = autograd_grad_W(*args, slope)
+    got = bptt_grad_W(*args, slope)
+    expect_close(got, expected, what, atol=atol, rtol=rtol)
+
+
+@test_case(name="n = 4 units, 5 steps, slope 0.1: matches autograd", points=2)
+def test_small(bptt_grad_W):
+    check(bptt_grad_W, problem(4, 3, 2, 5, seed=1), 0.1, "∂ℓ/∂W (n=4, p=3, q=2, T=5, slope 0.1)")
+
+
+@test_case(name="slope 0 (ReLU) and slope 1 (linear RNN)", points=1, hidden=True)
+def test_slopes(bptt_grad_W):
+    for slope in (0.0, 1.0):
+        check(bptt_grad_W, problem(5, 2, 3, 8, seed=2), slope, f"∂ℓ/∂W with slope {slope}")
+
+
+@test_case(name="a single step (T = 1) from a non-zero v_0", points=1, hidden=True)
+def test_single_step(bptt_grad_W):
+    check(bptt_grad_W, problem(3, 4, 2, 1, seed=3), 0.2, "∂ℓ/∂W for T = 1")
+
+
+@test_case(name="a long sequence (T = 60)", points=1, hidden=True)
+def test_long(bptt_grad_W):
+    args = problem(6, 3, 2, 60, seed=4, gain=1.3)
+    check(bptt_grad_W, args, 0.05, "∂ℓ/∂W for T = 60", atol=1e-8, rtol=1e-8)
+
+
+@test_case(name="computed without autograd", points=1, hidden=True)
+def test_without_autograd(bptt_grad_W):
+    from torch.overrides import TorchFunctionMode
+
+    class TracksGradients(TorchFunctionMode):
+        """Notes whether any torch operation returns a tensor that requires a gradient."""
+
+        used = False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            for item in result if isinstance(result, (tuple, list)) else (result,):
+                if isinstance(item, torch.Tensor) and item.requires_grad:
+                    TracksGradients.used = True
+            return result
+
+    args = problem(4, 2, 2, 6, seed=5)
+    expected = autograd_grad_W(*args, 0.1)
+    with TracksGradients():
+        got = bptt_grad_W(*args, 0.1)
+    expect_close(got, expected, "∂ℓ/∂W", atol=1e-10, rtol=1e-8)
+    expect(not TracksGradients.used, "bptt_grad_W used autograd (a tensor required gradients)")

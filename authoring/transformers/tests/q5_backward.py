@@ -1,0 +1,96 @@
+"""Tests for q5_backward: attention_manual(query, key, value, mask=None) through
+AttentionFunction, whose backward is written by hand.
+
+Expected outputs and gradients come from plain autograd on the same formula
+(tfcourse.reference.backward.masked_attention) run on the tests' own copies of the inputs.
+"""
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_close
+from tfcourse.reference.backward import masked_attention
+
+OK_FORMAT = False
+name = "q5_backward"
+
+
+def inputs(shapes, seed, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(*shape, generator=generator, dtype=dtype) for shape in shapes]
+
+
+def check_gradients(attention_manual, shapes, mask, seed, atol):
+    """Outputs and dQ, dK, dV of attention_manual against autograd, for a random dO."""
+    q, k, v = inputs(shapes, seed)
+    grad_output = inputs([(*shapes[0][:-1], shapes[2][-1])], seed + 1)[0]
+    ours = [t.clone().requires_grad_() for t in (q, k, v)]
+    theirs = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = attention_manual(*ours, None if mask is None else mask.clone())
+    expected = masked_attention(*theirs, mask)
+    expect_close(out, expected.detach(), "output", atol=atol)
+    out.backward(grad_output.clone())
+    expected.backward(grad_output)
+    for tensor, reference, label in zip(ours, theirs, "QKV", strict=True):
+        expect(tensor.grad is not None, f"d{label}: no gradient reached the {label} input")
+        expect_close(tensor.grad, reference.grad, f"d{label}", atol=atol)
+
+
+def gradcheck(attention_manual, mask, seed):
+    q, k, v = inputs([(2, 5, 4), (2, 5, 4), (2, 5, 3)], seed, torch.float64)
+    leaves = tuple(t.requires_grad_() for t in (q, k, v))
+    return torch.autograd.gradcheck(
+        lambda *t: attention_manual(*t, mask), leaves, raise_exception=False
+    )
+
+
+@test_case(name="output and dQ, dK, dV match autograd, no mask (tolerance 1e-5)", points=1)
+def test_gradients_no_mask(attention_manual):
+    check_gradients(attention_manual, [(2, 4, 8), (2, 6, 8), (2, 6, 5)], None, 1, 1e-5)
+
+
+@test_case(name="gradcheck in float64 without a mask", points=1)
+def test_gradcheck_no_mask(attention_manual):
+    expect(
+        gradcheck(attention_manual, None, 2),
+        "gradcheck failed: your backward disagrees with finite differences of your forward",
+    )
+
+
+@test_case(name="gradcheck in float64 with a causal mask", points=1)
+def test_gradcheck_causal(attention_manual):
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    expect(
+        gradcheck(attention_manual, causal, 3),
+        "gradcheck failed with a causal mask: your backward disagrees with finite differences",
+    )
+
+
+@test_case(name="4-d inputs (B, H, T, d), T_q ≠ T_k, d_v ≠ d, with a mask", points=1, hidden=True)
+def test_gradients_4d_masked(attention_manual):
+    mask = torch.rand(7, 9, generator=torch.Generator().manual_seed(4)) < 0.4
+    mask[:, 0] = False  # every query keeps a key
+    check_gradients(attention_manual, [(2, 3, 7, 8), (2, 3, 9, 8), (2, 3, 9, 4)], mask, 5, 1e-5)
+
+
+@test_case(name="a key blocked for every query gets zero dK and dV", points=1, hidden=True)
+def test_blocked_key_gets_no_gradient(attention_manual):
+    q, k, v = (t.requires_grad_() for t in inputs([(1, 4, 4), (1, 5, 4), (1, 5, 3)], 6))
+    mask = torch.zeros(4, 5, dtype=torch.bool)
+    mask[:, 2] = True
+    attention_manual(q, k, v, mask).backward(torch.ones(1, 4, 3))
+    expect_close(k.grad[0, 2], torch.zeros(4), "dK of the blocked key", atol=0.0)
+    expect_close(v.grad[0, 2], torch.zeros(3), "dV of the blocked key", atol=0.0)
+
+
+@test_case(name="gradcheck in float64, 4-d with a padding mask", points=1, hidden=True)
+def test_gradcheck_padding(attention_manual):
+    q, k, v = inputs([(2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 2)], 7, torch.float64)
+    padding = torch.tensor([[False] * 5, [False, False, True, True, True]])[:, None, None, :]
+    leaves = tuple(t.requires_grad_() for t in (q, k, v))
+    expect(
+        torch.autograd.gradcheck(
+            lambda *t: attention_manual(*t, padding), leaves, raise_exception=False
+        ),
+        "gradcheck failed with a key-padding mask (B, 1, 1, T_k)",
+    )

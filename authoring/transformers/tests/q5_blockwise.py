@@ -1,0 +1,67 @@
+"""Tests for q5_blockwise: blockwise_attention(query, key, value, mask=None, block_size=64).
+
+Expected outputs come from the plain formula (tfcourse.reference.backward.masked_attention,
+zeros for a fully blocked query) on the tests' own copies of the inputs; float32 within 1e-5.
+"""
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect_close
+from tfcourse.reference.backward import masked_attention
+
+OK_FORMAT = False
+name = "q5_blockwise"
+
+
+def check(blockwise_attention, shapes, mask, block_size, seed, what, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(*shape, generator=generator, dtype=dtype) for shape in shapes)
+    got = blockwise_attention(
+        q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone(), block_size
+    )
+    atol = 1e-12 if dtype == torch.float64 else 1e-5
+    expect_close(got, masked_attention(q, k, v, mask), f"{what} (block_size={block_size})", atol)
+
+
+@test_case(name="no mask, T_k a multiple of block_size: (2, 16, 8) with blocks of 4", points=1)
+def test_no_mask(blockwise_attention):
+    check(blockwise_attention, [(2, 16, 8)] * 3, None, 4, 1, "output without a mask")
+
+
+@test_case(name="boolean causal mask, last block shorter: T = 10, blocks of 4", points=1)
+def test_causal(blockwise_attention):
+    causal = torch.ones(10, 10, dtype=torch.bool).triu(1)
+    check(blockwise_attention, [(2, 10, 8), (2, 10, 8), (2, 10, 5)], causal, 4, 2, "causal")
+
+
+@test_case(name="additive float mask, 4-d inputs, T_q ≠ T_k", points=1, hidden=True)
+def test_additive(blockwise_attention):
+    additive = torch.randn(5, 11, generator=torch.Generator().manual_seed(30))
+    additive[:, 3] = float("-inf")
+    shapes = [(2, 3, 5, 8), (2, 3, 11, 8), (2, 3, 11, 6)]
+    check(blockwise_attention, shapes, additive, 3, 3, "additive mask")
+
+
+@test_case(name="key padding mask (B, 1, 1, T), padding on the left: whole blocks blocked",
+           points=1, hidden=True)
+def test_left_padding(blockwise_attention):
+    lengths = torch.tensor([9, 3])
+    padding = torch.arange(9)[None, :] < (9 - lengths)[:, None]  # True = padding, on the left
+    check(blockwise_attention, [(2, 2, 9, 4)] * 3, padding[:, None, None, :], 2, 4, "padding")
+
+
+@test_case(name="fully blocked rows give zeros, not NaN", points=1, hidden=True)
+def test_fully_blocked_rows(blockwise_attention):
+    mask = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    mask[2] = True
+    mask[5] = True
+    check(blockwise_attention, [(1, 6, 4)] * 3, mask, 2, 5, "fully blocked rows 2 and 5")
+
+
+@test_case(name="block sizes 1 and larger than T; float64 within 1e-12", points=1, hidden=True)
+def test_block_sizes(blockwise_attention):
+    causal = torch.ones(7, 7, dtype=torch.bool).triu(1)
+    for block_size in (1, 7, 64):
+        check(blockwise_attention, [(3, 7, 4)] * 3, causal, block_size, 6, "causal")
+    check(blockwise_attention, [(2, 20, 8)] * 3, None, 6, 7, "float64", torch.float64)

@@ -1,0 +1,47 @@
+"""Tests for q5_flops: measure_flops(query, key, value, mask=None) -> (forward, backward).
+
+Expected counts are FlopCounterMode's for the reference attention (forward, and backward from
+an all-ones output gradient), measured here on the tests' own copies of the inputs. They also
+check the student's backward: one that calls autograd, recomputes the forward or builds the
+softmax Jacobian costs more than the four matrix products of the formulas.
+"""
+
+import torch
+from otter.test_files import test_case
+
+from tfcourse.assertions import expect, expect_number
+from tfcourse.reference.backward import measure_flops as reference_flops
+
+OK_FORMAT = False
+name = "q5_flops"
+
+
+def check(measure_flops, shapes, mask, seed, which):
+    generator = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(*shape, generator=generator) for shape in shapes)
+    expected = reference_flops(q, k, v, mask)
+    got = measure_flops(q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone())
+    expect(
+        isinstance(got, tuple | list) and len(got) == 2,
+        f"expected a pair (forward_flops, backward_flops), got {got!r}",
+    )
+    call = f"measure_flops on shapes {shapes}" + (" with a mask" if mask is not None else "")
+    for index in which:
+        label = ("forward", "backward")[index]
+        expect_number(got[index], expected[index], f"{call}: {label} FLOPs")
+
+
+@test_case(name="forward FLOPs of (2, 8, 16) inputs", points=1)
+def test_forward(measure_flops):
+    check(measure_flops, [(2, 8, 16)] * 3, None, 1, which=[0])
+
+
+@test_case(name="backward FLOPs of (2, 8, 16) inputs: twice the forward", points=1)
+def test_backward(measure_flops):
+    check(measure_flops, [(2, 8, 16)] * 3, None, 2, which=[1])
+
+
+@test_case(name="4-d inputs, T_q ≠ T_k, d_v ≠ d, causal-like mask", points=1, hidden=True)
+def test_other_shapes(measure_flops):
+    mask = torch.ones(6, 10, dtype=torch.bool).triu(5)
+    check(measure_flops, [(2, 3, 6, 8), (2, 3, 10, 8), (2, 3, 10, 4)], mask, 3, which=[0, 1])
