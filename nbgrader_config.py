@@ -28,3 +28,8 @@ c.Execute.timeout = 300
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
 )
+
+# Plain `nbgrader autograde` (and formgrader's Autograde button) stops with a message naming the
+# kit's command before touching anything: it would run students' code unsandboxed, against the
+# public tests only (tfcourse.grading.doors).
+c.Autograde.exporter_class = "tfcourse.grading.doors.KitGradesOnly"

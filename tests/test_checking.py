@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.utils import determine_grade
 
-from tfcourse.checking import Grader, progress_bars_off
+from tfcourse.checking import ChecksFailed, Grader, progress_bars_off
 
 TEST_FILE = """
 from otter.test_files import test_case
@@ -110,29 +110,40 @@ def test_public_file_reports_hidden_points(tmp_path):
     )
 
 
-def test_repr_is_the_score_under_nbgrader_and_a_report_otherwise(grader, monkeypatch):
+def test_repr_is_the_report(grader):
     result = grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x})
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert repr(result).startswith("q_demo: 3.5 / 4.5 points")
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert repr(result) == "3.5"
 
 
-@pytest.mark.parametrize("earned", [0.0, 3.5, 4.5])
-def test_nbgrader_scores_the_cell_output_as_the_points_earned(grader, monkeypatch, earned):
-    """nbgrader gives full points to any non-numeric output: the output must be the score."""
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    behaviours = {0.0: lambda x: 0, 3.5: lambda x: 2 * x if x > 0 else x, 4.5: lambda x: 2 * x}
-    result = grader.check("q_demo", {"double": behaviours[earned]})
+def validated_cell(result):
+    """A test cell as nbgrader's Validate reads it, holding ``result`` as its output."""
     output = new_output("execute_result", data={"text/plain": repr(result)}, execution_count=1)
     cell = new_code_cell('grader.check("q_demo")', outputs=[output])
-    cell.metadata["nbgrader"] = {
-        "grade": True,
-        "solution": False,
-        "points": 4.5,
-        "grade_id": "q_demo",
-    }
-    assert determine_grade(cell) == (earned, 4.5)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 6, "grade_id": "q"}
+    return cell
+
+
+def test_under_validate_a_passing_check_is_not_partial_credit(tmp_path, monkeypatch):
+    """The cell's points include hidden cases the student's file lacks: a check whose public
+    cases all pass must not read as partial credit."""
+    public = TEST_FILE.split('@test_case(name="secret case"')[0] + "\nhidden_points = 3\n"
+    (tmp_path / "q_demo.py").write_text(public)
+    monkeypatch.setenv("NBGRADER_VALIDATING", "1")  # what nbgrader's Validator sets
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    result = Grader(tmp_path).check("q_demo", {"double": lambda x: 2 * x})
+    assert result.score == 3
+    assert determine_grade(validated_cell(result)) == (6, 6)
+
+
+def test_under_validate_a_failing_check_raises_naming_the_case(grader, monkeypatch):
+    monkeypatch.setenv("NBGRADER_VALIDATING", "1")  # what nbgrader's Validator sets
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    with pytest.raises(ChecksFailed) as raised:
+        grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x})
+    assert str(raised.value).startswith("q_demo: 3.5 / 4.5 points")
+    assert "FAILED" in str(raised.value)
+    monkeypatch.delenv("NBGRADER_VALIDATING")
+    assert not grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x}).passed
 
 
 def test_output_of_the_code_under_test_is_swallowed(grader, capfd):

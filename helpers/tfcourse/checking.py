@@ -3,12 +3,16 @@
 ``Grader("tests").check("q1_sdpa")`` loads ``tests/q1_sdpa.py`` (otter's exception format),
 runs every test case against the notebook's globals and returns a :class:`CheckResult`.
 
-The result is written for two readers. A student sees a report (HTML in JupyterLab and
-Colab, text elsewhere): which case passed, and for a failed public case what was expected
-and what came back. nbgrader reads a test cell's ``text/plain`` output: while it executes
-a notebook (``NBGRADER_EXECUTION`` is set) the text is the points earned, a bare number,
-which nbgrader takes as partial credit. Anything else there would earn full points, and
-any stderr output would earn zero, so output from the code under test is swallowed.
+A student sees a report (HTML in JupyterLab and Colab, text elsewhere): which case passed,
+and for a failed public case what was expected and what came back. Output from the code under
+test is swallowed. When graded, the kit runs the test files itself and writes the test cells'
+outputs (:mod:`tfcourse.grading.execution`); this module only serves students.
+
+nbgrader's *Validate* button and ``nbgrader validate`` (``NBGRADER_VALIDATING`` is set) read a
+test cell as passed unless it raised: there a check whose public cases do not all pass raises
+:class:`ChecksFailed` with the report, so validation names the failing check and case, and a
+correct notebook validates without a "partial credit" complaint about points that only the
+hidden tests can award.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.grading.public_tests import read_hidden_points
+
+VALIDATING_VARIABLE = "NBGRADER_VALIDATING"
+"""Set by nbgrader while it validates a notebook (its Validate button, ``nbgrader validate``)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,6 @@ class CheckResult:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        if os.environ.get("NBGRADER_EXECUTION"):
-            return _fmt(self.score)
         return self.report()
 
     def _repr_html_(self) -> str:
@@ -122,7 +127,14 @@ class Grader:
                 f"No tests for {question!r}: {path} is missing. Keep the tests/ folder that came "
                 "with the notebook next to it."
             )
-        return check_source(question, path.read_text(encoding="utf-8"), global_env, str(path))
+        result = check_source(question, path.read_text(encoding="utf-8"), global_env, str(path))
+        if os.environ.get(VALIDATING_VARIABLE) and not result.passed:
+            raise ChecksFailed(result.report())
+        return result
+
+
+class ChecksFailed(AssertionError):
+    """Raised by :meth:`Grader.check` under ``nbgrader validate`` when a public case fails."""
 
 
 def check_source(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tfcourse.grading.course import Course
+from tfcourse.grading.doors import KIT_EXPORTER
 from tfcourse.grading.workspace import GradedSubmission
 
 GRADES_CSV = "grades.csv"
@@ -64,6 +65,7 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
             course.assignment,
             "--force",
             f"--CourseDirectory.submitted_directory={staging}",
+            f"--Autograde.exporter_class={KIT_EXPORTER}",
             "--Autograde.sanitize_preprocessors=nbconvert.preprocessors.Preprocessor",
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.SaveAutoGrades",
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",

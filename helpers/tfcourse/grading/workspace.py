@@ -30,6 +30,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading import forkserver
 from tfcourse.grading.course import Course
+from tfcourse.grading.doors import KIT_EXPORTER
 from tfcourse.grading.execution import limit_notes
 from tfcourse.grading.issues import Issue, execution_issues
 from tfcourse.grading.sandbox import Mounts, Sandbox, attempts, submission_mounts
@@ -47,6 +48,7 @@ c.Autograde.autograde_preprocessors = [
     GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata,
 ]
+c.Autograde.exporter_class = "{exporter}"
 c.GuardedExecute.timeout = {cell_seconds}
 c.GuardedExecute.notebook_timeout = {notebook_seconds}
 # Kernels run in a sandbox without a network: they are reached through Unix sockets.
@@ -99,6 +101,7 @@ class Workspace:
         template = Course(self.template, self.course.assignment)
         config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
         config += GRADING_CONFIG.format(
+            exporter=KIT_EXPORTER,
             cell_seconds=self.limits.cell_seconds,
             notebook_seconds=self.limits.notebook_seconds,
         )
