@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from tfcourse.grading.course import Course
@@ -68,6 +77,122 @@ def hidden_lines(tests_dir: Path) -> set[str]:
                 if len(text := line.strip()) >= 20 and text not in public:
                     lines.add(text)
     return lines
+
+
+SECRET_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "hidden=True", "Rubric", "Model answer")
+"""Text that only source notebooks and full test files hold."""
+
+
+def substantial_lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines() if len(line.strip()) > 12}
+
+
+def solution_lines(course: Course) -> set[str]:
+    """Every substantial line written between solution delimiters in the source notebooks,
+    except idioms students are shown anyway (e.g. ``loss.backward()``): lines that also stand
+    outside every solution region. A public test file must not show a solution line."""
+    lines, given = set(), set()
+    for name in course.notebook_names():
+        notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            pattern = r"### BEGIN SOLUTION(.*?)### END SOLUTION"
+            for region in re.findall(pattern, cell.source, re.S):
+                lines |= substantial_lines(region)
+            given |= substantial_lines(re.sub(pattern, "", cell.source, flags=re.S))
+    return lines - given
+
+
+def student_facing_leaks(folder: Path, course: Course, holds_answers: bool = False) -> list[str]:
+    """What, under ``folder``, a student must never see: solution delimiters or lines, rubric
+    and model-answer markers, hidden test cases (names, functions, lines). In a folder that
+    ``holds_answers`` (feedback, grading pages: the sample students' answers are the model
+    solutions), only the hidden tests count."""
+    secrets = solution_lines(course)
+    # Hidden-test lines that the public files also hold (`with torch.no_grad():`) prove nothing.
+    public = [public_test_source(p.read_text()) for p in course.tests_dir.glob("*.py")]
+    for name in course.notebook_names():
+        notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
+        public += [cell.source for cell in notebook.cells]
+    known = "\n".join(public)
+    hidden = {line for line in hidden_lines(course.tests_dir) if line not in known}
+    names = set()
+    for path in course.tests_dir.glob("*.py"):
+        for case in hidden_cases(path.read_text(encoding="utf-8")):
+            if f"def {case.name}(" not in known:  # another file's public case may share it
+                names.add(f"def {case.name}(")
+    assert secrets and hidden and names, "nothing to look for: the course has no secrets?"
+    needles = [*names, *hidden]
+    if not holds_answers:
+        needles += [*SECRET_MARKERS, *secrets]
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for needle in needles:
+            if needle in text:
+                found.append(f"{path.relative_to(folder)}: {needle!r}")
+    return found
+
+
+SERVER_START = 60  # seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def jupyter_server(root: Path, app: str = "lab", *options: str) -> Iterator[tuple[str, str]]:
+    """``jupyter APP`` (lab or server, with nbgrader's extensions) on 127.0.0.1, started in
+    ``root``; yields its base URL and token. The server and its kernels are killed after."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [
+        sys.executable, "-m", "jupyter", app, "--no-browser",
+        "--allow-root",  # CI runs as root
+        "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", *options,
+    ]  # fmt: skip
+    log_path = root / f"jupyter-{app}.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            command, cwd=root, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(
+                lambda: answers(f"{base}/api/status?token={token}") or server.poll() is not None,
+                SERVER_START,
+                f"jupyter {app} to answer",
+            )
+            assert server.poll() is None, log_path.read_text()
+            yield base, token
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
 
 
 def check_outputs(notebook):

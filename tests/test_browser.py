@@ -4,17 +4,8 @@ then opens nbgrader's formgrader and sees the assignment and its graded submissi
 Screenshots are kept in ``test-artifacts/`` (the path is printed) for a person to look at.
 """
 
-import contextlib
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -22,7 +13,7 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.grading.samples import reference_notebooks
 
-from conftest import REPO
+from conftest import REPO, jupyter_server, wait_until
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -37,80 +28,21 @@ pytestmark = [
 ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK = "01_attention"
 STUDENT_FOLDER = "student"
-SERVER_START = 60  # seconds: every wait below is bounded
 RUN_ALL = 180
 PAGE = 60
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
-
-
-def answers(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def lab(graded_samples):
-    """A JupyterLab server on 127.0.0.1 in the graded course, with a solved release notebook in
-    ``student/``; yields its base URL and token. The server is killed afterwards."""
+    """A JupyterLab server in the graded course, with a solved release notebook in
+    ``student/``; yields its base URL and token."""
     course, _ = graded_samples
     folder = course.root / STUDENT_FOLDER
     shutil.copytree(course.release_dir, folder)
     nbformat.write(reference_notebooks(course)[NOTEBOOK], folder / f"{NOTEBOOK}.ipynb")
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--allow-root",  # CI runs as root
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={course.root}",
-        # Lets the test call JupyterLab's commands (run all cells) as the menu does.
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    log = (course.root / "jupyter-lab.log").open("w")
-    server = subprocess.Popen(
-        command, cwd=course.root, env=env, stdout=log, stderr=log, start_new_session=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: answers(f"{base}/api/status?token={token}") or server.poll() is not None,
-            SERVER_START,
-            "jupyter lab to answer",
-        )
-        assert server.poll() is None, (course.root / "jupyter-lab.log").read_text()
-        yield base, token
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the server and the kernels it started
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+    # Lets the test call JupyterLab's commands (run all cells) as the menu does.
+    with jupyter_server(course.root, "lab", "--LabApp.expose_app_in_browser=True") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -407,6 +407,10 @@ def test_feedback_shows_what_the_student_submitted_and_runs_no_script(graded):
     text = page.read_text()
     assert "my own run" in text and SMUGGLED not in text
     assert "<script>alert" not in text and "onerror" not in text
+    # Formgrader's manual grading shows the graded notebook: the outputs the student saw.
+    graded_notebook = course.autograded_dir / "injects" / course.assignment / f"{NOTEBOOK}.ipynb"
+    shown = graded_notebook.read_text()
+    assert "my own run" in shown and SMUGGLED not in shown
     assert scores(course, "injects") == scores(course, "reference")
 
 

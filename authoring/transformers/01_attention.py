@@ -131,10 +131,13 @@ for d_k in (4, 64, 1024):
     print(f"d_k={d_k:5d}  std(q·k)={raw.std():6.1f}  "
           f"mean top weight: unscaled {top_raw:.2f}, scaled {top_scaled:.2f}")
 
-# %% [markdown] nbgrader={"grade_id": "q1_why_scale", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # In two or three sentences: how does the spread of $q \cdot k$ grow with $d_k$, and what
 # would happen to the softmax and to its gradients during training without the
 # $1/\sqrt{d_k}$ factor?
+
+# %% [markdown] nbgrader={"grade_id": "q1_why_scale", "solution": true, "grade": true, "points": 2}
+# **Answer 1.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** With independent zero-mean, unit-variance entries, $q \cdot k$ is a sum of
@@ -201,12 +204,15 @@ plot_attention(w_padded[0], tokens, tokens, "key padding (length 4)", ax=axes[1]
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] nbgrader={"grade_id": "q1_causal", "solution": true, "grade": true, "points": 1}
+# %% [markdown]
 # ### Question 2.1 — what the causal mask protects
 #
 # A language model is trained to predict token $t+1$ from the output at position $t$, for all
 # positions at once. What would the model learn if the causal mask were left out during
 # training, and what would happen when it then generates text one token at a time?
+
+# %% [markdown] nbgrader={"grade_id": "q1_causal", "solution": true, "grade": true, "points": 1}
+# **Answer 2.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** Without the mask, position $t$ can attend to token $t+1$, the very token
@@ -227,7 +233,7 @@ plt.show()
 #
 # - `split_heads(x, num_heads)`: `(B, T, E)` → `(B, H, T, D)`; head $h$ gets features
 #   $hD, \dots, (h+1)D - 1$ of each position.
-# - `merge_heads(x)`: `(B, H, T, D)` → `(B, T, H \cdot D)`, the exact inverse.
+# - `merge_heads(x)`: `(B, H, T, D)` → $(B, T, H \cdot D)$, the exact inverse.
 #
 # **Task.** Implement both with `view`/`reshape` and `transpose` (no loops).
 
@@ -379,13 +385,16 @@ with torch.no_grad():
 plot_heads(per_head[0], tokens, "per-head attention weights")
 plt.show()
 
-# %% [markdown] nbgrader={"grade_id": "q1_heads_why", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # ### Question 5.1 — why several heads?
 #
 # (a) How many parameters does `MultiHeadAttention(E, H)` have (with biases), and how does
 # that number depend on $H$? (b) The "previous token" and "same token" patterns above came
 # from two heads of one layer. Why can a single head of the same total width $E$ not produce
 # both patterns for the same query at once?
+
+# %% [markdown] nbgrader={"grade_id": "q1_heads_why", "solution": true, "grade": true, "points": 2}
+# **Answer 5.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** (a) $3E^2 + 3E$ for the input projections plus $E^2 + E$ for the output

@@ -429,11 +429,14 @@ with torch.no_grad():
         print(f"{setting} 'dog' same in both: {torch.allclose(a[0], b[2], atol=1e-5)!s:5}  "
               f"mean outputs equal: {torch.allclose(a.mean(0), b.mean(0), atol=1e-5)}")
 
-# %% [markdown] nbgrader={"grade_id": "q2_no_positions", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # (a) Explain the first line of the printout: which property of self-attention, the
 # feed-forward network and LayerNorm makes "dog" come out the same in both sentences, and what
 # does that mean for a model that must tell the two sentences apart? (b) The third line: why is
 # a *causal* model without positional encodings not blind to word order in the same way?
+
+# %% [markdown] nbgrader={"grade_id": "q2_no_positions", "solution": true, "grade": true, "points": 2}
+# **Answer 4.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** (a) Without positions the encoder is *permutation-equivariant*: permuting
@@ -573,13 +576,16 @@ for config in [
 # %% nbgrader={"grade_id": "q2_params", "grade": true, "locked": true}
 grader.check("q2_params")
 
-# %% [markdown] nbgrader={"grade_id": "q2_tying", "solution": true, "grade": true, "points": 1}
+# %% [markdown]
 # ### Question 6.1 — weight tying
 #
 # The last line of the table is GPT-2 small. How many parameters does weight tying save there,
 # and what fraction of the untied model is that? Compare with the default configuration, and
 # say in one or two sentences why one matrix can sensibly serve as both the input embedding and
 # the output layer.
+
+# %% [markdown] nbgrader={"grade_id": "q2_tying", "solution": true, "grade": true, "points": 1}
+# **Answer 6.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** Tying saves $V d$ parameters: $50257 \cdot 768 \approx 38.6$M for GPT-2
@@ -637,13 +643,16 @@ ax.set(xlabel="step", ylabel="training loss (nats)", title="6 layers, Adam, lr 2
 ax.legend()
 plt.show()
 
-# %% [markdown] nbgrader={"grade_id": "q2_prenorm", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # ### Question 7.1 — why pre-norm trains more stably
 #
 # Describe what the figure shows. Then explain, from the two formulas of Section 3, why the
 # pre-norm model trains at a learning rate where the post-norm one does not: follow the path of
 # the gradient from the loss back to the first layer in each arrangement. What did the original
 # (post-norm) Transformer need in order to train?
+
+# %% [markdown] nbgrader={"grade_id": "q2_prenorm", "solution": true, "grade": true, "points": 2}
+# **Answer 7.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** The post-norm model stays at chance (about $\ln 16 \approx 2.77$ nats) while

@@ -416,8 +416,8 @@ grader.check("q3_train_step")
 # - after every `config.eval_interval` steps, and after the last step, evaluate on `val_data`
 #   and append the number of steps done to `history["eval_steps"]` and the loss to
 #   `history["val_loss"]`;
-# - wrap the steps in a `tqdm` progress bar (`for step in tqdm(range(...))`), and show the latest
-#   losses on it with `bar.set_postfix(...)` if you like;
+# - wrap the steps in a `tqdm` progress bar (`bar = tqdm(range(...))`, then loop over `bar`),
+#   and show the latest losses on it with `bar.set_postfix(...)` if you like;
 # - return the model in `eval()` mode, with `history = {"train_loss": [...], "eval_steps": [...],
 #   "val_loss": [...]}`.
 
@@ -619,7 +619,7 @@ for temperature, top_k in [(1.0, None), (0.8, 10), (0.3, None), (1.5, None)]:
 # %% nbgrader={"grade_id": "q3_sampling", "grade": true, "locked": true}
 grader.check("q3_sampling")
 
-# %% [markdown] nbgrader={"grade_id": "q3_temperature", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # ### Question 7.1 — temperature and top-k
 #
 # (a) Describe how the four samples above differ. (b) Show that sampling at temperature
@@ -627,6 +627,9 @@ grader.check("q3_sampling")
 # p_j^{1/\tau}$ where $p = \operatorname{softmax}(z)$, and use it to say what $\tau \to 0$ and
 # $\tau \to \infty$ give. (c) Why does top-k help at temperature 1 even though the model
 # assigns the dropped characters little probability?
+
+# %% [markdown] nbgrader={"grade_id": "q3_temperature", "solution": true, "grade": true, "points": 2}
+# **Answer 7.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** (a) At low temperature the text is the most regular (common words, often
@@ -814,7 +817,7 @@ plt.show()
 # %% nbgrader={"grade_id": "q3_sweep", "grade": true, "locked": true}
 grader.check("q3_sweep")
 
-# %% [markdown] nbgrader={"grade_id": "q3_sweep_reading", "solution": true, "grade": true, "points": 2}
+# %% [markdown]
 # ### Question 9.1 — reading the sweep
 #
 # Answer from your full-mode results (run the notebook top to bottom without the quick mode).
@@ -823,6 +826,9 @@ grader.check("q3_sweep")
 # loss curves of Section 5? (c) If you had ten times the time, would you rather train the best
 # model ten times longer or a model ten times bigger for the same steps? Argue from the
 # loss-versus-time plot.
+
+# %% [markdown] nbgrader={"grade_id": "q3_sweep_reading", "solution": true, "grade": true, "points": 2}
+# **Answer 9.1**
 #
 # ### BEGIN SOLUTION
 # **Model answer.** (Numbers depend on the run; typical full-mode results.) (a) The larger

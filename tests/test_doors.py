@@ -1,0 +1,251 @@
+"""Every nbgrader door an instructor or student can click gives the kit's result or stops with
+a message naming the kit's command, and none of them hands out a hidden test, solution or
+rubric.
+
+The doors are driven for real in a copy of the graded sample class: formgrader's HTTP
+endpoints (the requests its buttons send) and the student's Validate button on a running
+Jupyter server, and the nbgrader commands. Afterwards the gradebook still holds the kit's
+grades.
+"""
+
+import getpass
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from tfcourse.grading.course import Course
+from tfcourse.grading.doors import USE_THE_KIT
+from tfcourse.grading.samples import UNSCALED, reference_notebooks
+
+from conftest import jupyter_server, student_facing_leaks
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "01_attention"
+REQUEST = 600  # seconds: a formgrader request runs nbgrader to the end before it answers
+BUG = (UNSCALED.old, UNSCALED.new)  # scores not divided by sqrt(d_k)
+
+
+def scores(course: Course) -> dict[tuple[str, str], tuple[float, float]]:
+    """(student, question) -> (auto score, manual score) as the gradebook holds them."""
+    found = {}
+    with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+        for submission in gradebook.assignment_submissions(course.assignment):
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    score = (grade.auto_score, grade.manual_score)
+                    found[submission.student.id, grade.name] = score
+    return found
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def doors(graded_samples, tmp_path_factory):
+    """A copy of the graded class whose nbgrader exchange is a scratch folder, with a running
+    Jupyter server (formgrader and the student extensions) in it."""
+    graded, _ = graded_samples
+    course = Course(tmp_path_factory.mktemp("doors") / "course")
+    shutil.copytree(graded.root, course.root, symlinks=True)
+    exchange = course.root.parent / "exchange"
+    exchange.mkdir(mode=0o777)
+    exchange.chmod(0o777)
+    with (course.root / "nbgrader_config.py").open("a") as config:
+        config.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
+    before = scores(course)
+    assert before, "the sample class was not graded"
+    with jupyter_server(course.root, "server") as (base, token):
+        yield course, exchange, before, base, token
+
+
+def post(server, path: str, **fields: str) -> dict:
+    """POST to the Jupyter server as formgrader's and the Validate button's scripts do."""
+    base, token = server
+    data = urllib.parse.urlencode(fields).encode() if fields else b""
+    request = urllib.request.Request(
+        f"{base}{path}", data=data, method="POST", headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=REQUEST) as response:
+        return json.loads(response.read())
+
+
+def get(server, path: str) -> str:
+    base, token = server
+    request = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=REQUEST) as response:
+        return response.read().decode()
+
+
+def nbgrader(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course.root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=REQUEST,
+    )
+
+
+def solved(course: Course, folder: Path, bug: tuple[str, str] | None = None) -> Path:
+    """Notebook 1 with the model answers (or one bug) in ``folder``, beside its public tests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(course.release_dir / "tests", folder / "tests", dirs_exist_ok=True)
+    notebook = reference_notebooks(course)[NOTEBOOK]
+    if bug:
+        cell = next(c for c in notebook.cells if bug[0] in c.source)
+        cell.source = cell.source.replace(*bug)
+    path = folder / f"{NOTEBOOK}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_formgrader_generate_writes_the_release_without_hidden_tests(doors):
+    course, _, _, base, token = doors
+    released = tree(course.release_dir)  # written by the kit's `release`
+    result = post((base, token), f"/formgrader/api/assignment/{course.assignment}/assign")
+    assert result["success"], result
+    assert tree(course.release_dir) == released
+    assert student_facing_leaks(course.release_dir, course) == []
+
+
+def test_release_fetch_submit_collect_through_the_buttons(doors):
+    course, exchange, _, base, token = doors
+    server = (base, token)
+    result = post(server, f"/formgrader/api/assignment/{course.assignment}/release")
+    assert result["success"], result
+    assert student_facing_leaks(exchange, course) == []
+    # The student's Assignments tab: fetch, answer, submit.
+    course_id = "transformers-course"
+    fields = {"course_id": course_id, "assignment_id": course.assignment}
+    assert post(server, "/assignments/fetch", **fields)["success"]
+    fetched = course.root / course.assignment
+    assert (fetched / f"{NOTEBOOK}.ipynb").is_file()
+    solved(course, fetched)
+    assert post(server, "/assignments/submit", **fields)["success"]
+    result = post(server, f"/formgrader/api/assignment/{course.assignment}/collect")
+    assert result["success"], result
+    collected = course.submitted_dir / getpass.getuser() / course.assignment
+    assert (collected / f"{NOTEBOOK}.ipynb").is_file()
+
+
+def test_formgrader_autograde_stops_and_changes_nothing(doors):
+    course, _, before, base, token = doors
+    student = "reference"
+    autograded = tree(course.autograded_dir / student)
+    path = f"/formgrader/api/submission/{course.assignment}/{student}/autograde"
+    result = post((base, token), path)
+    assert not result["success"]
+    assert "python -m tfcourse.grading grade" in result["error"] + result["log"]
+    assert tree(course.autograded_dir / student) == autograded
+    assert scores(course) == before
+
+
+def test_formgrader_feedback_buttons_hand_out_no_secret(doors):
+    course, exchange, _, base, token = doors
+    server = (base, token)
+    result = post(server, f"/formgrader/api/assignment/{course.assignment}/generate_feedback")
+    assert result["success"], result
+    feedback = course.root / "feedback"
+    assert student_facing_leaks(feedback, course, holds_answers=True) == []
+    for student in ("reference", "bug-unscaled"):
+        page = (feedback / student / course.assignment / f"{NOTEBOOK}.html").read_text()
+        shown = float(re.search(r"\(Score: ([\d.]+) / ", page)[1])
+        with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+            graded = gradebook.find_submission_notebook(NOTEBOOK, course.assignment, student)
+            assert shown == pytest.approx(graded.score, abs=0.01), student
+    result = post(server, f"/formgrader/api/assignment/{course.assignment}/release_feedback")
+    assert result["success"], result
+    assert student_facing_leaks(exchange, course, holds_answers=True) == []
+
+
+def test_formgrader_manual_grading_page_shows_no_hidden_test(doors):
+    course, _, _, base, token = doors
+    with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+        submission = gradebook.find_submission_notebook(NOTEBOOK, course.assignment, "reference")
+        submission_id = submission.id
+    page = get((base, token), f"/formgrader/submissions/{submission_id}")
+    assert "q1_sdpa" in page
+    scratch = course.root.parent / "manual-page"
+    scratch.mkdir()
+    (scratch / "page.html").write_text(page)
+    assert student_facing_leaks(scratch, course, holds_answers=True) == []
+
+
+@pytest.mark.parametrize("bug", [None, BUG], ids=["correct", "buggy"])
+def test_validate_button_passes_a_correct_notebook_and_names_a_failing_check(doors, bug):
+    course, _, _, base, token = doors
+    folder = course.root / f"validate-{'buggy' if bug else 'correct'}"
+    path = solved(course, folder, bug)
+    result = post((base, token), "/assignments/validate", path=str(path.relative_to(course.root)))
+    assert result["success"], result
+    value = json.dumps(result["value"])
+    if bug:
+        assert "q1_sdpa" in value and "FAILED" in value, value
+    else:
+        assert not result["value"].get("failed") and "partial credit" not in value.lower(), value
+
+
+def test_cli_generate_and_feedback_hand_out_no_secret(doors):
+    course, _, _, _, _ = doors
+    released = tree(course.release_dir)
+    done = nbgrader(course, "generate_assignment", course.assignment, "--force")
+    assert done.returncode == 0, done.stderr
+    assert tree(course.release_dir) == released
+    done = nbgrader(
+        course, "generate_feedback", course.assignment, "--student=bug-unscaled", "--force"
+    )
+    assert done.returncode == 0, done.stderr
+    assert student_facing_leaks(course.root / "feedback", course, holds_answers=True) == []
+
+
+def test_cli_autograde_stops_naming_the_kit(doors):
+    course, _, before, _, _ = doors
+    autograded = tree(course.autograded_dir)
+    done = nbgrader(course, "autograde", course.assignment, "--force")
+    assert done.returncode != 0
+    assert USE_THE_KIT in done.stdout + done.stderr
+    assert tree(course.autograded_dir) == autograded
+    assert scores(course) == before
+
+
+@pytest.mark.parametrize("bug", [None, BUG], ids=["correct", "buggy"])
+def test_cli_validate(doors, bug):
+    course, _, _, _, _ = doors
+    path = solved(course, course.root / f"cli-validate-{'buggy' if bug else 'correct'}", bug)
+    done = nbgrader(course, "validate", str(path))
+    if bug:
+        assert "VALIDATION FAILED" in done.stdout and "q1_sdpa" in done.stdout, done.stdout
+        assert "FAILED" in done.stdout.split("q1_sdpa", 1)[1]
+    else:
+        assert "Success! Your notebook passes all the tests." in done.stdout, done.stdout
+
+
+def test_cli_zip_collect_only_collects(doors):
+    course, _, before, _, _ = doors
+    archive = course.root / "downloaded" / course.assignment / "archive"
+    archive.mkdir(parents=True)
+    notebook = solved(course, course.root / "lms")
+    with zipfile.ZipFile(archive / "lms.zip", "w") as bundle:
+        bundle.write(notebook, f"newcomer_{NOTEBOOK}.ipynb")
+    done = nbgrader(course, "zip_collect", course.assignment, "--force")
+    assert done.returncode == 0, done.stderr
+    assert (course.submitted_dir / "newcomer" / course.assignment / f"{NOTEBOOK}.ipynb").is_file()
+    assert scores(course) == before
+
+
+def test_after_every_door_the_gradebook_holds_the_kits_grades(doors):
+    course, _, before, _, _ = doors
+    assert scores(course) == before
