@@ -25,15 +25,17 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading.course import Course
 from tfcourse.grading.doors import USE_THE_KIT
-from tfcourse.grading.samples import UNSCALED, reference_notebooks
+from tfcourse.grading.samples import SAMPLES, UNSCALED, reference_notebooks
 
-from conftest import jupyter_server, student_facing_leaks
+from conftest import jupyter_server, one_notebook_course, run_kit, student_facing_leaks
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "01_attention"
 REQUEST = 600  # seconds: a formgrader request runs nbgrader to the end before it answers
 BUG = (UNSCALED.old, UNSCALED.new)  # scores not divided by sqrt(d_k)
+STUDENTS = ("reference", "bug-unscaled", "untouched")
+COURSE_ID = "transformers-course"  # nbgrader_config.py
 
 
 def scores(course: Course) -> dict[tuple[str, str], tuple[float, float]]:
@@ -53,37 +55,43 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def doors(graded_samples, tmp_path_factory):
-    """A copy of the graded class whose nbgrader exchange is a scratch folder, with a running
-    Jupyter server (formgrader and the student extensions) in it."""
-    graded, _ = graded_samples
-    course = Course(tmp_path_factory.mktemp("doors") / "course")
-    shutil.copytree(graded.root, course.root, symlinks=True)
+def doors(tmp_path_factory):
+    """A class graded by the kit (notebook 1; a correct, a buggy and an untouched submission)
+    whose nbgrader exchange is a scratch folder, with a running Jupyter server (formgrader and
+    the student extensions) in it."""
+    course = one_notebook_course(tmp_path_factory.mktemp("doors") / "course", NOTEBOOK)
+    for sample in SAMPLES:
+        if sample.student_id in STUDENTS:
+            folder = course.submitted_dir / sample.student_id / course.assignment
+            folder.mkdir(parents=True)
+            nbformat.write(sample.make(course)[NOTEBOOK], folder / f"{NOTEBOOK}.ipynb")
+    graded = run_kit(course, "grade", "--jobs", "2")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
     exchange = course.root.parent / "exchange"
-    exchange.mkdir(mode=0o777)
-    exchange.chmod(0o777)
+    exchange.mkdir()
+    exchange.chmod(0o777)  # nbgrader's exchange is shared by every user
     with (course.root / "nbgrader_config.py").open("a") as config:
         config.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
     before = scores(course)
-    assert before, "the sample class was not graded"
+    assert before
     with jupyter_server(course.root, "server") as (base, token):
         yield course, exchange, before, base, token
 
 
-def post(server, path: str, **fields: str) -> dict:
+def post(server, url: str, **fields: str) -> dict:
     """POST to the Jupyter server as formgrader's and the Validate button's scripts do."""
     base, token = server
     data = urllib.parse.urlencode(fields).encode() if fields else b""
     request = urllib.request.Request(
-        f"{base}{path}", data=data, method="POST", headers={"Authorization": f"token {token}"}
+        f"{base}{url}", data=data, method="POST", headers={"Authorization": f"token {token}"}
     )
     with urllib.request.urlopen(request, timeout=REQUEST) as response:
         return json.loads(response.read())
 
 
-def get(server, path: str) -> str:
+def get(server, url: str) -> str:
     base, token = server
-    request = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(f"{base}{url}", headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=REQUEST) as response:
         return response.read().decode()
 
@@ -122,14 +130,13 @@ def test_formgrader_generate_writes_the_release_without_hidden_tests(doors):
 
 
 def test_release_fetch_submit_collect_through_the_buttons(doors):
-    course, exchange, _, base, token = doors
+    course, exchange, before, base, token = doors
     server = (base, token)
     result = post(server, f"/formgrader/api/assignment/{course.assignment}/release")
     assert result["success"], result
     assert student_facing_leaks(exchange, course) == []
     # The student's Assignments tab: fetch, answer, submit.
-    course_id = "transformers-course"
-    fields = {"course_id": course_id, "assignment_id": course.assignment}
+    fields = {"course_id": COURSE_ID, "assignment_id": course.assignment}
     assert post(server, "/assignments/fetch", **fields)["success"]
     fetched = course.root / course.assignment
     assert (fetched / f"{NOTEBOOK}.ipynb").is_file()
@@ -139,6 +146,10 @@ def test_release_fetch_submit_collect_through_the_buttons(doors):
     assert result["success"], result
     collected = course.submitted_dir / getpass.getuser() / course.assignment
     assert (collected / f"{NOTEBOOK}.ipynb").is_file()
+    graded = run_kit(course, "grade")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert getpass.getuser() in graded.stdout, graded.stdout
+    before.update(scores(course))  # the kit's grades, now with the collected student's
 
 
 def test_formgrader_autograde_stops_and_changes_nothing(doors):
@@ -148,7 +159,7 @@ def test_formgrader_autograde_stops_and_changes_nothing(doors):
     path = f"/formgrader/api/submission/{course.assignment}/{student}/autograde"
     result = post((base, token), path)
     assert not result["success"]
-    assert "python -m tfcourse.grading grade" in result["error"] + result["log"]
+    assert USE_THE_KIT in result.get("error", "") + result.get("log", "")
     assert tree(course.autograded_dir / student) == autograded
     assert scores(course) == before
 
@@ -160,15 +171,23 @@ def test_formgrader_feedback_buttons_hand_out_no_secret(doors):
     assert result["success"], result
     feedback = course.root / "feedback"
     assert student_facing_leaks(feedback, course, holds_answers=True) == []
-    for student in ("reference", "bug-unscaled"):
+    for student in (*STUDENTS, getpass.getuser()):
         page = (feedback / student / course.assignment / f"{NOTEBOOK}.html").read_text()
         shown = float(re.search(r"\(Score: ([\d.]+) / ", page)[1])
         with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
             graded = gradebook.find_submission_notebook(NOTEBOOK, course.assignment, student)
             assert shown == pytest.approx(graded.score, abs=0.01), student
-    result = post(server, f"/formgrader/api/assignment/{course.assignment}/release_feedback")
+    # Feedback travels through the exchange for submissions that came through it.
+    student = getpass.getuser()
+    release = f"/formgrader/api/assignment/{course.assignment}/{student}/release_feedback"
+    result = post(server, release)
     assert result["success"], result
+    fields = {"course_id": COURSE_ID, "assignment_id": course.assignment}
+    assert post(server, "/assignments/fetch_feedback", **fields)["success"]
+    fetched = course.root / course.assignment / "feedback"
+    assert list(fetched.rglob(f"{NOTEBOOK}.html"))
     assert student_facing_leaks(exchange, course, holds_answers=True) == []
+    assert student_facing_leaks(fetched, course, holds_answers=True) == []
 
 
 def test_formgrader_manual_grading_page_shows_no_hidden_test(doors):

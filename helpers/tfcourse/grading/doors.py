@@ -30,4 +30,7 @@ class KitGradesOnly(NotebookExporter):
     """An exporter that refuses to be built, with a message naming the kit's command."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        parent = kwargs.get("parent")
+        if parent is not None:  # nbgrader's apps exit silently, trusting the log to say why
+            parent.log.error(USE_THE_KIT)
         raise NbGraderException(USE_THE_KIT)

@@ -25,6 +25,7 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbgrader.api import Gradebook, MissingEntry
 
 from tfcourse.grading.course import Course
+from tfcourse.grading.merge import EXCHANGE_FILES
 
 MARKDOWN_TAGS = frozenset(
     {"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "hr", "i", "img", "li", "ol"}
@@ -82,8 +83,8 @@ def write_feedback(course: Course, students: Sequence[str], jobs: int = 1) -> No
     """Feedback HTML of ``students`` into their :func:`feedback_folder`, by
     ``nbgrader generate_feedback`` over their autograded notebooks: up to ``jobs`` runs at
     once, each on its own share of the students (feedback only reads the gradebook). Only
-    the HTML is kept: nbgrader would also copy the autograded folder's other files, hidden
-    tests among them."""
+    the HTML and nbgrader's exchange files are kept: nbgrader would also copy the autograded
+    folder's other files, the student's own among them."""
     runs = max(1, jobs)
     shares = [list(students[start::runs]) for start in range(runs)]
     with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the work runs in subprocesses
@@ -115,3 +116,7 @@ def _write_feedback_share(course: Course, students: Sequence[str]) -> None:
             folder.mkdir(parents=True)
             for page in (feedback / student / course.assignment).glob("*.html"):
                 shutil.copy(page, folder / page.name)
+            for name in EXCHANGE_FILES:
+                kept = course.autograded_dir / student / course.assignment / name
+                if kept.is_file():
+                    shutil.copy(kept, folder / name)

@@ -21,6 +21,10 @@ from tfcourse.grading.workspace import GradedSubmission
 
 GRADES_CSV = "grades.csv"
 TIMESTAMP = "timestamp.txt"
+EXCHANGE_FILES = (TIMESTAMP, "submission_secret.txt")
+"""What nbgrader's exchange stores beside a collected submission: its time, and the secret by
+which the student's *Fetch Feedback* finds the feedback released to them. ``autograded/`` and
+``feedback/`` keep both, so formgrader's *Release Feedback* works after the kit graded."""
 
 
 def record_assignment(course: Course) -> None:
@@ -57,9 +61,10 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
             folder.mkdir(parents=True)
             for notebook in submission.autograded.glob("*.ipynb"):  # type: ignore[union-attr]
                 shutil.copy(notebook, folder / notebook.name)
-            timestamp = course.submitted_dir / submission.student / course.assignment / TIMESTAMP
-            if timestamp.is_file():
-                shutil.copy(timestamp, folder / TIMESTAMP)
+            submitted = course.submitted_dir / submission.student / course.assignment
+            for name in EXCHANGE_FILES:
+                if (submitted / name).is_file():
+                    shutil.copy(submitted / name, folder / name)
         course.nbgrader(
             "autograde",
             course.assignment,
