@@ -5,9 +5,10 @@ An *answer* is the text of a solution cell; the cells of one question (its grade
 compared with each other only. Each answer is fingerprinted with copydetect's winnowing (as
 MOSS does): code is tokenised by pygments and every name, string and comment is normalised
 (``scores = q @ k`` and ``logits = query @ key  # QKᵀ`` give the same fingerprints), and
-prose (written answers) is reduced to its lower-cased words. Every fingerprint of the
-release's version of the cell (the stub, the given signature and docstring, the question's
-own text) is boilerplate and never counts, so an unanswered stub has no fingerprint at all.
+prose (written answers) is reduced to its lower-cased words. The release's version of the
+cell (the stub, the given signature and docstring, the question's own text) is boilerplate
+and never counts: its lines are dropped from every answer, and copydetect drops whatever
+k-gram of it is left (given code reformatted), so an unanswered stub has no fingerprint.
 
 A pair's score is copydetect's similarity: the share of an answer's fingerprinted text that
 is also in the other, the larger of the two shares (an answer copied whole into a longer one

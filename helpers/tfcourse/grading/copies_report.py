@@ -35,9 +35,8 @@ def report_copies(course: Course, students: list[str], threshold: float) -> str:
 
 
 def format_copies(matches: list[Match], threshold: float) -> str:
-    """Summary lines: each pair of owners with near-identical answers, the most shared
-    answers first, and the questions with their scores."""
-    caveat = "evidence to read, not a verdict"
+    """Summary lines: each pair of owners with near-identical answers (the pairs sharing most
+    answers first), how many answers they share and the questions with their scores."""
     if not matches:
         return f"copies: no two answers to a question score {threshold:g} or more"
     by_pair: dict[tuple[str, str], list[Match]] = defaultdict(list)
@@ -45,14 +44,15 @@ def format_copies(matches: list[Match], threshold: float) -> str:
         by_pair[match.first.owner, match.second.owner].append(match)
     pairs = sorted(by_pair.items(), key=lambda item: (-len(item[1]), -item[1][0].score, item[0]))
     lines = [
-        f"copies: {len(pairs)} pair(s) share answers scoring {threshold:g} or more "
-        f"({caveat}; both answers side by side in {COPIES_CSV} and {COPIES_HTML}):"
+        f"copies: {len(pairs)} pair(s) share answers scoring {threshold:g} or more, evidence to "
+        f"read, not a verdict\n  (both answers side by side in {COPIES_CSV} and {COPIES_HTML}):"
     ]
     width = max(len(f"{a} ~ {b}") for (a, b), _ in pairs[:SUMMARY_PAIRS])
     for (first, second), found in pairs[:SUMMARY_PAIRS]:
         shown = ", ".join(f"{m.question} {m.score:.2f}" for m in found[:4])
         more = f", +{len(found) - 4} more" if len(found) > 4 else ""
-        lines.append(f"  {f'{first} ~ {second}'.ljust(width)}  {shown}{more}")
+        counted = f"{len(found)} answer{'s' if len(found) > 1 else ''}"
+        lines.append(f"  {f'{first} ~ {second}'.ljust(width)}  {counted}: {shown}{more}")
     if len(pairs) > SUMMARY_PAIRS:
         lines.append(f"  ... {len(pairs) - SUMMARY_PAIRS} more pair(s) in {COPIES_CSV}")
     return "\n".join(lines)
