@@ -391,11 +391,8 @@ def test_the_summary_names_each_pair_once_with_its_questions(small_class):
     lines = format_copies(matches, 0.5).splitlines()
     assert "not a verdict" in lines[0] and COPIES_CSV in lines[1]
     assert len(lines) == 4
-    assert (
-        "alice ~ carol" in lines[2]
-        and "3 answers: q1_masks 1.00, q1_sdpa 1.00, q1_why_scale" in lines[2]
-    )
-    assert f"dave ~ {MODEL}" in lines[3] and "1 answer: q1_sdpa" in lines[3]
+    assert "3 answers  alice ~ carol: q1_masks 1.00, q1_sdpa 1.00, q1_why_scale" in lines[2]
+    assert f" 1 answer  dave ~ {MODEL}: q1_sdpa" in lines[3]
     assert "no two answers" in format_copies([], 0.5)
 
 
@@ -419,7 +416,7 @@ def test_grade_reports_copies_beside_the_grades(tmp_path):
     result = run_kit(course, "grade", "--jobs", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "copies: 1 pair(s)" in result.stdout
-    assert "alice ~ carol" in result.stdout and "1 answer: q1_sdpa 1.00" in result.stdout
+    assert "  1 answer  alice ~ carol: q1_sdpa 1.00" in result.stdout
     with (course.root / COPIES_CSV).open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert [row[:5] for row in rows[1:]] == [[NOTEBOOK, "q1_sdpa", "alice", "carol", "1.000"]]

@@ -194,8 +194,8 @@ def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
     print()
     print(format_table(scores))
     print()
-    print(format_summary(records))
     print(copies)
+    print(format_summary(records))
     print(sandbox.protection(not args.unsandboxed))
     print()
     print(

@@ -47,12 +47,15 @@ def format_copies(matches: list[Match], threshold: float) -> str:
         f"copies: {len(pairs)} pair(s) share answers scoring {threshold:g} or more, evidence to "
         f"read, not a verdict\n  (both answers side by side in {COPIES_CSV} and {COPIES_HTML}):"
     ]
-    width = max(len(f"{a} ~ {b}") for (a, b), _ in pairs[:SUMMARY_PAIRS])
-    for (first, second), found in pairs[:SUMMARY_PAIRS]:
+    # Lines begin with a count, not a student id, so that none reads as a student's row of
+    # the score table or of the list of submissions that need attention.
+    shown_pairs = pairs[:SUMMARY_PAIRS]
+    counts = [f"{len(found)} answer{'s' if len(found) > 1 else ''}" for _, found in shown_pairs]
+    width = max(map(len, counts))
+    for counted, ((first, second), found) in zip(counts, shown_pairs, strict=True):
         shown = ", ".join(f"{m.question} {m.score:.2f}" for m in found[:4])
         more = f", +{len(found) - 4} more" if len(found) > 4 else ""
-        counted = f"{len(found)} answer{'s' if len(found) > 1 else ''}"
-        lines.append(f"  {f'{first} ~ {second}'.ljust(width)}  {counted}: {shown}{more}")
+        lines.append(f"  {counted.rjust(width)}  {first} ~ {second}: {shown}{more}")
     if len(pairs) > SUMMARY_PAIRS:
         lines.append(f"  ... {len(pairs) - SUMMARY_PAIRS} more pair(s) in {COPIES_CSV}")
     return "\n".join(lines)
