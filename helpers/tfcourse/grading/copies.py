@@ -154,36 +154,44 @@ def _question_matches(question: Question, texts: dict[str, str], threshold: floa
         for text in set(texts.values())
     }
     owners = [owner for owner, text in texts.items() if prints[text] is not None]
-    compared: dict[tuple[str, str], tuple[float, int, tuple, tuple] | None] = {}
+    compared: dict[tuple[str, str], Comparison | None] = {}
     matches = []
     for first, second in itertools.combinations(sorted(owners, key=_model_last), 2):
         pair = texts[first], texts[second]
         if pair not in compared:
             compared[pair] = compare(prints[pair[0]], prints[pair[1]])
-        if compared[pair] is not None and compared[pair][0] >= threshold:
-            score, shared, spans1, spans2 = compared[pair]
+        found = compared[pair]
+        if found is not None and found.score >= threshold:
             matches.append(
                 Match(
                     question.notebook,
                     question.question,
-                    Answer(first, pair[0], prints[pair[0]].raw_code, spans1),
-                    Answer(second, pair[1], prints[pair[1]].raw_code, spans2),
-                    score,
-                    shared,
+                    Answer(first, pair[0], prints[pair[0]].raw_code, found.spans[0]),
+                    Answer(second, pair[1], prints[pair[1]].raw_code, found.spans[1]),
+                    found.score,
+                    found.shared_chars,
                 )
             )
     return matches
 
 
-def compare(
-    first: CodeFingerprint, second: CodeFingerprint
-) -> tuple[float, int, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] | None:
-    """copydetect's comparison of two fingerprints: the score (the larger of the two shares),
-    the characters shared and where they are in each text; None if nothing is shared."""
+@dataclass(frozen=True)
+class Comparison:
+    """What two fingerprints share."""
+
+    score: float
+    """The larger of the two shares of normalised text found in the other answer."""
+    shared_chars: int
+    spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+    """Where the shared text lies in each compared text."""
+
+
+def compare(first: CodeFingerprint, second: CodeFingerprint) -> Comparison | None:
+    """copydetect's comparison of two fingerprints; None if they share nothing."""
     if not first.hashes & second.hashes:
         return None
     shared, similarities, slices = compare_files(first, second)
-    return float(max(similarities)), int(shared), _spans(slices[0]), _spans(slices[1])
+    return Comparison(float(max(similarities)), int(shared), (_spans(slices[0]), _spans(slices[1])))
 
 
 def _model_last(owner: str) -> tuple[bool, str]:
