@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfcourse.grading import copies
+from tfcourse.grading import copies, copies_report
 from tfcourse.grading.copies import MODEL, find_copies
 from tfcourse.grading.copies_report import (
     COPIES_CSV,
     COPIES_HTML,
     format_copies,
+    report_copies,
     write_copies_csv,
     write_copies_html,
 )
@@ -402,6 +403,21 @@ def test_boilerplate_hashes_cover_the_whole_stub():
     assert boilerplate.size > 0
     assert copies.fingerprint(release, "code", boilerplate) is None
     assert copies.fingerprint(release, "code", np.array([], dtype=np.int64)) is not None
+
+
+def test_a_failed_comparison_leaves_no_stale_report(small_class, monkeypatch):
+    course, _ = small_class
+    assert "3 answers  alice ~ carol" in report_copies(course, list(CLASS), 0.5)
+    assert (course.root / COPIES_CSV).is_file() and (course.root / COPIES_HTML).is_file()
+
+    def broken(*args, **kwargs):
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(copies_report, "find_copies", broken)
+    assert (
+        report_copies(course, list(CLASS), 0.5) == "copies: not compared (ValueError: unexpected)"
+    )
+    assert not (course.root / COPIES_CSV).exists() and not (course.root / COPIES_HTML).exists()
 
 
 @pytest.mark.slow

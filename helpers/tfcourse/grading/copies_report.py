@@ -27,8 +27,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def report_copies(course: Course, students: list[str], threshold: float) -> str:
     """Compare the answers of ``students`` (and the model solution) afresh, write
-    :data:`COPIES_CSV` and :data:`COPIES_HTML` at the course root; return the summary."""
-    matches = find_copies(course, students, threshold)
+    :data:`COPIES_CSV` and :data:`COPIES_HTML` at the course root; return the summary. If
+    the comparison fails, the files of an earlier run are removed and the summary says so:
+    the grades are written by then, and a stale report would mislead."""
+    try:
+        matches = find_copies(course, students, threshold)
+    except Exception as error:
+        for name in (COPIES_CSV, COPIES_HTML):
+            (course.root / name).unlink(missing_ok=True)
+        return f"copies: not compared ({type(error).__name__}: {str(error)[:200]})"
     write_copies_csv(matches, course.root / COPIES_CSV)
     write_copies_html(matches, threshold, course.root / COPIES_HTML)
     return format_copies(matches, threshold)
