@@ -7,6 +7,8 @@ import csv
 
 import pytest
 
+from tfcourse.grading.copies import MODEL
+from tfcourse.grading.copies_report import COPIES_CSV
 from tfcourse.grading.scores import read_scores
 
 from conftest import run_kit
@@ -85,6 +87,17 @@ def test_grades_csv_totals_match_the_gradebook(graded_samples):
     for student in ("reference", "untouched", "bug-unscaled"):
         earned, _ = auto_scores(course, student)
         assert float(rows[student]["raw_score"]) == pytest.approx(earned)
+
+
+def test_the_copy_report_names_the_samples_that_share_the_model_solution(graded_samples):
+    """Every sample but the untouched release is the model solution with at most one edit."""
+    course, result = graded_samples
+    assert "copies: " in result.stdout and "not a verdict" in result.stdout
+    with (course.root / COPIES_CSV).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    pairs = {(row["student"], row["other"]) for row in rows}
+    assert {("reference", MODEL), ("bug-unscaled", "reference")} <= pairs
+    assert not any("untouched" in pair for pair in pairs)
 
 
 def test_feedback_is_html_only_and_shows_no_hidden_test(graded_samples):

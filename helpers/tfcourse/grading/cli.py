@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tfcourse.grading import authoring, mutants, samples, sandbox
+from tfcourse.grading.copies import DEFAULT_THRESHOLD
+from tfcourse.grading.copies_report import COPIES_CSV, report_copies
 from tfcourse.grading.course import Course
 from tfcourse.grading.intake import collect_lms_zip, submitted_students
 from tfcourse.grading.pipeline import SandboxUnavailable, default_jobs, grade_class
@@ -59,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for parser_ in (grade_parser, commands.choices["samples"], mutants_parser):
         _add_grading_options(parser_)
+    for parser_ in (grade_parser, commands.choices["samples"]):
+        parser_.add_argument(
+            "--copy-threshold",
+            type=float,
+            default=DEFAULT_THRESHOLD,
+            metavar="SCORE",
+            help=f"report answers this similar or more (0 to 1, default {DEFAULT_THRESHOLD:g})",
+        )
     reproduce = commands.add_parser(
         "reproduce", help="re-run a submission: which stored outputs its code reproduces"
     )
@@ -180,11 +190,16 @@ def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
         return 2
     scores = read_scores(course, students)
     write_csv(scores, course.root / SCORES_CSV)
+    copies = report_copies(course, students, args.copy_threshold)
     print()
     print(format_table(scores))
     print()
+    print(copies)
     print(format_summary(records))
     print(sandbox.protection(not args.unsandboxed))
     print()
-    print(f"grades: grades.csv, per question: {SCORES_CSV}, feedback: feedback/")
+    print(
+        f"grades: grades.csv, per question: {SCORES_CSV}, near-identical answers: {COPIES_CSV}, "
+        "feedback: feedback/"
+    )
     return 0
