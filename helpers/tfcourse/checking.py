@@ -14,6 +14,7 @@ any stderr output would earn zero, so output from the code under test is swallow
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import html
 import inspect
@@ -30,6 +31,8 @@ from typing import Any
 import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
+from tfcourse import shortcuts
+from tfcourse.callwatch import CallWatch
 from tfcourse.grading.public_tests import read_hidden_points
 
 
@@ -52,10 +55,15 @@ class CheckResult:
     cases: tuple[CaseOutcome, ...]
     hidden_points: float = 0.0
     """Points of hidden cases that are not in this test file (they run when graded)."""
+    shortcut: str = ""
+    """Why the question earns nothing whatever its cases did: its solution calls what the
+    question forbids (:func:`tfcourse.shortcuts.verdict`)."""
 
     @property
     def score(self) -> float:
-        """Points earned: the sum over passed cases."""
+        """Points earned: the sum over passed cases, or 0 for a forbidden shortcut."""
+        if self.shortcut:
+            return 0.0
         return sum(case.points for case in self.cases if case.passed)
 
     @property
@@ -71,6 +79,8 @@ class CheckResult:
     def report(self) -> str:
         """Plain-text report: one line per case, with the failure message of public cases."""
         lines = [self._headline()]
+        if self.shortcut:
+            lines.append(f"  {self.shortcut}")
         for case in self.cases:
             lines.append(f"  {_verdict(case)}  {_label(case)}")
             if not case.passed and case.message:
@@ -83,8 +93,10 @@ class CheckResult:
         return self.report()
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.passed else "#cf222e"
+        colour = "#1a7f37" if self.passed and not self.shortcut else "#cf222e"
         rows = []
+        if self.shortcut:
+            rows.append(f"<div><strong>{html.escape(self.shortcut)}</strong></div>")
         for case in self.cases:
             detail = ""
             if not case.passed and case.message:
@@ -122,7 +134,20 @@ class Grader:
                 f"No tests for {question!r}: {path} is missing. Keep the tests/ folder that came "
                 "with the notebook next to it."
             )
-        return check_source(question, path.read_text(encoding="utf-8"), global_env, str(path))
+        source = path.read_text(encoding="utf-8")
+        forbidden = shortcuts.forbidden_calls(source)
+        watch = CallWatch(forbidden, global_env)
+        watch.start()
+        try:
+            result = check_source(question, source, global_env, str(path))
+        finally:
+            called = watch.stop()
+        # The kernel's history is current (a file on disk may not be saved yet) and exists in
+        # every front end: the cells checked are the last run of those defining what is tested.
+        history = global_env.get("In") or []
+        solution, context = shortcuts.history_cells(history, shortcuts.tested_names(source))
+        found = shortcuts.find_shortcuts(solution, context, forbidden) + called
+        return dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
 
 
 def check_source(
