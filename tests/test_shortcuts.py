@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 from nbgrader import utils
 
 from tfcourse.callwatch import CallWatch
+from tfcourse.grading import mutants
 from tfcourse.grading.execution import checked_question, notebook_shortcuts
 from tfcourse.grading.samples import reference_notebooks
 from tfcourse.shortcuts import (
@@ -172,6 +173,20 @@ def test_no_model_solution_takes_a_shortcut(repo_course, name):
     for question in coding_questions(notebook):
         rule = forbidden_calls((repo_course.source_dir / "tests" / f"{question}.py").read_text())
         assert notebook_shortcuts(notebook, question, rule) == [], question
+
+
+def test_no_declared_correct_alternative_takes_a_shortcut(repo_course):
+    reference = reference_notebooks(repo_course)
+    for variant in mutants.load_variants(repo_course):
+        if not variant.correct:
+            continue
+        notebooks = {variant.notebook: copy.deepcopy(reference[variant.notebook])}
+        for edit in variant.edits:
+            edit.apply(notebooks)
+        tests = repo_course.source_dir / "tests" / f"{variant.question}.py"
+        rule = forbidden_calls(tests.read_text())
+        found = notebook_shortcuts(notebooks[variant.notebook], variant.question, rule)
+        assert found == [], variant.student
 
 
 @pytest.mark.slow
