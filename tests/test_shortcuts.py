@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import sys
 import textwrap
+import types
 
 import nbformat
 import pytest
@@ -117,26 +119,47 @@ def test_the_verdict_is_one_line_in_the_notebooks_spelling():
     assert "computes at run time" in verdict("q1_sdpa", [COMPUTED])
 
 
-def test_the_run_time_record_counts_the_notebooks_calls_only_and_undoes_its_wrappers():
-    original = F.scaled_dot_product_attention
-    namespace: dict = {"F": F, "torch": torch}
-    exec("from tfcourse.attention import scaled_dot_product_attention as answer", namespace)
-    exec("def cheat(q):\n    return answer(q, q, q)\n", namespace)
-    watch = CallWatch([FORBIDDEN[0], "tfcourse.attention"], namespace)
+@pytest.fixture
+def answers_module(monkeypatch):
+    """A module of answers, as the kit's references are: a function and a class."""
+    module = types.ModuleType("answers_demo")
+    exec("def answer(x):\n    return x\n\nclass Layer:\n    pass\n", vars(module))
+    monkeypatch.setitem(sys.modules, "answers_demo", module)
+    return module
+
+
+def test_the_run_time_record_counts_the_notebooks_calls_only(answers_module):
+    namespace: dict = {"F": F, "nn": torch.nn, "q": torch.randn(1, 2, 4)}
+    exec("from answers_demo import answer as mine\ndef helper(x):\n    return mine(x)", namespace)
+    watch = CallWatch([FORBIDDEN[0], FORBIDDEN[2], "answers_demo"], namespace)
     watch.start()
     try:
-        q = torch.randn(1, 2, 4)
-        F.scaled_dot_product_attention(q, q, q)  # not the notebook's code: not counted
+        q = namespace["q"]
+        F.scaled_dot_product_attention(q, q, q)  # not the notebook's code
+        answers_module.answer(q)
+        torch.nn.TransformerEncoderLayer(8, 2)  # builds a MultiheadAttention, not the notebook
         assert watch.called == set()
-        namespace["cheat"](q)
-        assert watch.called == {"tfcourse.attention"}
-        exec("F.scaled_dot_product_attention(q, q, q)", namespace | {"q": q})
+        namespace["helper"](q)
+        assert watch.called == {"answers_demo"}
+        exec("F.scaled_dot_product_attention(q, q, q)\nnn.MultiheadAttention(8, 2)", namespace)
     finally:
         called = watch.stop()
-    assert "torch.nn.functional.scaled_dot_product_attention" not in called  # other globals
-    assert F.scaled_dot_product_attention is original
-    assert namespace["answer"].__module__ == "tfcourse.attention"
-    assert not hasattr(namespace["answer"], "__wrapped__")
+    assert called == sorted(["answers_demo", FORBIDDEN[0], FORBIDDEN[2]])
+
+
+def test_the_run_time_record_undoes_its_wrappers(answers_module):
+    originals = (F.scaled_dot_product_attention, answers_module.answer)
+    init = torch.nn.MultiheadAttention.__init__
+    namespace = {"mine": answers_module.answer}
+    watch = CallWatch([FORBIDDEN[0], FORBIDDEN[2], "answers_demo"], namespace)
+    watch.start()
+    assert namespace["mine"] is not originals[1]
+    watch.stop()
+    assert (F.scaled_dot_product_attention, answers_module.answer) == originals
+    assert namespace["mine"] is originals[1]
+    assert torch.nn.MultiheadAttention.__init__ is init
+    assert "__watched__" not in vars(torch.nn.MultiheadAttention)
+    assert "__init__" not in vars(answers_module.Layer)
 
 
 def coding_questions(notebook: nbformat.NotebookNode) -> list[str]:
