@@ -26,7 +26,8 @@ HELPER_CELL = (
     "def attend(query, key, value, attn_mask=None):\n"
     "    return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask)\n"
 )
-"""A cell the student adds above the solution: only the run-time record sees the call."""
+"""A cell the student adds above the solution: only the run-time record sees the call. (The
+other cell a cheat may add, below the solution, imports the kit's answer over the student's.)"""
 
 
 def _body(new: str) -> Edit:
@@ -44,6 +45,12 @@ def _with_helper(notebook: nbformat.NotebookNode) -> None:
     index = next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == "sdpa")
     notebook.cells.insert(index, nbformat.v4.new_code_cell(HELPER_CELL))
     _body(BY_PYTORCH.replace("ATTEND", "attend")).apply({NOTEBOOK: notebook})
+
+
+def _override(notebook: nbformat.NotebookNode) -> None:
+    index = next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == "sdpa")
+    override = "from tfcourse.attention import scaled_dot_product_attention  # mine, replaced\n"
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
 
 
 def _edit(edit: Edit) -> Callable[[nbformat.NotebookNode], None]:
@@ -72,6 +79,10 @@ CHEATS: dict[str, tuple[Callable[[nbformat.NotebookNode], None], str]] = {
         SDPA_LINE,
     ),
     "cheat-helper": (_with_helper, SDPA_LINE),
+    "cheat-override": (
+        _override,
+        "q1_sdpa: your solution calls tfcourse.attention, which this question forbids",
+    ),
 }
 """Student id -> (the edit of the model notebook, the feedback line it must get)."""
 

@@ -7,6 +7,7 @@ cheats (tests/shortcut_cheats.py)."""
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import shutil
 import sys
@@ -28,6 +29,7 @@ from tfcourse.shortcuts import (
     COMPUTED,
     find_shortcuts,
     forbidden_calls,
+    names_tested,
     short_name,
     verdict,
 )
@@ -104,6 +106,16 @@ def test_a_mention_or_an_allowed_call_is_not_a_finding(solution):
     assert found(solution) == []
 
 
+def test_a_tested_name_the_notebook_binds_to_a_forbidden_call_is_found():
+    solution = "def scaled_dot_product_attention(q, k, v):\n    return q"
+    override = "from tfcourse.attention import scaled_dot_product_attention"
+    tested = ["scaled_dot_product_attention"]
+    assert find_shortcuts([solution], [SETUP, solution, override], FORBIDDEN, tested) == [
+        FORBIDDEN[3]
+    ]
+    assert find_shortcuts([solution], [SETUP, override, solution], FORBIDDEN, tested) == []
+
+
 def test_names_resolve_through_the_notebooks_other_cells():
     context = SETUP + "attend = F.scaled_dot_product_attention\n"
     assert found("attend(q, k, v)", context) == [FORBIDDEN[0]]
@@ -145,6 +157,19 @@ def test_the_run_time_record_counts_the_notebooks_calls_only(answers_module):
     finally:
         called = watch.stop()
     assert called == sorted(["answers_demo", FORBIDDEN[0], FORBIDDEN[2]])
+
+
+def test_a_tested_name_holding_a_forbidden_callable_is_recorded(answers_module):
+    namespace = {
+        "MultiHeadAttention": functools.partial(torch.nn.MultiheadAttention, batch_first=True),
+        "scaled_dot_product_attention": answers_module.answer,
+    }
+    watch = CallWatch([FORBIDDEN[2], "answers_demo"], namespace, list(namespace))
+    watch.start()
+    assert watch.stop() == sorted([FORBIDDEN[2], "answers_demo"])
+    untested = CallWatch([FORBIDDEN[2], "answers_demo"], namespace)
+    untested.start()
+    assert untested.stop() == []
 
 
 def test_the_run_time_record_undoes_its_wrappers(answers_module):
@@ -194,8 +219,9 @@ def test_every_coding_question_declares_its_rule_and_states_it_in_its_task(repo_
 def test_no_model_solution_takes_a_shortcut(repo_course, name):
     notebook = reference_notebooks(repo_course)[name]
     for question in coding_questions(notebook):
-        rule = forbidden_calls((repo_course.source_dir / "tests" / f"{question}.py").read_text())
-        assert notebook_shortcuts(notebook, question, rule) == [], question
+        source = (repo_course.source_dir / "tests" / f"{question}.py").read_text()
+        rule, tested = forbidden_calls(source), tuple(names_tested(source))
+        assert notebook_shortcuts(notebook, question, rule, tested) == [], question
 
 
 def test_no_declared_correct_alternative_takes_a_shortcut(repo_course):
@@ -206,9 +232,9 @@ def test_no_declared_correct_alternative_takes_a_shortcut(repo_course):
         notebooks = {variant.notebook: copy.deepcopy(reference[variant.notebook])}
         for edit in variant.edits:
             edit.apply(notebooks)
-        tests = repo_course.source_dir / "tests" / f"{variant.question}.py"
-        rule = forbidden_calls(tests.read_text())
-        found = notebook_shortcuts(notebooks[variant.notebook], variant.question, rule)
+        source = (repo_course.source_dir / "tests" / f"{variant.question}.py").read_text()
+        rule, tested = forbidden_calls(source), tuple(names_tested(source))
+        found = notebook_shortcuts(notebooks[variant.notebook], variant.question, rule, tested)
         assert found == [], variant.student
 
 
@@ -223,9 +249,14 @@ def test_grader_check_in_a_kernel_gives_the_grading_verdict(repo_course, tmp_pat
     for student, (cheat, line) in [*CHEATS.items(), ("mentions-only", (mentions_only, ""))]:
         edited = copy.deepcopy(reference)
         cheat(edited)
-        index = next(i for i, cell in enumerate(edited.cells) if cell.get("id") == "sdpa")
-        added = [] if edited.cells[index - 1].get("id") == "setup" else [edited.cells[index - 1]]
-        notebook.cells += [*added, edited.cells[index], copy.deepcopy(cells["q1_sdpa"])]
+        start = next(i for i, cell in enumerate(edited.cells) if cell.get("id") == "setup")
+        end = next(i for i, cell in enumerate(edited.cells) if cell.get("id") == "q1_sdpa")
+        answer = [  # the answer cell and the cells the cheat added, not the given ones
+            cell
+            for cell in edited.cells[start + 1 : end]
+            if cell.get("id") == "sdpa" or cell.get("id") not in cells
+        ]
+        notebook.cells += [*answer, copy.deepcopy(cells["q1_sdpa"])]
         expected.append((student, line))
     folder = tmp_path / "student"
     shutil.copytree(repo_course.source_dir / "tests", folder / "tests")

@@ -27,9 +27,17 @@ from typing import Any
 class CallWatch:
     """Wraps the callables ``forbidden`` names while started; records which were called."""
 
-    def __init__(self, forbidden: Sequence[str], namespace: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        forbidden: Sequence[str],
+        namespace: MutableMapping[str, Any],
+        tested: Sequence[str] = (),
+    ) -> None:
         self.forbidden = tuple(forbidden)
         self.namespace = namespace
+        self.tested = tuple(tested)
+        """Names of the notebook the tests call: calls from the tests are not the notebook's,
+        so a tested name that holds a forbidden callable (or a partial of one) counts."""
         self.called: set[str] = set()
         self._undo: list[Callable[[], None]] = []
 
@@ -38,6 +46,8 @@ class CallWatch:
         wrappers: dict[int, Callable[..., Any]] = {}
         for entry in self.forbidden:
             for owner, attribute, target in _targets(entry):
+                if any(_unwrapped(self.namespace.get(name)) is target for name in self.tested):
+                    self.called.add(entry)
                 if isinstance(target, type):
                     self._wrap_class(entry, target)
                 else:
@@ -119,6 +129,13 @@ class CallWatch:
                 namespace[name] = original
 
         self._undo.append(undo)
+
+
+def _unwrapped(value: Any) -> Any:
+    """What a ``functools.partial`` (or a partial of a partial) calls in the end."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    return value
 
 
 def _targets(entry: str) -> list[tuple[Any, str, Any]]:

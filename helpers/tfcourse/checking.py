@@ -135,8 +135,8 @@ class Grader:
                 "with the notebook next to it."
             )
         source = path.read_text(encoding="utf-8")
-        forbidden = shortcuts.forbidden_calls(source)
-        watch = CallWatch(forbidden, global_env)
+        forbidden, tested = shortcuts.forbidden_calls(source), shortcuts.names_tested(source)
+        watch = CallWatch(forbidden, global_env, tested)
         watch.start()
         try:
             result = check_source(question, source, global_env, str(path))
@@ -145,8 +145,8 @@ class Grader:
         # The kernel's history is current (a file on disk may not be saved yet) and exists in
         # every front end: the cells checked are the last run of those defining what is tested.
         history = global_env.get("In") or []
-        solution, context = shortcuts.history_cells(history, shortcuts.tested_names(source))
-        found = shortcuts.find_shortcuts(solution, context, forbidden) + called
+        solution, context = shortcuts.history_cells(history, tested)
+        found = shortcuts.find_shortcuts(solution, context, forbidden, tested) + called
         return dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
 
 

@@ -58,7 +58,7 @@ def forbidden_calls(test_source: str) -> tuple[str, ...]:
     return ()
 
 
-def tested_names(test_source: str) -> list[str]:
+def names_tested(test_source: str) -> list[str]:
     """The notebook names a test file's cases take as arguments, in order of appearance."""
     names: list[str] = []
     for node in ast.parse(test_source).body:
@@ -97,11 +97,16 @@ def matches(name: str, forbidden: Iterable[str]) -> str | None:
 
 
 def find_shortcuts(
-    solution: Sequence[str], context: Sequence[str], forbidden: Sequence[str]
+    solution: Sequence[str],
+    context: Sequence[str],
+    forbidden: Sequence[str],
+    tested: Iterable[str] = (),
 ) -> list[str]:
     """The forbidden entries the cells ``solution`` reach, and :data:`COMPUTED` when they
     compute a lookup that could reach one; names resolve through the imports and assignments
-    of ``context`` (the notebook's cells above, in order) and of ``solution``."""
+    of ``context`` (the notebook's cells above, in order) and of ``solution``. A name in
+    ``tested`` (what the tests call) that ``context`` leaves bound to a forbidden entry counts
+    too: an import in another cell must not replace the answer."""
     if not forbidden:
         return []
     aliases: dict[str, str] = {}
@@ -109,7 +114,11 @@ def find_shortcuts(
         tree = _parse(source)
         if tree is not None:
             _Aliases(aliases).visit(tree)
-    found: list[str] = []
+    found = [
+        entry
+        for entry in (matches(aliases[name], forbidden) for name in tested if name in aliases)
+        if entry is not None
+    ]
     for source in solution:
         tree = _parse(source)
         if tree is not None:

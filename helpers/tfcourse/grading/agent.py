@@ -284,9 +284,10 @@ def _release_graphs(trusted: list[Any]) -> None:
     _TABLE.graphs.clear()
 
 
-def _watch(names: list[str], trusted: list[Any]) -> None:
-    """Record calls of the callables ``names`` forbid until :func:`_watched`."""
-    _WATCHES.append(CallWatch(names, _namespace()))
+def _watch(names: list[str], tested: list[str], trusted: list[Any]) -> None:
+    """Record calls of the callables ``names`` forbid until :func:`_watched` (``tested``: the
+    notebook's names the tests call)."""
+    _WATCHES.append(CallWatch(names, _namespace(), tested))
     _WATCHES[-1].start()
 
 

@@ -89,9 +89,11 @@ def score_output(result: CheckResult) -> NotebookNode:
     )
 
 
-def notebook_shortcuts(nb: NotebookNode, question: str, forbidden: tuple[str, ...]) -> list[str]:
-    """What the solution cells of ``question`` in ``nb`` reach of ``forbidden``
-    (:func:`tfcourse.shortcuts.find_shortcuts`)."""
+def notebook_shortcuts(
+    nb: NotebookNode, question: str, forbidden: tuple[str, ...], tested: tuple[str, ...] = ()
+) -> list[str]:
+    """What the solution cells of ``question`` in ``nb`` reach of ``forbidden``, and the
+    names ``tested`` that the notebook binds to one (:func:`tfcourse.shortcuts.find_shortcuts`)."""
     cells = [
         shortcuts.Cell(
             cell.source,
@@ -102,7 +104,7 @@ def notebook_shortcuts(nb: NotebookNode, question: str, forbidden: tuple[str, ..
         for cell in nb.cells
     ]
     solution, context = shortcuts.solution_cells(cells, question)
-    return shortcuts.find_shortcuts(solution, context, forbidden)
+    return shortcuts.find_shortcuts(solution, context, forbidden, tested)
 
 
 def error_output(name: str, message: str) -> NotebookNode:
@@ -197,7 +199,8 @@ class GuardedExecute(Execute):
         result, session = await asyncio.to_thread(
             remote.check_remotely, question, source, transport, seconds, forbidden
         )
-        found = notebook_shortcuts(self.nb, question, forbidden) + session.called
+        tested = tuple(shortcuts.names_tested(source))
+        found = notebook_shortcuts(self.nb, question, forbidden, tested) + session.called
         result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
         cell.outputs = [score_output(result)]
         if session.broken is not None:

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from tfcourse import shortcuts
 from tfcourse.checking import CaseOutcome, CheckResult, check_source, run_case
 from tfcourse.grading import wire
 
@@ -378,7 +379,8 @@ def check_remotely(
     env = RemoteGlobals(session)
     if forbidden:
         with contextlib.suppress(Exception):  # a broken kernel fails the cases below
-            session.request("watch", names=list(forbidden))
+            tested = shortcuts.names_tested(source)
+            session.request("watch", names=list(forbidden), tested=tested)
 
     def run(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         if session.broken is None:
