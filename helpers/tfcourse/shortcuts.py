@@ -16,9 +16,10 @@ literal (or literals joined with ``+``), ``importlib.import_module``, ``__import
 ``sys.modules[...]`` and ``vars(...)[...]``/``__dict__[...]``. A lookup the code computes
 at run time is itself a finding when it could reach a forbidden name: ``getattr`` with a
 computed name on a module that holds one, ``__import__`` or ``import_module`` of a computed
-module, and ``eval`` or ``exec`` (code the reading cannot see). Names in comments and
-strings are not calls. What the solution calls through code outside its cells is recorded at
-run time (:mod:`tfcourse.callwatch`).
+module, and ``eval`` or ``exec`` (code the reading cannot see). A name the tests call counts
+when the notebook leaves it bound to a forbidden callable (an import below the answer). Names
+in comments and strings are not calls. What the solution calls through code outside its
+cells is recorded at run time (:mod:`tfcourse.callwatch`).
 
 Which code is the solution of a question: when graded, the code cells marked as solutions
 (nbgrader ``"solution": true``) between the previous test cell and the question's test cell
