@@ -7,13 +7,16 @@ come from the controls graded in the same run: `reference` (the model solution),
 `bug-unscaled` (the model solution with one real bug, what a cheater's code deserves) and
 `blank` (the release as received). Some attack the sandbox each submission runs in: they
 write wherever the kit and its environment live, leave a daemon behind, exhaust memory and
-processes, and call the network.
+processes, and call the network. Others take a shortcut q1_sdpa forbids (import the kit's
+answer, call PyTorch's attention, openly, disguised or from a cell of their own;
+tests/shortcut_cheats.py), beside one that only names them in a comment and a string.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import html
 import shutil
 import sqlite3
 import sys
@@ -33,6 +36,7 @@ from tfcourse.grading.scores import read_scores
 from tfcourse.grading.summary import load_records
 
 from conftest import REPO, one_notebook_course, run_kit
+from shortcut_cheats import CHEATS, mentions_only
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +178,7 @@ def escapes(notebook: Notebook) -> None:
 DAEMON = (
     "import os, signal, sys, time\n"
     "from pathlib import Path\n"
-    "end = time.time() + 900\n"
+    "end = time.time() + 1500\n"
     "while time.time() < end:\n"
     "    for pid in range(100, 70000):\n"  # the grader's processes, if they were visible
     "        try: os.kill(pid, signal.SIGKILL)\n"
@@ -188,7 +192,7 @@ DAEMON = (
 
 
 def daemon(notebook: Notebook) -> None:
-    """The buggy code, and a cell that leaves a daemon behind which, for 15 minutes, kills
+    """The buggy code, and a cell that leaves a daemon behind which, for 25 minutes, kills
     every process it can and rewrites any gradebook or grades file it finds."""
     unscaled(notebook)
     add_cell(
@@ -222,7 +226,7 @@ def exhausts(notebook: Notebook) -> None:
         notebook,
         "q1_mha",
         "import subprocess, sys\n"
-        "hold = 'block = bytearray(2**30); block[::4096] = b\"x\" * len(block[::4096]); "
+        'hold = \'block = bytearray(2**30); block[::4096] = b"x" * len(block[::4096]); '
         "import time; time.sleep(5)'\n"
         "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(3)]\n"
         "print([child.wait() for child in children])\n",
@@ -301,6 +305,8 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "rearranged": rearranged,
     "tampered-tests": tampered_tests,
     "patched": patched,
+    "mentions-only": mentions_only,
+    **{student: cheat for student, (cheat, _) in CHEATS.items()},
 }
 
 
@@ -422,7 +428,8 @@ def test_no_file_of_the_course_kit_or_environment_changed(graded):
 def test_nothing_a_submission_started_outlives_the_run(graded):
     *_, seconds = graded
     assert daemons_alive() == []
-    assert seconds < 600, "the daemon (alive for 15 minutes) held up the run"
+    # A run the daemon held up would last longer than the daemon lives.
+    assert seconds < 1200, "the daemon (alive for 25 minutes) held up the run"
 
 
 def test_a_limit_is_explained_in_the_feedback(graded):
@@ -474,6 +481,36 @@ def test_tampering_earns_only_what_the_code_deserves(graded, student):
     assert issues(course, student), "the summary must name the problem"
 
 
+@pytest.mark.parametrize("student", sorted(CHEATS))
+def test_a_forbidden_shortcut_scores_zero_with_one_line_in_feedback_and_summary(graded, student):
+    course, result, *_ = graded
+    line = CHEATS[student][1]
+    own, reference = scores(course, student), scores(course, "reference")
+    assert own["q1_sdpa"] == 0
+    # q1_mha's answer calls this one, so it reaches the forbidden call too.
+    untouched = set(reference) - {"q1_sdpa", "q1_mha"}
+    assert {q: own[q] for q in untouched} == {q: reference[q] for q in untouched}
+    assert f"{NOTEBOOK}: {line}" in issues(course, student).splitlines()
+    assert any(
+        row.split()[:1] == [student] and row.endswith(line) for row in result.stdout.splitlines()
+    )
+    page = course.root / "feedback" / student / course.assignment / f"{NOTEBOOK}.html"
+    assert html.escape(line) in page.read_text()
+
+
+def test_the_rule_not_the_tests_zeroes_a_shortcut_that_computes_the_right_values(graded):
+    course, *_ = graded
+    page = course.root / "feedback" / "cheat-pytorch" / course.assignment / f"{NOTEBOOK}.html"
+    report = page.read_text().split(html.escape(CHEATS["cheat-pytorch"][1]))[1]
+    assert "PASSED" in report.split("q1_masks")[0]
+
+
+def test_naming_a_forbidden_call_in_a_comment_or_string_costs_nothing(graded):
+    course, *_ = graded
+    assert scores(course, "mentions-only") == scores(course, "reference")
+    assert issues(course, "mentions-only") == ""
+
+
 def test_unreadable_or_missing_notebooks_score_zero_and_are_named(graded):
     course, *_ = graded
     for student, words in (
@@ -488,7 +525,7 @@ def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
     _, result, *_ = graded
     attention = result.stdout.split("need attention:")[1]
     flagged = {line.split()[0] for line in attention.splitlines() if line.startswith("  ")}
-    damaged = set(DAMAGE) - {"reference", "bug-unscaled", "noisy-correct"}
+    damaged = set(DAMAGE) - {"reference", "bug-unscaled", "noisy-correct", "mentions-only"}
     assert flagged == damaged | {"invalid-json", "missing-notebook"}
 
 

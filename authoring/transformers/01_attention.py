@@ -79,6 +79,12 @@ grader = Grader("tests")
 #
 # Use only tensor operations (`@`, `torch.softmax`, `masked_fill`, …), not
 # `F.scaled_dot_product_attention`.
+#
+# **Not allowed here:** `F.scaled_dot_product_attention`,
+# `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
+# `F.multi_head_attention_forward`, `tfcourse.reference`, `tfcourse.attention`,
+# `tfcourse.encoder`, `tfcourse.training`, `tfcourse.sampling`. A solution that calls one of
+# them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sdpa", "solution": true}
 def scaled_dot_product_attention(
@@ -164,6 +170,10 @@ for d_k in (4, 64, 1024):
 #
 # **Task.** Implement both. Return boolean tensors on the same device as the inputs
 # (`causal_mask` takes an optional `device`). No Python loops over positions.
+#
+# **Not allowed here:** `nn.Transformer.generate_square_subsequent_mask`, `tfcourse.reference`,
+# `tfcourse.attention`, `tfcourse.encoder`, `tfcourse.training`, `tfcourse.sampling`. A solution
+# that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "masks", "solution": true}
 def causal_mask(size: int, device: torch.device | str | None = None) -> Tensor:
@@ -236,6 +246,10 @@ plt.show()
 # - `merge_heads(x)`: `(B, H, T, D)` → $(B, T, H \cdot D)$, the exact inverse.
 #
 # **Task.** Implement both with `view`/`reshape` and `transpose` (no loops).
+#
+# **Not allowed here:** `tfcourse.reference`, `tfcourse.attention`, `tfcourse.encoder`,
+# `tfcourse.training`, `tfcourse.sampling`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "heads", "solution": true}
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -285,6 +299,11 @@ grader.check("q1_heads")
 #
 # **Task.** Implement `forward`. Hint: `F.linear(x, weight, bias)` computes
 # $x W^\top + b$, and `tensor.chunk(3)` splits the stacked weight.
+#
+# **Not allowed here:** `nn.MultiheadAttention`, `F.multi_head_attention_forward`,
+# `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
+# `tfcourse.reference`, `tfcourse.attention`, `tfcourse.encoder`, `tfcourse.training`,
+# `tfcourse.sampling`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "mha", "solution": true}
 class MultiHeadAttention(nn.Module):

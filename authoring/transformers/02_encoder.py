@@ -124,6 +124,9 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 #   return `x` plus the encodings of positions $0, \dots, T-1$, shape `(B, T, d_model)`.
 #   `__init__` is written for you: the sinusoidal table is a *buffer* `pe` (it moves with
 #   `.to(device)` but is not trained); the learned one is `self.embedding`.
+#
+# **Not allowed here:** `tfcourse.encoder`, `tfcourse.reference`. A solution that calls one of
+# them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "positional", "solution": true}
 def sinusoidal_encoding(max_len: int, d_model: int) -> Tensor:
@@ -210,6 +213,9 @@ grader.check("q2_positional")
 # **Task.** Write `FeedForward.forward`: `(..., d_model)` → `(..., d_model)` with the layers
 # defined in `__init__` (`linear1`, `activation`, `dropout`, `linear2`: the names PyTorch's
 # encoder layer uses). Dropout acts on the hidden layer.
+#
+# **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.encoder`, `tfcourse.reference`.
+# A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "feedforward", "solution": true}
 class FeedForward(nn.Module):
@@ -271,6 +277,10 @@ grader.check("q2_feedforward")
 # - `feed_forward_block(x)`: the feed-forward network, then `dropout2`;
 # - `forward(src, src_mask=None, src_key_padding_mask=None)`: post-norm or pre-norm according to
 #   `self.norm_first`.
+#
+# **Not allowed here:** `nn.TransformerEncoderLayer`, `nn.TransformerEncoder`, `nn.Transformer`,
+# `tfcourse.encoder`, `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "encoder_layer", "solution": true}
 class EncoderLayer(nn.Module):
@@ -362,6 +372,9 @@ grader.check("q2_encoder_layer")
 # The check of this task (and of the language model below) builds your `Encoder` with PyTorch's
 # `nn.TransformerEncoderLayer` in place of your `EncoderLayer`, so a bug in the layer is not
 # counted twice.
+#
+# **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`, `tfcourse.encoder.Encoder`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "encoder", "solution": true}
 class Encoder(nn.Module):
@@ -481,6 +494,9 @@ with torch.no_grad():
 # **Tasks.** In `__init__`, tie the weights when `config.tie_weights` (make `lm_head.weight` the
 # very same `nn.Parameter` as `token_embedding.weight`); write `forward`. `count_parameters` is
 # given: `parameters()` lists a shared tensor once, so a tied matrix counts once.
+#
+# **Not allowed here:** `tfcourse.encoder.CausalLM`, `tfcourse.encoder.torch_lm_logits`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "lm", "solution": true}
 class CausalLM(nn.Module):
@@ -545,6 +561,9 @@ grader.check("q2_lm")
 # **Task.** `parameter_count(config)` returns, as a Python `int`, the number of parameters of
 # `CausalLM(config)`: token embedding, learned positions (sinusoidal ones have none),
 # `n_layer` layers, the final norm, and the head (nothing extra when tied). Do not build a model.
+#
+# **Not allowed here:** `tfcourse.encoder.parameter_count`, `tfcourse.encoder.CausalLM`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "params", "solution": true}
 def parameter_count(config: EncoderConfig) -> int:

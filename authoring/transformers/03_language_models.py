@@ -109,6 +109,9 @@ print(text[10_000:10_400])
 # - `decode(ids)`: the string of the ids, given as a 1-d tensor or a list of ints.
 #
 # `decode(encode(s)) == s` for every string made of the text's characters.
+#
+# **Not allowed here:** `tfcourse.vocab`, `tfcourse.reference`. A solution that calls one of
+# them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "tokenizer", "solution": true}
 class CharTokenizer:
@@ -177,6 +180,9 @@ grader.check("q3_tokenizer")
 #   gives the same batch every time; every start from `0` to `len(data) - block_size - 1` must
 #   be possible. Return `(x, y)`, both `(batch_size, block_size)` and `torch.long`, with
 #   `y[b, t] == x[b, t + 1]` inside a window and `y[b, -1]` the id after the window.
+#
+# **Not allowed here:** `tfcourse.training.get_batch`, `tfcourse.training.split_ids`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "batches", "solution": true}
 def split_data(data: Tensor, train_fraction: float = 0.9) -> tuple[Tensor, Tensor]:
@@ -227,6 +233,9 @@ grader.check("q3_batches")
 # **Tasks.** `lm_loss(logits, targets)` returns the mean cross-entropy as a scalar tensor
 # (`F.cross_entropy` wants `(N, V)` logits and `(N,)` targets); `perplexity(loss)` and
 # `bits_per_char(loss)` take a loss in nats (a float) and return floats.
+#
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "metrics", "solution": true}
 def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -280,6 +289,9 @@ grader.check("q3_metrics")
 # that the targets fit (that is `(len(data) - 1) // T` windows). Run them in batches of
 # `batch_size` windows and weight each batch by its size. Put the model back in the mode it
 # was in (`model.training` tells you which).
+#
+# **Not allowed here:** `tfcourse.training.evaluate`, `tfcourse.reference`. A solution that
+# calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "evaluate", "solution": true}
 def evaluate(model: CausalLM, data: Tensor, batch_size: int = 32) -> float:
@@ -327,6 +339,9 @@ grader.check("q3_evaluate")
 #
 # **Task.** `learning_rate(step, config)` computes $\eta(s)$ from a `TrainConfig` (fields
 # `learning_rate`, `min_lr`, `warmup_iters`, `max_iters`).
+#
+# **Not allowed here:** `tfcourse.training.learning_rate`, `tfcourse.reference`. A solution that
+# calls one of them scores 0 on this question.
 
 # %%
 print(TrainConfig())
@@ -377,6 +392,9 @@ grader.check("q3_schedule")
 # 4. take the optimiser step. The checks also call `train_step` with other optimisers than
 #    AdamW (plain SGD, to see the update), so use only `optimizer.param_groups`,
 #    `zero_grad()` and `step()`.
+#
+# **Not allowed here:** `tfcourse.training.train_step`, `tfcourse.reference`. A solution that
+# calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "train_step", "solution": true}
 def train_step(
@@ -420,6 +438,9 @@ grader.check("q3_train_step")
 #   and show the latest losses on it with `bar.set_postfix(...)` if you like;
 # - return the model in `eval()` mode, with `history = {"train_loss": [...], "eval_steps": [...],
 #   "val_loss": [...]}`.
+#
+# **Not allowed here:** `tfcourse.training.train`, `tfcourse.reference`. A solution that calls
+# one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "train_loop", "solution": true}
 def train(model: CausalLM, train_data: Tensor, val_data: Tensor, config: TrainConfig) -> dict:
@@ -521,6 +542,10 @@ grader.check("q3_train")
 #   `EncoderConfig` as a dict) and `"state_dict"` (its `state_dict()`).
 # - `load_checkpoint(path)`: load it with `weights_only=True`, rebuild
 #   `CausalLM(EncoderConfig(**config))`, load the weights, and return the model in `eval()` mode.
+#
+# **Not allowed here:** `tfcourse.training.save_checkpoint`,
+# `tfcourse.training.load_checkpoint`, `tfcourse.reference`. A solution that calls one of them
+# scores 0 on this question.
 
 # %% nbgrader={"grade_id": "checkpoint", "solution": true}
 def save_checkpoint(path: str, model: CausalLM) -> None:
@@ -571,6 +596,9 @@ grader.check("q3_checkpoint")
 #   `(B, T + max_new_tokens)`. Feed the model at most its last `model.config.block_size` ids
 #   (it has no positions beyond), use only the logits of the last position, and run in
 #   `eval()` mode without gradients.
+#
+# **Not allowed here:** `tfcourse.sampling`, `tfcourse.reference`. A solution that calls one of
+# them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sampling", "solution": true}
 def sample_next_token(
@@ -711,6 +739,9 @@ print(tokenizer.decode(out))
 # `"n_layer"`, `"d_model"`, `"n_head"`, `"block_size"`, `"learning_rate"`, `"dropout"`,
 # `"parameters"` (`model.count_parameters()`), `"val_loss"` (the last validation loss of the
 # history) and `"seconds"` (the wall time of its training, `time.perf_counter()`).
+#
+# **Not allowed here:** `tfcourse.sweep.run_sweep`, `tfcourse.training.train`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sweep", "solution": true}
 SWEEP_COLUMNS = ["name", "n_layer", "d_model", "n_head", "block_size", "learning_rate",

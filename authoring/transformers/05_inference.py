@@ -114,6 +114,10 @@ print("quick mode (graded sizes)" if QUICK else "full mode")
 #   no recomputing the forward pass.
 #
 # `attention_manual` below calls it; the tests call `attention_manual`.
+#
+# **Not allowed here:** `torch.autograd.grad`, `torch.autograd.functional`, `torch.func`,
+# `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "backward", "solution": true}
 class AttentionFunction(torch.autograd.Function):
@@ -186,6 +190,9 @@ grader.check("q5_backward")
 #   `attention_manual(q, k, v, mask)`, and then its backward from an all-ones output gradient
 #   (`.backward(torch.ones_like(...))` on the output);
 # - read each count with `counter.get_total_flops()`.
+#
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "flops", "solution": true}
 def measure_flops(
@@ -244,6 +251,11 @@ grader.check("q5_flops")
 # - a query whose keys are **all** blocked gets an output of zeros, not `NaN`. Careful: a
 #   block in which a row's keys are all blocked, before any allowed key, leaves its $m$ at
 #   $-\infty$, and $e^{-\infty - (-\infty)}$ is `NaN`.
+#
+# **Not allowed here:** `F.scaled_dot_product_attention`,
+# `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
+# `F.multi_head_attention_forward`, `tfcourse.reference`. A solution that calls one of them
+# scores 0 on this question.
 
 # %% nbgrader={"grade_id": "blockwise", "solution": true}
 def blockwise_attention(
@@ -408,6 +420,9 @@ plt.show()
 # Any split of a sequence into chunks fed one after the other must give the outputs of
 # `attn(x, x, x, attn_mask=causal_mask)` on the whole sequence. You may use
 # `F.scaled_dot_product_attention` (mind its mask convention).
+#
+# **Not allowed here:** `F.multi_head_attention_forward`, `tfcourse.reference`. A solution that
+# calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "kv_attention", "solution": true}
 def cached_attention(
@@ -528,6 +543,9 @@ class TinyLM(nn.Module):
 #
 # The tokens must be exactly those of generation without the cache (the tests compare them
 # in float64, where rounding cannot flip a choice).
+#
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "generate", "solution": true}
 def generate(
@@ -722,6 +740,9 @@ print("greedy:", " ".join(trap_tokens[i] for i in greedy[0, 1:]))
 # (without the prompt), and its log-probability (not normalised) as a Python `float`. Batch the
 # live beams into one model call per step: stack them into a `(beams, T')` tensor (they all
 # have the same length).
+#
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "beam", "solution": true}
 def beam_search(

@@ -18,6 +18,7 @@ hidden tests can award.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import html
 import inspect
@@ -34,6 +35,8 @@ from typing import Any
 import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
+from tfcourse import shortcuts
+from tfcourse.callwatch import CallWatch
 from tfcourse.grading.public_tests import read_hidden_points
 
 VALIDATING_VARIABLE = "NBGRADER_VALIDATING"
@@ -53,16 +56,21 @@ class CaseOutcome:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """All test cases of one question; displays as a report, or as points under nbgrader."""
+    """All test cases of one question; displays as a report."""
 
     question: str
     cases: tuple[CaseOutcome, ...]
     hidden_points: float = 0.0
     """Points of hidden cases that are not in this test file (they run when graded)."""
+    shortcut: str = ""
+    """Why the question earns nothing whatever its cases did: its solution calls what the
+    question forbids (:func:`tfcourse.shortcuts.verdict`)."""
 
     @property
     def score(self) -> float:
-        """Points earned: the sum over passed cases."""
+        """Points earned: the sum over passed cases, or 0 for a forbidden shortcut."""
+        if self.shortcut:
+            return 0.0
         return sum(case.points for case in self.cases if case.passed)
 
     @property
@@ -78,6 +86,8 @@ class CheckResult:
     def report(self) -> str:
         """Plain-text report: one line per case, with the failure message of public cases."""
         lines = [self._headline()]
+        if self.shortcut:
+            lines.append(f"  {self.shortcut}")
         for case in self.cases:
             lines.append(f"  {_verdict(case)}  {_label(case)}")
             if not case.passed and case.message:
@@ -88,8 +98,10 @@ class CheckResult:
         return self.report()
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.passed else "#cf222e"
+        colour = "#1a7f37" if self.passed and not self.shortcut else "#cf222e"
         rows = []
+        if self.shortcut:
+            rows.append(f"<div><strong>{html.escape(self.shortcut)}</strong></div>")
         for case in self.cases:
             detail = ""
             if not case.passed and case.message:
@@ -127,8 +139,21 @@ class Grader:
                 f"No tests for {question!r}: {path} is missing. Keep the tests/ folder that came "
                 "with the notebook next to it."
             )
-        result = check_source(question, path.read_text(encoding="utf-8"), global_env, str(path))
-        if os.environ.get(VALIDATING_VARIABLE) and not result.passed:
+        source = path.read_text(encoding="utf-8")
+        forbidden, tested = shortcuts.forbidden_calls(source), shortcuts.names_tested(source)
+        watch = CallWatch(forbidden, global_env, tested)
+        watch.start()
+        try:
+            result = check_source(question, source, global_env, str(path))
+        finally:
+            called = watch.stop()
+        # The kernel's history is current (a file on disk may not be saved yet) and exists in
+        # every front end: the cells checked are the last run of those defining what is tested.
+        history = global_env.get("In") or []
+        solution, context = shortcuts.history_cells(history, tested)
+        found = shortcuts.find_shortcuts(solution, context, forbidden, tested) + called
+        result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
+        if os.environ.get(VALIDATING_VARIABLE) and (result.shortcut or not result.passed):
             raise ChecksFailed(result.report())
         return result
 

@@ -12,6 +12,12 @@ from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q2_feedforward"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.TransformerEncoderLayer",
+    "tfcourse.encoder",
+    "tfcourse.reference",
+]
 
 
 def twin(FeedForward, EncoderConfig, activation, dropout=0.0, seed=0):

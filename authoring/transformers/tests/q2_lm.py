@@ -22,6 +22,12 @@ from tfcourse.encoder import (
 
 OK_FORMAT = False
 name = "q2_lm"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.encoder.CausalLM",
+    "tfcourse.encoder.torch_lm_logits",
+    "tfcourse.reference",
+]
 
 
 REFERENCE_PARTS = {

@@ -14,6 +14,11 @@ from tfcourse.assertions import expect, expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q2_positional"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.encoder",
+    "tfcourse.reference",
+]
 
 
 def formula(max_len, d_model):

@@ -13,6 +13,15 @@ from tfcourse.reference.backward import masked_attention
 
 OK_FORMAT = False
 name = "q5_backward"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.autograd.grad",
+    "torch.autograd.functional",
+    "torch.func",
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "tfcourse.reference",
+]
 
 
 def inputs(shapes, seed, dtype=torch.float32):

@@ -16,6 +16,11 @@ from tfcourse.assertions import expect, expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q5_kv_attention"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.functional.multi_head_attention_forward",
+    "tfcourse.reference",
+]
 
 
 def module(embed_dim, num_heads, seed, bias=True):

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from tfcourse.callwatch import CallWatch
 from tfcourse.checking import quiet
 from tfcourse.grading import wire
 
@@ -75,6 +76,7 @@ class _Table:
 
 
 _TABLE = _Table()
+_WATCHES: list[CallWatch] = []
 
 
 def serve(request: str, pickled: str = "", grads: str = "") -> Reply:
@@ -282,6 +284,21 @@ def _release_graphs(trusted: list[Any]) -> None:
     _TABLE.graphs.clear()
 
 
+def _watch(names: list[str], tested: list[str], trusted: list[Any]) -> None:
+    """Record calls of the callables ``names`` forbid until :func:`_watched` (``tested``: the
+    notebook's names the tests call)."""
+    _WATCHES.append(CallWatch(names, _namespace(), tested))
+    _WATCHES[-1].start()
+
+
+def _watched(trusted: list[Any]) -> list[str]:
+    """Stop recording; the forbidden names that were called meanwhile."""
+    called: set[str] = set()
+    while _WATCHES:
+        called.update(_WATCHES.pop().stop())
+    return sorted(called)
+
+
 def _states(objects: list[Any]) -> list[Any]:
     """What the runner writes back into its own copies of the trusted objects."""
     return [_state(obj) for obj in objects]
@@ -333,4 +350,6 @@ _OPS = {
     "backward": _backward,
     "release": _release,
     "release_graphs": _release_graphs,
+    "watch": _watch,
+    "watched": _watched,
 }

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
@@ -39,8 +39,10 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
+from tfcourse import shortcuts
 from tfcourse.checking import CheckResult
 from tfcourse.grading import remote
+from tfcourse.shortcuts import checked_question
 
 CELL_TIMEOUT = "CellTimeoutError"
 NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
@@ -48,7 +50,6 @@ KERNEL_DIED = "KernelDiedError"
 NO_SCORE = "CheckNotReportedError"
 LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, NO_SCORE)
 
-_CHECK_CALL = re.compile(r"""^\s*grader\.check\(\s*(["'])(\w+)\1\s*\)\s*$""")
 _PROBE_SECONDS = 5
 _TESTS: dict[Path, dict[str, str]] = {}
 
@@ -64,12 +65,6 @@ def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
     }
 
 
-def checked_question(source: str) -> str | None:
-    """The question a test cell checks (``grader.check("q1_sdpa")``), or None."""
-    match = _CHECK_CALL.match(source.strip())
-    return None if match is None else match.group(2)
-
-
 def read_tests(folder: Path) -> dict[str, str]:
     """The test files of ``folder`` (question -> text), read once per process: nbgrader
     grades a submission's notebooks in one process, so they are read before any of its code
@@ -81,10 +76,35 @@ def read_tests(folder: Path) -> dict[str, str]:
     return _TESTS[folder]
 
 
+SHORTCUT_METADATA = "tfcourse_shortcut"
+"""Output metadata of a test cell whose question scored 0 for a forbidden shortcut: the line."""
+
+
 def score_output(result: CheckResult) -> NotebookNode:
     """The output the kit writes in a test cell: points as text, the report as HTML."""
     data = {"text/plain": f"{result.score:g}", "text/html": result._repr_html_()}
-    return NotebookNode(output_type="execute_result", data=data, metadata={}, execution_count=None)
+    metadata = {SHORTCUT_METADATA: result.shortcut} if result.shortcut else {}
+    return NotebookNode(
+        output_type="execute_result", data=data, metadata=metadata, execution_count=None
+    )
+
+
+def notebook_shortcuts(
+    nb: NotebookNode, question: str, forbidden: tuple[str, ...], tested: tuple[str, ...] = ()
+) -> list[str]:
+    """What the solution cells of ``question`` in ``nb`` reach of ``forbidden``, and the
+    names ``tested`` that the notebook binds to one (:func:`tfcourse.shortcuts.find_shortcuts`)."""
+    cells = [
+        shortcuts.Cell(
+            cell.source,
+            code=cell.cell_type == "code",
+            solution=utils.is_solution(cell),
+            test=utils.is_grade(cell) and not utils.is_solution(cell),
+        )
+        for cell in nb.cells
+    ]
+    solution, context = shortcuts.solution_cells(cells, question)
+    return shortcuts.find_shortcuts(solution, context, forbidden, tested)
 
 
 def error_output(name: str, message: str) -> NotebookNode:
@@ -175,9 +195,13 @@ class GuardedExecute(Execute):
                 raise remote.KernelUnresponsive(f"no answer within {seconds:.0f} s") from None
 
         seconds = self._get_timeout(cell) or self.timeout
+        forbidden = shortcuts.forbidden_calls(source)
         result, session = await asyncio.to_thread(
-            remote.check_remotely, question, source, transport, seconds
+            remote.check_remotely, question, source, transport, seconds, forbidden
         )
+        tested = tuple(shortcuts.names_tested(source))
+        found = notebook_shortcuts(self.nb, question, forbidden, tested) + session.called
+        result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
         cell.outputs = [score_output(result)]
         if session.broken is not None:
             await self._restart_and_replay()

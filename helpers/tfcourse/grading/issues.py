@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
 
-from tfcourse.grading.execution import LIMIT_ERRORS
+from tfcourse.grading.execution import LIMIT_ERRORS, SHORTCUT_METADATA
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,16 @@ class Issue:
 
 
 def execution_issues(notebook_name: str, notebook: NotebookNode) -> list[Issue]:
-    """The limits an executed notebook hit (time, kernel death, memory, unreported checks)
-    and the errors its cells raised (other than the release's NotImplementedError)."""
+    """The limits an executed notebook hit (time, kernel death, memory, unreported checks),
+    the errors its cells raised (other than the release's NotImplementedError) and the
+    questions that scored 0 for a forbidden shortcut."""
     issues = []
     for cell in notebook.cells:
         label = cell.metadata.get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
+        test = utils.is_grade(cell) and not utils.is_solution(cell)  # the kit wrote its outputs
         for output in cell.get("outputs", []):
+            if test and (shortcut := output.get("metadata", {}).get(SHORTCUT_METADATA)):
+                issues.append(Issue(notebook_name, str(shortcut)))
             if output.output_type != "error" or output.ename == "NotImplementedError":
                 continue
             text = f"{output.ename}: {output.evalue}"[:160]

@@ -31,12 +31,13 @@ import pickle
 import queue
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from time import monotonic
 from typing import Any
 
 import torch
 
+from tfcourse import shortcuts
 from tfcourse.checking import CaseOutcome, CheckResult, check_source, run_case
 from tfcourse.grading import wire
 
@@ -72,6 +73,8 @@ class Session:
         self.broken: str | None = None
         """Why the kernel can no longer be trusted to answer, once it failed to."""
         self.round_trips = 0
+        self.called: list[str] = []
+        """The forbidden names the kernel recorded calls of during the check."""
         self._proxies: dict[int, Proxy] = {}
         self._callbacks: list[Callable[..., Any]] = []
         self._in_callback = False
@@ -362,12 +365,22 @@ def type_name(value: Any) -> str:
 
 
 def check_remotely(
-    question: str, source: str, transport: Transport, seconds: float
+    question: str,
+    source: str,
+    transport: Transport,
+    seconds: float,
+    forbidden: Sequence[str] = (),
 ) -> tuple[CheckResult, Session]:
     """Run the test file text ``source`` of ``question`` here, against the kernel behind
-    ``transport``, within ``seconds``. The session tells whether the kernel broke down."""
+    ``transport``, within ``seconds``. The session tells whether the kernel broke down, and
+    which of the callables ``forbidden`` names the kernel recorded calls of meanwhile
+    (:mod:`tfcourse.callwatch`; a record kept by the student's process, so a backstop)."""
     session = Session(transport, monotonic() + seconds)
     env = RemoteGlobals(session)
+    if forbidden:
+        with contextlib.suppress(Exception):  # a broken kernel fails the cases below
+            tested = shortcuts.names_tested(source)
+            session.request("watch", names=list(forbidden), tested=tested)
 
     def run(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         if session.broken is None:
@@ -380,6 +393,10 @@ def check_remotely(
         return CaseOutcome(case.name, float(case.points), case.hidden, False, session.broken)
 
     result = check_source(question, source, env, f"tests/{question}.py", run)
+    if forbidden:
+        with contextlib.suppress(Exception):
+            called = session.request("watched")
+            session.called = [name for name in forbidden if type(called) is list and name in called]
     with contextlib.suppress(Exception):  # a kernel that breaks now costs no points
         session.close()
     return result, session

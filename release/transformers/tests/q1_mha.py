@@ -12,6 +12,18 @@ from tfcourse.assertions import expect, expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q1_mha"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.MultiheadAttention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "tfcourse.reference",
+    "tfcourse.attention",
+    "tfcourse.encoder",
+    "tfcourse.training",
+    "tfcourse.sampling",
+]
 
 
 def twin_modules(MultiHeadAttention, embed_dim, num_heads, bias=True, dtype=torch.float32, seed=0):

@@ -12,6 +12,18 @@ from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q1_sdpa"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "torch.nn.MultiheadAttention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "tfcourse.reference",
+    "tfcourse.attention",
+    "tfcourse.encoder",
+    "tfcourse.training",
+    "tfcourse.sampling",
+]
 
 
 def expected_weights(query, key, mask=None):

@@ -9,6 +9,10 @@ from tfcourse.assertions import expect, expect_close
 
 OK_FORMAT = False
 name = "q3_metrics"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.reference",
+]
 
 
 def expected_loss(logits, targets):

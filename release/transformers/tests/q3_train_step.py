@@ -11,6 +11,11 @@ from tfcourse.training import TrainConfig, make_optimizer
 
 OK_FORMAT = False
 name = "q3_train_step"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.training.train_step",
+    "tfcourse.reference",
+]
 
 
 def setting(seed=0, dropout=0.0):

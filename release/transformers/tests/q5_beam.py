@@ -20,6 +20,10 @@ from tfcourse.reference.kv_cache import LMConfig, TinyLM, generate
 
 OK_FORMAT = False
 name = "q5_beam"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.reference",
+]
 
 # From token 0 greedy takes 1 (0.55), but every sequence through 1 is below 0.55 × 0.35,
 # while 2 then 3 has 0.45 × 0.9.

@@ -14,6 +14,10 @@ from tfcourse.reference.backward import measure_flops as reference_flops
 
 OK_FORMAT = False
 name = "q5_flops"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.reference",
+]
 
 
 def check(measure_flops, shapes, mask, seed, which):

@@ -7,6 +7,14 @@ from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q1_heads"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.reference",
+    "tfcourse.attention",
+    "tfcourse.encoder",
+    "tfcourse.training",
+    "tfcourse.sampling",
+]
 
 
 @test_case(

@@ -7,6 +7,15 @@ from tfcourse.assertions import expect, expect_shape
 
 OK_FORMAT = False
 name = "q1_masks"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.Transformer.generate_square_subsequent_mask",
+    "tfcourse.reference",
+    "tfcourse.attention",
+    "tfcourse.encoder",
+    "tfcourse.training",
+    "tfcourse.sampling",
+]
 
 
 def describe(mask):

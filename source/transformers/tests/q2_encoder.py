@@ -16,6 +16,13 @@ from tfcourse.encoder import torch_encoder_layer
 
 OK_FORMAT = False
 name = "q2_encoder"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.TransformerEncoder",
+    "torch.nn.Transformer",
+    "tfcourse.encoder.Encoder",
+    "tfcourse.reference",
+]
 
 
 @contextlib.contextmanager

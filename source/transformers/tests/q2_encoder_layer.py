@@ -12,6 +12,14 @@ from tfcourse.assertions import expect_close, expect_shape
 
 OK_FORMAT = False
 name = "q2_encoder_layer"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.TransformerEncoderLayer",
+    "torch.nn.TransformerEncoder",
+    "torch.nn.Transformer",
+    "tfcourse.encoder",
+    "tfcourse.reference",
+]
 
 
 def twin_layers(EncoderLayer, EncoderConfig, norm_first, activation, dropout=0.0, seed=0):

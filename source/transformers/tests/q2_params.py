@@ -8,6 +8,12 @@ from tfcourse.assertions import expect
 
 OK_FORMAT = False
 name = "q2_params"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.encoder.parameter_count",
+    "tfcourse.encoder.CausalLM",
+    "tfcourse.reference",
+]
 
 
 def torch_model_count(config):

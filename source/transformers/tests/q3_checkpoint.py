@@ -11,6 +11,12 @@ from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
 name = "q3_checkpoint"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.training.save_checkpoint",
+    "tfcourse.training.load_checkpoint",
+    "tfcourse.reference",
+]
 
 
 def round_trip(save_checkpoint, load_checkpoint, seed, load=None, **overrides):

@@ -11,6 +11,11 @@ from tfcourse.encoder import CausalLM, EncoderConfig
 
 OK_FORMAT = False
 name = "q3_evaluate"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.training.evaluate",
+    "tfcourse.reference",
+]
 
 
 def tiny_model(seed, dropout=0.0):

@@ -7,6 +7,11 @@ from tfcourse.assertions import expect, expect_shape
 
 OK_FORMAT = False
 name = "q3_tokenizer"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.vocab",
+    "tfcourse.reference",
+]
 
 TEXT = "def f(x):\n    return x + 1  # the answer\n"
 

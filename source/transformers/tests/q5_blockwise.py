@@ -12,6 +12,14 @@ from tfcourse.reference.backward import masked_attention
 
 OK_FORMAT = False
 name = "q5_blockwise"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "torch.nn.MultiheadAttention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "tfcourse.reference",
+]
 
 
 def check(blockwise_attention, shapes, mask, block_size, seed, what, dtype=torch.float32):

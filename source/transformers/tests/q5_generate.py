@@ -18,6 +18,10 @@ from tfcourse.reference.kv_cache import generate as reference_generate
 
 OK_FORMAT = False
 name = "q5_generate"
+# What the solution may not call (the question scores 0 if it does; the task says so).
+forbidden = [
+    "tfcourse.reference",
+]
 
 
 def model(seed, block_size=8, vocab_size=11):
