@@ -30,7 +30,7 @@ from typing import Any
 import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse.grading.public_tests import read_hidden_points
+from tfcourse.hidden_points import read_hidden_points
 
 
 @dataclass(frozen=True)
