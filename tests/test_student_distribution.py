@@ -170,3 +170,19 @@ def test_renamed_answers_hidden_cases_and_model_answers_are_found(repo_course, t
     found = {leak.path.name: leak for leak in answers.find(tmp_path)}
     assert set(found) == {"renamed.py", "q1_sdpa.py", "notes.md"}
     assert "hidden case" in found["q1_sdpa.py"].source
+
+
+def test_publishing_again_keeps_git_and_drops_stale_files(repo_course, tmp_path):
+    out = tmp_path / "student"
+    publish(repo_course, out)
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / "stale.txt").write_text("a file the course no longer has")
+    publish(repo_course, out)
+    assert (out / ".git" / "HEAD").is_file() and not (out / "stale.txt").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a distribution")
+    with pytest.raises(FileExistsError):
+        publish(repo_course, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

@@ -65,14 +65,16 @@ class AnswersFound(RuntimeError):
 
 
 def publish(course: Course, out: Path, modules: Sequence[str] = STUDENT_MODULES) -> list[Leak]:
-    """Write the student distribution of ``course`` (its current ``release/``) to ``out``.
+    """Write the student distribution of ``course`` (its current ``release/``) to ``out``,
+    replacing everything there but a ``.git`` folder.
 
     It is built in a scratch folder and searched for graded answers first: when one is found
     :class:`AnswersFound` is raised and ``out`` is left as it was. Returns the (empty) list
     of answers found, for callers that report it.
     """
     out = out.resolve()
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+    existing = [entry for entry in out.iterdir() if entry.name != ".git"] if out.exists() else []
+    if existing and not (out / MARKER).is_file():
         raise FileExistsError(f"{out} exists and is not a student distribution: choose another")
     with tempfile.TemporaryDirectory(prefix="student-") as scratch:
         staged = Path(scratch) / "student"
@@ -80,10 +82,22 @@ def publish(course: Course, out: Path, modules: Sequence[str] = STUDENT_MODULES)
         leaks = Answers.of(course).find(staged)
         if leaks:
             raise AnswersFound(leaks)
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(staged, out)
+        _replace_contents(out, staged)
     return leaks
+
+
+def _replace_contents(out: Path, staged: Path) -> None:
+    """Make ``out`` hold exactly the files of ``staged``, keeping its ``.git``: a clone of
+    the students' repository stays one, ready to commit and push."""
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():
+        if entry.name == ".git":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.copytree(staged, out, dirs_exist_ok=True)
 
 
 def write_distribution(course: Course, out: Path, modules: Sequence[str]) -> None:
