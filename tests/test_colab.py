@@ -127,8 +127,7 @@ def test_setup_cell_explains_an_unreachable_course(tmp_path):
         env={"PATH": os.environ["PATH"], REPOSITORY_VARIABLE: str(missing)},
     )
     assert result.returncode != 0
-    message = result.stderr.splitlines()[-1]
-    assert message.startswith(f"RuntimeError: Could not download the course from {missing}")
+    assert f"RuntimeError: Could not download the course from {missing}" in result.stderr
     assert "CalledProcessError" not in result.stderr
     assert "Check that this runtime is online" in result.stderr
     assert REPOSITORY_VARIABLE in result.stderr

@@ -39,6 +39,7 @@ def scaled_dot_product_attention(query, key, value, mask=None):
     weights = torch.softmax(query @ key.transpose(-2, -1), dim=-1)  # not scaled by √d_k
     return weights @ value, weights
 '''
+PRIVATE_MODULES = ("reference", "grading", "attention", "encoder", "training", "sampling", "sweep")
 CHEAT = "from tfcourse.attention import scaled_dot_product_attention as answer"
 
 
@@ -145,6 +146,10 @@ def test_no_graded_answer_reaches_students(repo_course, distribution, student_en
     assert len(answers.code) > 100 and len(answers.phrases) > 100
     for folder in (distribution, student_env["site_packages"] / "tfcourse"):
         assert answers.find(folder) == [], folder
+    # A public test file runs in a student's environment: it imports no reference.
+    for path in (distribution / "release").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not any(f"tfcourse.{name}" in text for name in PRIVATE_MODULES), path.name
     package = distribution / "helpers" / "tfcourse"
     assert not (package / "reference").exists() and not (package / "grading").exists()
     assert not (distribution / "source").exists() and not (distribution / "authoring").exists()
