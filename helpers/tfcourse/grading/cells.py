@@ -102,7 +102,7 @@ def placeholder_warning() -> str | None:
     if COURSE_REPOSITORY != PLACEHOLDER_REPOSITORY:
         return None
     return (
-        f"warning: COURSE_REPOSITORY in {__name__.replace('.', '/')}.py is still the "
+        f"warning: COURSE_REPOSITORY in helpers/{__name__.replace('.', '/')}.py is still the "
         f"placeholder {PLACEHOLDER_REPOSITORY}: the Colab set-up cell of every notebook will "
         "fail for students. Push the student distribution (make publish) to a public "
         "repository, set COURSE_REPOSITORY to its git URL, then rebuild (make notebooks) and "
