@@ -7,6 +7,7 @@ every hyper-parameter (the notebook-2 model takes the same one).
 
 :func:`torch_encoder_layer` and :func:`torch_encoder` build PyTorch's encoder modules for a
 configuration; the checks compare the notebook's own modules with them, weight for weight.
+:class:`RandomPositions` stands in for a positional encoding in those checks.
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ def torch_encoder(config: EncoderConfig) -> nn.TransformerEncoder:
         norm=nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
         enable_nested_tensor=False,
     )
+
+
+class RandomPositions(nn.Module):
+    """Adds a fixed random vector per position to (B, T, d_model) inputs: a stand-in for a
+    positional encoding where any table will do (the checks of notebook 2's model use it,
+    so that its own encodings are not graded twice)."""
+
+    def __init__(self, config: EncoderConfig, seed: int = 5) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        table = torch.randn(config.block_size, config.d_model, generator=generator)
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) -> (B, T, d_model)."""
+        return x + self.table[: x.size(1)].to(x.dtype)
 
 
 class CausalLM(nn.Module):
