@@ -34,11 +34,11 @@ pytestmark = pytest.mark.slow
 
 KERNEL = "student-env"
 INSTALL_SECONDS = 90
-WRONG_SDPA = '''\
+WRONG_SDPA = """\
 def scaled_dot_product_attention(query, key, value, mask=None):
     weights = torch.softmax(query @ key.transpose(-2, -1), dim=-1)  # not scaled by √d_k
     return weights @ value, weights
-'''
+"""
 PRIVATE_MODULES = ("reference", "grading", "attention", "encoder", "training", "sampling", "sweep")
 CHEAT = "from tfcourse.attention import scaled_dot_product_attention as answer"
 

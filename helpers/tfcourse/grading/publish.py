@@ -64,13 +64,12 @@ class AnswersFound(RuntimeError):
         self.leaks = list(leaks)
 
 
-def publish(course: Course, out: Path, modules: Sequence[str] = STUDENT_MODULES) -> list[Leak]:
+def publish(course: Course, out: Path, modules: Sequence[str] = STUDENT_MODULES) -> None:
     """Write the student distribution of ``course`` (its current ``release/``) to ``out``,
     replacing everything there but a ``.git`` folder.
 
     It is built in a scratch folder and searched for graded answers first: when one is found
-    :class:`AnswersFound` is raised and ``out`` is left as it was. Returns the (empty) list
-    of answers found, for callers that report it.
+    :class:`AnswersFound` is raised and ``out`` is left as it was.
     """
     out = out.resolve()
     existing = [entry for entry in out.iterdir() if entry.name != ".git"] if out.exists() else []
@@ -83,7 +82,6 @@ def publish(course: Course, out: Path, modules: Sequence[str] = STUDENT_MODULES)
         if leaks:
             raise AnswersFound(leaks)
         _replace_contents(out, staged)
-    return leaks
 
 
 def _replace_contents(out: Path, staged: Path) -> None:
