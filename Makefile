@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release samples mutants autograde grade gradescope test lint bench \
+.PHONY: install notebooks release publish samples mutants autograde grade gradescope test lint bench \
 	bench-attention bench-lm bench-notebook bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -24,6 +24,9 @@ notebooks: install  ## authoring/*.py -> source/*.ipynb, executed
 
 release: install  ## source/ -> release/ (nbgrader + public test files)
 	$(PY) -m tfcourse.grading release
+
+publish: install  ## release/ -> student/ (or OUT=DIR): the student distribution to make public
+	$(PY) -m tfcourse.grading publish $(if $(OUT),--out $(OUT))
 
 samples: install  ## the main job: release, grade the bundled sample submissions, print scores
 	$(PY) -m tfcourse.grading samples

@@ -34,13 +34,13 @@ from pathlib import Path
 import torch
 
 from tfcourse.corpora import load_corpus, read_text_file
-from tfcourse.encoder import CausalLM, EncoderConfig
+from tfcourse.language_model import EncoderConfig
 from tfcourse.ngram import NGramModel
-from tfcourse.training import (
-    TrainConfig,
+from tfcourse.optimizer import TrainConfig, make_optimizer
+from tfcourse.reference.encoder import CausalLM
+from tfcourse.reference.training import (
     evaluate,
     get_batch,
-    make_optimizer,
     split_ids,
     train,
     train_step,

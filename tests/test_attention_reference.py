@@ -1,10 +1,10 @@
-"""The reference attention in tfcourse.attention matches torch.nn.MultiheadAttention."""
+"""The reference attention in tfcourse.reference.attention matches torch.nn.MultiheadAttention."""
 
 import pytest
 import torch
 from torch import nn
 
-from tfcourse.attention import (
+from tfcourse.reference.attention import (
     MultiHeadAttention,
     causal_mask,
     merge_heads,

@@ -1,6 +1,7 @@
 """Release notebooks work in Colab: each arrives alone in an empty folder, its set-up cell
-installs the helpers and fetches its tests, then every public check of the solved notebook
-passes (real pip, real kernel).
+installs the helpers from the student distribution (``make publish``) and fetches its tests,
+then every public check of the solved notebook passes (real pip, real kernel). The course
+folder is left as it was, and an unreachable course gives a message a student can act on.
 
 The kernel stands in for Colab's: it sees the test environment's packages (torch, otter, ...)
 but not ``tfcourse``, so the set-up cell must really install it, into a scratch environment,
@@ -9,7 +10,7 @@ folder (``TFCOURSE_REPOSITORY``) instead of the network.
 """
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 import sysconfig
@@ -18,11 +19,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse.grading.cells import REPOSITORY_VARIABLE, SETUP_ID
+from tfcourse.grading.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
+from tfcourse.grading.publish import publish
 from tfcourse.grading.samples import reference_notebooks
 from tfcourse.runmode import QUICK_VARIABLE
 
-from conftest import REPO, check_outputs
+from conftest import check_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -48,22 +50,23 @@ def colab_kernel(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def course_folder(tmp_path, monkeypatch):
-    """A plain folder holding what the repository would: the package and release/."""
+def course_folder(repo_course, tmp_path, monkeypatch):
+    """The student distribution, as the repository Colab clones holds it."""
     folder = tmp_path / "course"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
-    for name in ("helpers", "release"):
-        shutil.copytree(REPO / name, folder / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, folder / name)
+    publish(repo_course, folder)
     monkeypatch.setenv(REPOSITORY_VARIABLE, str(folder))
     return folder
+
+
+def snapshot(folder):
+    return {path: path.stat().st_mtime_ns for path in sorted(folder.rglob("*"))}
 
 
 def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
     repo_course, colab_kernel, course_folder, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(QUICK_VARIABLE, "1")  # notebooks that train do so at their graded size
+    before = snapshot(course_folder)
     solved = reference_notebooks(repo_course)
     for index, (name, notebook) in enumerate(solved.items()):
         folder = tmp_path / "colab" / name
@@ -91,6 +94,7 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
         for question, text in outputs.items():
             assert "PASSED" in text and "FAILED" not in text, (question, text)
             assert "hidden tests worth" in text and "[hidden]" not in text, (question, text)
+    assert snapshot(course_folder) == before, "the set-up cell changed the course folder"
 
 
 def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
@@ -109,3 +113,22 @@ def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
         )
         assert (result.stdout, result.stderr) == ("", ""), name
         assert sorted(release.rglob("*")) == before
+
+
+def test_setup_cell_explains_an_unreachable_course(tmp_path):
+    setup = colab_setup_cell("transformers", ["q1_sdpa"]).source
+    missing = tmp_path / "no-such-course.git"
+    result = subprocess.run(
+        [sys.executable, "-c", setup],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"], REPOSITORY_VARIABLE: str(missing)},
+    )
+    assert result.returncode != 0
+    assert f"RuntimeError: Could not download the course from {missing}" in result.stderr
+    assert "CalledProcessError" not in result.stderr
+    assert "Check that this runtime is online" in result.stderr
+    assert REPOSITORY_VARIABLE in result.stderr
+    assert sorted(tmp_path.iterdir()) == []

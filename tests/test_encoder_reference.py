@@ -1,4 +1,4 @@
-"""The reference encoder (tfcourse.encoder) against PyTorch's own modules and closed forms."""
+"""The reference encoder (tfcourse.reference.encoder) against PyTorch's modules and closed forms."""
 
 from __future__ import annotations
 
@@ -9,19 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tfcourse.attention import causal_mask, padding_mask
-from tfcourse.encoder import (
+from tfcourse.language_model import EncoderConfig, torch_encoder, torch_encoder_layer
+from tfcourse.reference.attention import causal_mask, padding_mask
+from tfcourse.reference.encoder import (
     CausalLM,
     Encoder,
-    EncoderConfig,
     EncoderLayer,
     FeedForward,
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
     parameter_count,
     sinusoidal_encoding,
-    torch_encoder,
-    torch_encoder_layer,
     torch_lm_logits,
 )
 

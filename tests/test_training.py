@@ -1,4 +1,4 @@
-"""The reference training pieces (tfcourse.training, .sampling, .sweep) on small models."""
+"""The reference training pieces (tfcourse.reference: training, sampling, sweep) on small models."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import torch
 import torch.nn.functional as F
 
 from tfcourse.corpora import MarkovSource
-from tfcourse.encoder import CausalLM, EncoderConfig
-from tfcourse.sampling import generate_text, sample_next_token, top_k_filter
-from tfcourse.sweep import COLUMNS, SweepPoint, format_results, run_sweep
-from tfcourse.training import (
+from tfcourse.language_model import EncoderConfig
+from tfcourse.optimizer import TrainConfig, make_optimizer
+from tfcourse.reference.encoder import CausalLM
+from tfcourse.reference.sampling import generate_text, sample_next_token, top_k_filter
+from tfcourse.reference.sweep import COLUMNS, SweepPoint, format_results, run_sweep
+from tfcourse.reference.training import (
     Metrics,
-    TrainConfig,
     evaluate,
     get_batch,
     learning_rate,
     load_checkpoint,
-    make_optimizer,
     save_checkpoint,
     split_ids,
     train,

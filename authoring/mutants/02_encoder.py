@@ -22,7 +22,7 @@ PRE_ATTN = "x = x + self.attention_block(self.norm1(x), src_mask, src_key_paddin
 PRE_FF = "x = x + self.feed_forward_block(self.norm2(x))"
 POST_ATTN = "x = self.norm1(x + self.attention_block(x, src_mask, src_key_padding_mask))"
 LAYERS = "nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layer))"
-MASKED = "x = self.encoder(x, causal_mask(idx.size(1), device=idx.device))"
+MASKED = "x = self.encoder(x, nn.Transformer.generate_square_subsequent_mask(idx.size(1), device=idx.device))"
 LOSS = "F.cross_entropy(logits.flatten(0, 1), targets.flatten())"
 
 VARIANTS = [

@@ -42,13 +42,15 @@
 # lists any answer still missing, any cell that raised or did not run, and any check short of
 # its public points. Then hand in the saved `.ipynb` file as your course asks.
 #
-# **Attention is given.** This notebook uses the *reference* `MultiHeadAttention` from
-# `tfcourse.attention`, not your notebook-1 answer, so a mistake there costs you nothing here.
-# It has the parameters and arguments of `nn.MultiheadAttention(batch_first=True)`: call it as
+# **Attention is given.** This notebook uses PyTorch's own `nn.MultiheadAttention`
+# (`batch_first=True`), not your notebook-1 answer, so a mistake there costs you nothing here.
+# Your notebook-1 `MultiHeadAttention` has the same parameters and arguments: call it as
 # `self_attn(x, x, x, key_padding_mask=..., attn_mask=..., need_weights=False)`; it returns
 # `(output, weights)`, and its `dropout` acts on the attention weights in training mode. Masks
 # follow notebook 1: **a boolean mask is `True` where attention is blocked**, a float mask is
-# added to the scores. `causal_mask(T)` and `padding_mask(lengths, T)` are imported too.
+# added to the scores (`-inf` blocks). The causal mask here is PyTorch's float one,
+# `nn.Transformer.generate_square_subsequent_mask(T)`: `0` on and below the diagonal, `-inf`
+# above. Give one layer masks of one kind (both boolean or both float).
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 import math
@@ -59,7 +61,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tfcourse.attention import MultiHeadAttention, causal_mask, padding_mask
 from tfcourse.checking import Grader
 
 torch.manual_seed(0)
@@ -289,7 +290,9 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.norm_first = config.norm_first
-        self.self_attn = MultiHeadAttention(config.d_model, config.n_head, dropout=config.dropout)
+        self.self_attn = nn.MultiheadAttention(
+            config.d_model, config.n_head, dropout=config.dropout, batch_first=True
+        )
         self.linear1 = nn.Linear(config.d_model, config.d_ff)
         self.dropout = nn.Dropout(config.dropout)
         self.linear2 = nn.Linear(config.d_ff, config.d_model)
@@ -346,7 +349,9 @@ for norm_first in (False, True):
     layer = EncoderLayer(config)
     layer.load_state_dict(torch_layer.state_dict())
     x = torch.randn(2, 6, 32)
-    masks = dict(src_mask=causal_mask(6), src_key_padding_mask=padding_mask(torch.tensor([6, 4]), 6))
+    padding = torch.zeros(2, 6)
+    padding[1, 4:] = float("-inf")  # the second sequence has 4 tokens and 2 of padding
+    masks = dict(src_mask=nn.Transformer.generate_square_subsequent_mask(6), src_key_padding_mask=padding)
     difference = (layer(x, **masks) - torch_layer(x, **masks)).abs().max()
     print(f"norm_first={norm_first!s:5}: output {tuple(layer(x).shape)}, "
           f"max |difference| below 1e-5: {difference.item() < 1e-5}")
@@ -400,7 +405,7 @@ class Encoder(nn.Module):
 
 # %%
 encoder = Encoder(EncoderConfig(d_model=32, n_head=4, d_ff=64, n_layer=3))
-print("output", tuple(encoder(torch.randn(2, 6, 32), causal_mask(6)).shape))
+print("output", tuple(encoder(torch.randn(2, 6, 32), nn.Transformer.generate_square_subsequent_mask(6)).shape))
 print("parameters:", sum(p.numel() for p in encoder.parameters()))
 
 # %% nbgrader={"grade_id": "q2_encoder", "grade": true, "locked": true}
@@ -436,7 +441,7 @@ with torch.no_grad():
     for setting, positions, mask in [
         ("no positions, no mask   ", None, None),
         ("sinusoidal positions    ", sinusoidal, None),
-        ("no positions, causal    ", None, causal_mask(3)),
+        ("no positions, causal    ", None, nn.Transformer.generate_square_subsequent_mask(3)),
     ]:
         a, b = encode("dog bites man", positions, mask), encode("man bites dog", positions, mask)
         print(f"{setting} 'dog' same in both: {torch.allclose(a[0], b[2], atol=1e-5)!s:5}  "
@@ -479,7 +484,8 @@ with torch.no_grad():
 #
 # 1. `token_embedding(idx)`: `(B, T, d_model)`; add positions with `self.position`; apply `self.drop`
 #    (dropout on the sum);
-# 2. `self.encoder` with a causal mask `causal_mask(T, device=idx.device)`: `(B, T, d_model)`;
+# 2. `self.encoder` with the causal mask
+#    `nn.Transformer.generate_square_subsequent_mask(T, device=idx.device)`: `(B, T, d_model)`;
 # 3. `lm_head`, a linear layer without bias: logits `(B, T, vocab_size)`. The logits at position
 #    $t$ score the candidates for token $t+1$ and may depend on tokens $0, \dots, t$ only.
 #
@@ -519,7 +525,7 @@ class CausalLM(nn.Module):
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         ### BEGIN SOLUTION
         x = self.drop(self.position(self.token_embedding(idx)))
-        x = self.encoder(x, causal_mask(idx.size(1), device=idx.device))
+        x = self.encoder(x, nn.Transformer.generate_square_subsequent_mask(idx.size(1), device=idx.device))
         logits = self.lm_head(x)
         if targets is None:
             return logits, None
@@ -699,6 +705,6 @@ plt.show()
 # ## Before you submit
 #
 # Restart the kernel and run all cells (*Kernel → Restart Kernel and Run All Cells*), check that
-# every `grader.check` shows the points you expect, and save the notebook. Notebook 3 trains the
-# reference version of this model (`tfcourse.encoder.CausalLM`) on real text.
+# every `grader.check` shows the points you expect, and save the notebook. Notebook 3 trains a
+# model like this one, built from PyTorch's `nn.TransformerEncoder`, on real text.
 # Then run the cell below: it checks the saved notebook and says what is still missing.

@@ -37,7 +37,7 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse import shortcuts
 from tfcourse.callwatch import CallWatch
-from tfcourse.grading.public_tests import read_hidden_points
+from tfcourse.hidden_points import read_hidden_points
 
 VALIDATING_VARIABLE = "NBGRADER_VALIDATING"
 """Set by nbgrader while it validates a notebook (its Validate button, ``nbgrader validate``)."""

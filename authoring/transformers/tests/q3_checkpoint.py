@@ -7,7 +7,7 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance, shares_parameter
-from tfcourse.encoder import CausalLM, EncoderConfig
+from tfcourse.language_model import CausalLM, EncoderConfig
 
 OK_FORMAT = False
 name = "q3_checkpoint"
@@ -84,16 +84,16 @@ def test_saved_contents(env, save_checkpoint, load_checkpoint):
 
 
 @test_case(
-    name="other configurations: sinusoidal positions, untied, post-norm", points=1, hidden=True
+    name="other configurations: untied, post-norm, relu, 3 layers", points=1, hidden=True
 )
 def test_other_configs(save_checkpoint, load_checkpoint):
     model, loaded, _ = round_trip(
         save_checkpoint,
         load_checkpoint,
         2,
-        positional="sinusoidal",
+        activation="relu",
         tie_weights=False,
         norm_first=False,
         n_layer=3,
     )
-    check_same_model(model, loaded, "sinusoidal, untied, post-norm, 3 layers")
+    check_same_model(model, loaded, "untied, post-norm, relu, 3 layers")

@@ -8,8 +8,8 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance
 from tfcourse.checking import progress_bars_off
-from tfcourse.encoder import CausalLM, EncoderConfig, parameter_count
-from tfcourse.training import TrainConfig
+from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.optimizer import TrainConfig
 
 OK_FORMAT = False
 name = "q3_sweep"
@@ -50,7 +50,7 @@ def check_rows(rows, points):
                 row[column] == expected,
                 f"row {point_name!r}, column {column!r}: expected {expected}, got {row[column]}",
             )
-        expected = parameter_count(model_config)
+        expected = CausalLM(model_config).count_parameters()
         expect(
             row["parameters"] == expected,
             f"row {point_name!r}: expected {expected} parameters, got {row['parameters']}",

@@ -1,11 +1,13 @@
 """Tests for q5_backward: attention_manual(query, key, value, mask=None) through
 AttentionFunction, whose backward is written by hand.
 
-Expected outputs and gradients come from plain autograd on the same formula
-(tfcourse.reference.backward.masked_attention) run on the tests' own copies of the inputs.
+Expected outputs and gradients come from autograd through PyTorch's own attention in the
+public cases and through the plain formula (the instructor's reference) in the hidden
+ones, run on the tests' own copies of the inputs.
 """
 
 import torch
+import torch.nn.functional as F
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
@@ -29,14 +31,19 @@ def inputs(shapes, seed, dtype=torch.float32):
     return [torch.randn(*shape, generator=generator, dtype=dtype) for shape in shapes]
 
 
-def check_gradients(attention_manual, shapes, mask, seed, atol):
+def pytorch_attention(query, key, value, mask):
+    """PyTorch's attention; its boolean masks are True where attention is allowed."""
+    return F.scaled_dot_product_attention(query, key, value, None if mask is None else ~mask)
+
+
+def check_gradients(attention_manual, shapes, mask, seed, atol, expected_attention):
     """Outputs and dQ, dK, dV of attention_manual against autograd, for a random dO."""
     q, k, v = inputs(shapes, seed)
     grad_output = inputs([(*shapes[0][:-1], shapes[2][-1])], seed + 1)[0]
     ours = [t.clone().requires_grad_() for t in (q, k, v)]
     theirs = [t.clone().requires_grad_() for t in (q, k, v)]
     out = attention_manual(*ours, None if mask is None else mask.clone())
-    expected = masked_attention(*theirs, mask)
+    expected = expected_attention(*theirs, mask)
     expect_close(out, expected.detach(), "output", atol=atol)
     out.backward(grad_output.clone())
     expected.backward(grad_output)
@@ -55,7 +62,8 @@ def gradcheck(attention_manual, mask, seed):
 
 @test_case(name="output and dQ, dK, dV match autograd, no mask (tolerance 1e-5)", points=1)
 def test_gradients_no_mask(attention_manual):
-    check_gradients(attention_manual, [(2, 4, 8), (2, 6, 8), (2, 6, 5)], None, 1, 1e-5)
+    shapes = [(2, 4, 8), (2, 6, 8), (2, 6, 5)]
+    check_gradients(attention_manual, shapes, None, 1, 1e-5, pytorch_attention)
 
 
 @test_case(name="gradcheck in float64 without a mask", points=1)
@@ -79,7 +87,8 @@ def test_gradcheck_causal(attention_manual):
 def test_gradients_4d_masked(attention_manual):
     mask = torch.rand(7, 9, generator=torch.Generator().manual_seed(4)) < 0.4
     mask[:, 0] = False  # every query keeps a key
-    check_gradients(attention_manual, [(2, 3, 7, 8), (2, 3, 9, 8), (2, 3, 9, 4)], mask, 5, 1e-5)
+    shapes = [(2, 3, 7, 8), (2, 3, 9, 8), (2, 3, 9, 4)]
+    check_gradients(attention_manual, shapes, mask, 5, 1e-5, masked_attention)
 
 
 @test_case(name="a key blocked for every query gets zero dK and dV", points=1, hidden=True)

@@ -1,10 +1,13 @@
 """Tests for q5_flops: measure_flops(query, key, value, mask=None) -> (forward, backward).
 
-Expected counts are FlopCounterMode's for the reference attention (forward, and backward from
-an all-ones output gradient), measured here on the tests' own copies of the inputs. They also
+Expected counts are those of FlopCounterMode: the sizes of the matrix products in the public
+cases, a measurement of the reference attention on the tests' own copies of the inputs in the
+hidden ones (forward, and backward from an all-ones output gradient). They also
 check the student's backward: one that calls autograd, recomputes the forward or builds the
 softmax Jacobian costs more than the four matrix products of the formulas.
 """
+
+import math
 
 import torch
 from otter.test_files import test_case
@@ -20,10 +23,20 @@ forbidden = [
 ]
 
 
-def check(measure_flops, shapes, mask, seed, which):
+def product_flops(query, key, value, mask):
+    """FlopCounterMode counts 2·m·k·n for an (m, k) @ (k, n) product and nothing else here:
+    the forward's two products (QKᵀ and PV) and the backward's four (dQ, dK, dP, dV), whose
+    sizes pair up with the forward's, so the backward counts twice the forward."""
+    batch = math.prod(query.shape[:-2])
+    t_q, t_k, d, d_v = query.size(-2), key.size(-2), query.size(-1), value.size(-1)
+    forward = 2 * batch * t_q * t_k * (d + d_v)
+    return forward, 2 * forward
+
+
+def check(measure_flops, shapes, mask, seed, which, expected_flops):
     generator = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(*shape, generator=generator) for shape in shapes)
-    expected = reference_flops(q, k, v, mask)
+    expected = expected_flops(q, k, v, mask)
     got = measure_flops(q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone())
     expect(
         isinstance(got, tuple | list) and len(got) == 2,
@@ -37,15 +50,16 @@ def check(measure_flops, shapes, mask, seed, which):
 
 @test_case(name="forward FLOPs of (2, 8, 16) inputs", points=1)
 def test_forward(measure_flops):
-    check(measure_flops, [(2, 8, 16)] * 3, None, 1, which=[0])
+    check(measure_flops, [(2, 8, 16)] * 3, None, 1, [0], product_flops)
 
 
 @test_case(name="backward FLOPs of (2, 8, 16) inputs: twice the forward", points=1)
 def test_backward(measure_flops):
-    check(measure_flops, [(2, 8, 16)] * 3, None, 2, which=[1])
+    check(measure_flops, [(2, 8, 16)] * 3, None, 2, [1], product_flops)
 
 
 @test_case(name="4-d inputs, T_q ≠ T_k, d_v ≠ d, causal-like mask", points=1, hidden=True)
 def test_other_shapes(measure_flops):
     mask = torch.ones(6, 10, dtype=torch.bool).triu(5)
-    check(measure_flops, [(2, 3, 6, 8), (2, 3, 10, 8), (2, 3, 10, 4)], mask, 3, which=[0, 1])
+    shapes = [(2, 3, 6, 8), (2, 3, 10, 8), (2, 3, 10, 4)]
+    check(measure_flops, shapes, mask, 3, [0, 1], reference_flops)

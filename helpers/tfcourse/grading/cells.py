@@ -1,9 +1,10 @@
 """The cells every source notebook gets from the build, written once here.
 
 - ``colab_setup`` (the first code cell): in Colab, where the notebook arrives alone, it
-  fetches the course, installs the helper package and copies this notebook's public test
-  files next to it. In a course checkout or JupyterLab it finds both and does nothing, and
-  while nbgrader grades (``NBGRADER_EXECUTION`` set) it never fetches anything.
+  fetches the student distribution (``make publish``, pushed to :data:`COURSE_REPOSITORY`),
+  installs its helper package and copies this notebook's public test files next to it,
+  leaving nothing else behind. In a course checkout or JupyterLab it finds both and does
+  nothing, and while nbgrader grades (``NBGRADER_EXECUTION`` set) it never fetches anything.
 - ``submit_check`` (the last cell): reports what the saved notebook still lacks
   (:mod:`tfcourse.submission`).
 
@@ -17,8 +18,11 @@ from collections.abc import Sequence
 import nbformat
 
 COURSE_REPOSITORY = "https://github.com/transformers-course/transformers-course.git"
-"""Where Colab fetches the course from (a git URL). ``TFCOURSE_REPOSITORY`` overrides it,
-with a git URL or a local folder holding a checkout."""
+"""Where Colab fetches the student distribution from (a git URL): set it to the repository you
+push ``make publish``'s folder to. ``TFCOURSE_REPOSITORY`` overrides it, with a git URL or a
+local folder holding the distribution."""
+PLACEHOLDER_REPOSITORY = "https://github.com/transformers-course/transformers-course.git"
+"""The value :data:`COURSE_REPOSITORY` ships with, which points at no real course."""
 REPOSITORY_VARIABLE = "TFCOURSE_REPOSITORY"
 SETUP_ID = "colab_setup"
 SUBMIT_ID = "submit_check"
@@ -37,19 +41,40 @@ def _setup_course(questions, assignment="{assignment}"):
     has_helpers = importlib.util.find_spec("tfcourse") is not None
     if has_helpers and all(test.is_file() for test in tests):
         return
-    course = os.environ.get("{variable}", "{repository}")
-    if not os.path.isdir(course):
-        checkout = tempfile.mkdtemp(prefix="course-")
-        subprocess.run(["git", "clone", "--quiet", "--depth=1", course, checkout], check=True)
-        course = checkout
-    if not has_helpers:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", course], check=True)
-        importlib.invalidate_caches()
-    pathlib.Path("tests").mkdir(exist_ok=True)
-    for test in tests:
-        shutil.copy(pathlib.Path(course, "release", assignment, test), test)
+    source = os.environ.get("{variable}", "{repository}")
+    # Everything is fetched and built in a scratch folder that goes at the end: pip builds
+    # in the folder it installs from, and the course folder must stay as it was.
+    with tempfile.TemporaryDirectory(prefix="course-") as scratch:
+        course = pathlib.Path(scratch, "course")
+        if os.path.isdir(source):
+            shutil.copytree(source, course, ignore=shutil.ignore_patterns(".git", "build"))
+        else:
+            clone = subprocess.run(
+                ["git", "clone", "--quiet", "--depth=1", source, str(course)],
+                capture_output=True, text=True,
+            )
+            if clone.returncode != 0:
+                raise RuntimeError(
+                    f"Could not download the course from {{source}}:\\n{{clone.stderr.strip()}}\\n"
+                    "Check that this runtime is online (Colab: Runtime > Connect) and run this "
+                    "cell again. If it still fails, ask your instructor for the course's address "
+                    f"and set it first: import os; os.environ['{variable}'] = '<address>'"
+                ) from None
+        if not has_helpers:
+            pip = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", str(course)],
+                capture_output=True, text=True,
+            )
+            if pip.returncode != 0:
+                raise RuntimeError(
+                    f"Could not install the course helpers:\\n{{pip.stderr.strip()[-2000:]}}"
+                ) from None
+            importlib.invalidate_caches()
+        pathlib.Path("tests").mkdir(exist_ok=True)
+        for test in tests:
+            shutil.copy(course / "release" / assignment / test, test)
     installed = "" if has_helpers else " and installed the course helpers"
-    print(f"Fetched {{len(tests)}} test files{{installed}} from {{course}}.")
+    print(f"Fetched {{len(tests)}} test files{{installed}} from {{source}}.")
 
 
 _setup_course({questions!r})"""
@@ -70,6 +95,19 @@ def colab_setup_cell(assignment: str, questions: Sequence[str]) -> nbformat.Note
         repository=COURSE_REPOSITORY,
     )
     return _locked_cell(SETUP_ID, source)
+
+
+def placeholder_warning() -> str | None:
+    """A warning while :data:`COURSE_REPOSITORY` is still the placeholder, else None."""
+    if COURSE_REPOSITORY != PLACEHOLDER_REPOSITORY:
+        return None
+    return (
+        f"warning: COURSE_REPOSITORY in helpers/{__name__.replace('.', '/')}.py is still the "
+        f"placeholder {PLACEHOLDER_REPOSITORY}: the Colab set-up cell of every notebook will "
+        "fail for students. Push the student distribution (make publish) to a public "
+        "repository, set COURSE_REPOSITORY to its git URL, then rebuild (make notebooks) and "
+        "release (make release)."
+    )
 
 
 def submit_check_cell(notebook_file: str) -> nbformat.NotebookNode:

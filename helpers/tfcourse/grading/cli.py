@@ -2,6 +2,7 @@
 
 build      authoring/ twins -> source/ notebooks (executed, so nbval can check outputs)
 release    source/ -> release/ (student notebooks and public test files)
+publish    release/ -> the student distribution (default student/): what students may see
 samples    release, write the sample submissions, grade them, print the scores
 grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, autograde
            with limits in parallel, feedback, grades CSV, summary (alias: autograde)
@@ -17,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse.grading import authoring, mutants, samples, sandbox
+from tfcourse.grading import authoring, mutants, publish, samples, sandbox
+from tfcourse.grading.cells import placeholder_warning
 from tfcourse.grading.copies import DEFAULT_THRESHOLD
 from tfcourse.grading.copies_report import COPIES_CSV, report_copies
 from tfcourse.grading.course import Course
@@ -44,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("notebooks", nargs="*", help="names such as 01_attention (default: all)")
     build.add_argument("--no-run", action="store_true", help="do not execute (no outputs)")
     commands.add_parser("release", help="regenerate release/ from source/")
+    publish_parser = commands.add_parser(
+        "publish", help="write the student distribution (release, public tests, student package)"
+    )
+    publish_parser.add_argument("--out", type=Path, default=Path("student"), metavar="DIR")
     commands.add_parser("samples", help="release, then grade the bundled sample submissions")
     grade_parser = commands.add_parser(
         "grade", aliases=["autograde"], help="grade every submission under submitted/"
@@ -82,8 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in authoring.build_all(course, not args.no_run, args.notebooks):
             print(f"wrote {path.relative_to(course.root)}")
     elif args.command == "release":
+        if warning := placeholder_warning():
+            print(warning, file=sys.stderr)
         generate_release(course)
         print(f"wrote {course.release_dir.relative_to(course.root)}")
+    elif args.command == "publish":
+        return publish.main(course, args.out if args.out.is_absolute() else course.root / args.out)
     elif args.command == "samples":
         generate_release(course)
         return grade(course, samples.write_samples(course), args)

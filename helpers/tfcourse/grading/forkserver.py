@@ -40,15 +40,12 @@ PRELOAD = (
     "torch",
     "tqdm.auto",
     "tfcourse.grading.agent",
-    "tfcourse.attention",
     "tfcourse.corpora",
-    "tfcourse.encoder",
+    "tfcourse.language_model",
     "tfcourse.ngram",
+    "tfcourse.optimizer",
     "tfcourse.plotting",
-    "tfcourse.sampling",
-    "tfcourse.sweep",
     "tfcourse.theory",
-    "tfcourse.training",
     "tfcourse.vocab",
 )
 """Modules the grading kernels import; importing them once is the server's whole point."""

@@ -142,13 +142,15 @@ def write_submissions(course: Course, variants: Sequence[Variant]) -> list[str]:
 
 
 def scratch_course(course: Course, destination: Path) -> Course:
-    """A copy of the course's configuration and sources, with its release regenerated."""
+    """A copy of the course's configuration, sources and full tests, with its release
+    regenerated."""
     shutil.copy(course.root / "nbgrader_config.py", destination / "nbgrader_config.py")
-    shutil.copytree(
-        course.source_dir,
-        destination / course.source_dir.relative_to(course.root),
-        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG"),
-    )
+    for folder in (course.source_dir, course.tests_dir):
+        shutil.copytree(
+            folder,
+            destination / folder.relative_to(course.root),
+            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG"),
+        )
     scratch = Course(destination, course.assignment)
     generate_release(scratch)
     return scratch

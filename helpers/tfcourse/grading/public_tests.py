@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import re
 
-HIDDEN_POINTS_NAME = "hidden_points"
+from tfcourse.hidden_points import HIDDEN_POINTS_NAME, read_hidden_points
+
+__all__ = ["case_points", "hidden_cases", "public_test_source", "read_hidden_points"]
 
 
 def hidden_cases(source: str) -> list[ast.FunctionDef]:
@@ -45,19 +47,6 @@ def public_test_source(source: str) -> str:
     kept = re.sub(r"\n{3,}", "\n\n\n", kept).rstrip() + "\n"
     total = sum(case_points(case) for case in cases)
     return f"{kept}\n{HIDDEN_POINTS_NAME} = {total:g}\n"
-
-
-def read_hidden_points(source: str) -> float:
-    """The ``hidden_points`` a public test file records (0 when it records none)."""
-    for node in ast.parse(source).body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == HIDDEN_POINTS_NAME
-        ):
-            return float(ast.literal_eval(node.value))
-    return 0.0
 
 
 def _without_unused_imports(source: str) -> str:

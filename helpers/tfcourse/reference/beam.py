@@ -1,8 +1,6 @@
-"""Beam search with length normalisation."""
+"""Beam search with length normalisation (``tfcourse.decoding_models`` has models to try it on)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -47,28 +45,3 @@ def beam_search(
     finished.extend(live)
     tokens, score = max(finished, key=lambda h: h[1] / (len(h[0]) - len(prompt)) ** alpha)
     return tokens[len(prompt) :], score
-
-
-@dataclass(frozen=True)
-class BigramConfig:
-    """What decoding reads from a model's config."""
-
-    vocab_size: int
-    block_size: int = 8
-
-
-class BigramLM(nn.Module):
-    """Next-token probabilities written out by hand as a (V, V) table, with the interface of
-    :class:`tfcourse.reference.kv_cache.TinyLM` (no cache): models on which greedy decoding
-    provably misses the likeliest sequence."""
-
-    def __init__(self, probabilities: list[list[float]]) -> None:
-        super().__init__()
-        self.config = BigramConfig(vocab_size=len(probabilities))
-        table = torch.tensor(probabilities, dtype=torch.float64).log()
-        self.log_probs = nn.Parameter(table, requires_grad=False)
-
-    def forward(
-        self, idx: Tensor, cache: None = None, use_cache: bool = False
-    ) -> tuple[Tensor, None]:
-        return self.log_probs[idx], None

@@ -12,7 +12,7 @@ from otter.test_files import test_case
 from torch import nn
 
 from tfcourse.assertions import expect, expect_close, expect_shape, is_instance
-from tfcourse.encoder import torch_encoder_layer
+from tfcourse.language_model import torch_encoder_layer
 
 OK_FORMAT = False
 name = "q2_encoder"

@@ -7,7 +7,7 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance
-from tfcourse.encoder import CausalLM, EncoderConfig
+from tfcourse.language_model import CausalLM, EncoderConfig
 
 OK_FORMAT = False
 name = "q3_checkpoint"

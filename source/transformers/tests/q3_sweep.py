@@ -6,7 +6,7 @@ import math
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, is_instance
-from tfcourse.encoder import EncoderConfig, parameter_count
+from tfcourse.language_model import CausalLM, EncoderConfig
 
 OK_FORMAT = False
 name = "q3_sweep"
@@ -47,7 +47,7 @@ def check_rows(rows, points):
                 row[column] == expected,
                 f"row {point_name!r}, column {column!r}: expected {expected}, got {row[column]}",
             )
-        expected = parameter_count(model_config)
+        expected = CausalLM(model_config).count_parameters()
         expect(
             row["parameters"] == expected,
             f"row {point_name!r}: expected {expected} parameters, got {row['parameters']}",

@@ -6,8 +6,8 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect
-from tfcourse.encoder import CausalLM, EncoderConfig
-from tfcourse.training import TrainConfig, make_optimizer
+from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.optimizer import TrainConfig, make_optimizer
 
 OK_FORMAT = False
 name = "q3_train_step"

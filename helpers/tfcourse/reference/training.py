@@ -1,13 +1,13 @@
 """Training a character-level language model, in the style of nanoGPT's ``train.py``.
 
-One :class:`TrainConfig` holds the optimisation settings; the model's own settings live in
-its :class:`~tfcourse.encoder.EncoderConfig`. The pieces, each usable alone:
+One :class:`~tfcourse.optimizer.TrainConfig` holds the optimisation settings; the model's own
+settings live in its :class:`~tfcourse.language_model.EncoderConfig`. The pieces, each usable alone:
 
 - :func:`split_ids` and :func:`get_batch`: a training/validation split and random windows
   whose targets are the inputs shifted by one position;
 - :func:`learning_rate`: linear warm-up, then cosine decay to a floor;
-- :func:`make_optimizer` and :func:`train_step`: AdamW (weight decay on matrices only) and one
-  step with gradient clipping;
+- :func:`train_step`: one AdamW step (``tfcourse.optimizer.make_optimizer``) with gradient
+  clipping;
 - :func:`evaluate`: loss, perplexity and bits per character over validation windows, in
   ``eval()`` mode and without gradients;
 - :func:`train`: the loop, with a tqdm progress bar and a loss :class:`History`;
@@ -26,30 +26,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tfcourse.encoder import CausalLM, EncoderConfig
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings. The defaults are nanoGPT's CPU recipe for tiny Shakespeare."""
-
-    max_iters: int = 2000
-    batch_size: int = 12
-    learning_rate: float = 1e-3
-    """Peak learning rate, reached at the end of the warm-up."""
-    min_lr: float = 1e-4
-    """Floor of the cosine decay, reached at ``max_iters``."""
-    warmup_iters: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    """Largest global gradient norm; 0 switches clipping off."""
-    eval_interval: int = 250
-    """Evaluate on the validation split every this many steps (and after the last)."""
-    eval_batches: int | None = None
-    """Validation batches per evaluation; None evaluates the whole split."""
-    seed: int = 0
+from tfcourse.language_model import EncoderConfig
+from tfcourse.optimizer import TrainConfig, make_optimizer
+from tfcourse.reference.encoder import CausalLM
 
 
 @dataclass(frozen=True)
@@ -131,15 +110,6 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     progress = (step - config.warmup_iters) / max(1, config.max_iters - config.warmup_iters)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return config.min_lr + cosine * (config.learning_rate - config.min_lr)
-
-
-def make_optimizer(model: CausalLM, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW that decays the weight matrices but not biases and LayerNorm gains."""
-    return torch.optim.AdamW(
-        model.optimizer_groups(config.weight_decay),
-        lr=config.learning_rate,
-        betas=(config.beta1, config.beta2),
-    )
 
 
 def train_step(

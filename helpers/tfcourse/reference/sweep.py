@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tfcourse.encoder import CausalLM, EncoderConfig
-from tfcourse.training import Metrics, TrainConfig, train
+from tfcourse.reference.encoder import CausalLM, EncoderConfig
+from tfcourse.reference.training import Metrics, TrainConfig, train
 
 
 @dataclass(frozen=True)

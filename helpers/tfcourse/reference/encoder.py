@@ -1,6 +1,7 @@
 """Reference transformer encoder and causal language model, in the style of nanoGPT.
 
-One :class:`EncoderConfig` holds every hyper-parameter; each module takes it. The pieces:
+One :class:`~tfcourse.language_model.EncoderConfig` holds every hyper-parameter; each module
+takes it. The pieces:
 
 - :func:`sinusoidal_encoding`, :class:`SinusoidalPositionalEncoding` and
   :class:`LearnedPositionalEncoding`: add position information to (B, T, d_model) inputs;
@@ -14,71 +15,23 @@ One :class:`EncoderConfig` holds every hyper-parameter; each module takes it. Th
   language-model head (optionally tied to the token embedding);
 - :func:`parameter_count`: the number of parameters of a :class:`CausalLM`, in closed form.
 
-Masks follow :mod:`tfcourse.attention`: a boolean mask is True where attention is blocked.
+Masks follow :mod:`tfcourse.reference.attention`: a boolean mask is True where attention is blocked.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tfcourse.attention import MultiHeadAttention, causal_mask
-from tfcourse.sampling import sample_next_token
+from tfcourse.language_model import EncoderConfig, torch_encoder
+from tfcourse.optimizer import parameter_groups
+from tfcourse.reference.attention import MultiHeadAttention, causal_mask
+from tfcourse.reference.sampling import sample_next_token
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
-
-
-@dataclass
-class EncoderConfig:
-    """Hyper-parameters of an encoder stack and of the causal language model built on it."""
-
-    vocab_size: int = 65
-    block_size: int = 128
-    """The longest sequence the model accepts (the number of positions it can encode)."""
-    n_layer: int = 4
-    n_head: int = 4
-    d_model: int = 128
-    d_ff: int = 512
-    """Width of the hidden layer of the feed-forward sub-layer (usually 4 * d_model)."""
-    dropout: float = 0.1
-    activation: Literal["relu", "gelu"] = "gelu"
-    norm_first: bool = True
-    """True: pre-norm, x + f(LN(x)). False: post-norm, LN(x + f(x)) (the 2017 original)."""
-    positional: Literal["learned", "sinusoidal"] = "learned"
-    tie_weights: bool = True
-    """Share one matrix between the token embedding and the language-model head."""
-    layer_norm_eps: float = 1e-5
-
-
-def torch_encoder_layer(config: EncoderConfig) -> nn.TransformerEncoderLayer:
-    """PyTorch's own encoder layer with the hyper-parameters of ``config``: what
-    ``EncoderLayer`` must match, weight for weight."""
-    return nn.TransformerEncoderLayer(
-        config.d_model,
-        config.n_head,
-        config.d_ff,
-        config.dropout,
-        config.activation,
-        config.layer_norm_eps,
-        batch_first=True,
-        norm_first=config.norm_first,
-    )
-
-
-def torch_encoder(config: EncoderConfig) -> nn.TransformerEncoder:
-    """PyTorch's encoder stack with a final LayerNorm, for ``config``: what ``Encoder``
-    must match, weight for weight."""
-    return nn.TransformerEncoder(
-        torch_encoder_layer(config),
-        config.n_layer,
-        norm=nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
-        enable_nested_tensor=False,
-    )
 
 
 def torch_lm_logits(state: dict[str, Tensor], config: EncoderConfig, idx: Tensor) -> Tensor:
@@ -311,11 +264,7 @@ class CausalLM(nn.Module):
 
     def optimizer_groups(self, weight_decay: float) -> list[dict[str, object]]:
         """Parameter groups for AdamW: decay the matrices, not the biases and LayerNorm gains."""
-        parameters = list(self.parameters())  # deduplicated: a tied matrix appears once
-        return [
-            {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
-        ]
+        return parameter_groups(self, weight_decay)
 
     @torch.no_grad()
     def generate(

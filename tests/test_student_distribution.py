@@ -1,0 +1,193 @@
+"""The student distribution (``make publish``): built from a clean copy of the repository,
+installed with pip into a fresh environment, it runs notebook 1's checks offline, and no
+graded answer is in it or in the installed package (real pip, real kernel, no mocks).
+
+The environment is a venv without the system's packages into which pip installs the student
+package alone (``--no-deps``, from a wheel pip builds offline). Its kernel reaches torch, otter
+and ipykernel through a ``.pth`` line naming the test environment's site-packages: the ``.pth``
+files inside that folder are not processed, so the instructor's editable ``tfcourse`` stays
+out of sight, and the kernel checks where ``tfcourse`` comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tfcourse.grading.answers import Answers
+from tfcourse.grading.course import Course
+from tfcourse.grading.publish import STUDENT_MODULES, AnswersFound, publish
+from tfcourse.grading.samples import reference_notebooks
+
+from conftest import REPO, check_outputs, run_kit
+
+pytestmark = pytest.mark.slow
+
+KERNEL = "student-env"
+INSTALL_SECONDS = 90
+WRONG_SDPA = """\
+def scaled_dot_product_attention(query, key, value, mask=None):
+    weights = torch.softmax(query @ key.transpose(-2, -1), dim=-1)  # not scaled by √d_k
+    return weights @ value, weights
+"""
+PRIVATE_MODULES = ("reference", "grading", "attention", "encoder", "training", "sampling", "sweep")
+CHEAT = "from tfcourse.attention import scaled_dot_product_attention as answer"
+
+
+@pytest.fixture(scope="module")
+def clean_copy(tmp_path_factory) -> Course:
+    """The repository's tracked files, as a fresh clone would have them."""
+    root = tmp_path_factory.mktemp("clean") / "course"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    return Course(root)
+
+
+@pytest.fixture(scope="module")
+def distribution(clean_copy) -> Path:
+    """``python -m tfcourse.grading publish --out student`` run in the clean copy."""
+    result = run_kit(clean_copy, "publish", "--out", "student")
+    assert result.returncode == 0, result.stderr
+    assert "still the placeholder" in result.stderr  # the shipped COURSE_REPOSITORY
+    return clean_copy.root / "student"
+
+
+@pytest.fixture(scope="module")
+def student_env(distribution, tmp_path_factory) -> dict[str, object]:
+    """A fresh venv holding the student package only, and a kernel running in it."""
+    scratch = tmp_path_factory.mktemp("student-env")
+    start = time.perf_counter()
+    python_env = scratch / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(python_env)], check=True)
+    python = python_env / "bin" / "python"
+    # pip builds in the folder it installs from: build a copy, as the Colab cell does.
+    source = shutil.copytree(distribution, scratch / "source")
+    pip = [sys.executable, "-m", "pip", "--quiet"]
+    wheels = scratch / "wheels"
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+    )
+    wheel = next(wheels.glob("tfcourse-*.whl"))
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
+    seconds = time.perf_counter() - start
+    site_packages = next(python_env.glob("lib/python*/site-packages"))
+    (site_packages / "kit.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    kernels = scratch / "jupyter" / "kernels" / KERNEL
+    kernels.mkdir(parents=True)
+    argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": KERNEL, "language": "python"}
+    (kernels / "kernel.json").write_text(json.dumps(spec))
+    return {"site_packages": site_packages, "jupyter": scratch / "jupyter", "seconds": seconds}
+
+
+def test_the_student_package_installs_offline_in_seconds(student_env):
+    assert student_env["seconds"] < INSTALL_SECONDS, student_env["seconds"]
+    installed = sorted(p.stem for p in (student_env["site_packages"] / "tfcourse").glob("*.py"))
+    assert installed == sorted(STUDENT_MODULES)
+
+
+def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
+    distribution, student_env, clean_copy, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JUPYTER_PATH", str(student_env["jupyter"]))
+    folder = tmp_path / "work"
+    shutil.copytree(distribution / "release" / clean_copy.assignment / "tests", folder / "tests")
+    notebook = reference_notebooks(clean_copy)["01_attention"]
+    checks = len(check_outputs(notebook))
+    probes = [
+        "import tfcourse; print(tfcourse.__file__)",
+        WRONG_SDPA + 'grader.check("q1_sdpa")',
+        CHEAT,
+        "import tfcourse.reference",
+        "import tfcourse.grading",
+    ]
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in probes]
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name=KERNEL,
+        allow_errors=True,
+        resources={"metadata": {"path": str(folder)}},
+    ).execute()
+
+    body, (where, wrong, *imports) = notebook.cells[: -len(probes)], notebook.cells[-len(probes) :]
+    errors = [o for cell in body if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in errors if o.output_type == "error"], "notebook 1 raised"
+    outputs = check_outputs(nbformat.v4.new_notebook(cells=body))
+    assert len(outputs) == checks
+    for question, text in outputs.items():
+        assert "PASSED" in text and "FAILED" not in text, (question, text)
+    assert where.outputs[0]["text"].startswith(str(student_env["site_packages"]))
+    wrong_report = wrong.outputs[-1]["data"]["text/plain"]
+    assert "FAILED" in wrong_report and "q1_sdpa" in wrong_report, wrong_report
+    for cell in imports:
+        (error,) = cell.outputs
+        assert error.output_type == "error" and error.ename == "ModuleNotFoundError", cell.source
+
+
+def test_no_graded_answer_reaches_students(repo_course, distribution, student_env):
+    answers = Answers.of(repo_course)
+    # The search has something to find: every question's code, hidden cases, model answers.
+    assert len(answers.code) > 100 and len(answers.phrases) > 100
+    for folder in (distribution, student_env["site_packages"] / "tfcourse"):
+        assert answers.find(folder) == [], folder
+    # A public test file runs in a student's environment: it imports no reference.
+    for path in (distribution / "release").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not any(f"tfcourse.{name}" in text for name in PRIVATE_MODULES), path.name
+    package = distribution / "helpers" / "tfcourse"
+    assert not (package / "reference").exists() and not (package / "grading").exists()
+    assert not (distribution / "source").exists() and not (distribution / "authoring").exists()
+
+
+def test_a_reference_module_in_the_allowlist_stops_the_publication(repo_course, tmp_path):
+    out = tmp_path / "student"
+    with pytest.raises(AnswersFound) as raised:
+        publish(repo_course, out, (*STUDENT_MODULES, "reference/attention"))
+    assert any(str(leak.path).endswith("reference/attention.py") for leak in raised.value.leaks)
+    assert not out.exists()
+
+
+def test_renamed_answers_hidden_cases_and_model_answers_are_found(repo_course, tmp_path):
+    answers = Answers.of(repo_course)
+    reference = (REPO / "helpers" / "tfcourse" / "reference" / "attention.py").read_text()
+    renamed = reference.replace("query", "q").replace("weights", "probabilities")
+    (tmp_path / "renamed.py").write_text(renamed.replace("scaled_dot_product", "my"))
+    shutil.copy(repo_course.tests_dir / "q1_sdpa.py", tmp_path / "q1_sdpa.py")
+    source = nbformat.read(repo_course.source_dir / "02_encoder.ipynb", as_version=4)
+    rubric = next(c for c in source.cells if c.cell_type == "markdown" and "Rubric" in c.source)
+    (tmp_path / "notes.md").write_text(rubric.source)
+    found = {leak.path.name: leak for leak in answers.find(tmp_path)}
+    assert set(found) == {"renamed.py", "q1_sdpa.py", "notes.md"}
+    assert "hidden case" in found["q1_sdpa.py"].source
+
+
+def test_publishing_again_keeps_git_and_drops_stale_files(repo_course, tmp_path):
+    out = tmp_path / "student"
+    publish(repo_course, out)
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / "stale.txt").write_text("a file the course no longer has")
+    publish(repo_course, out)
+    assert (out / ".git" / "HEAD").is_file() and not (out / "stale.txt").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a distribution")
+    with pytest.raises(FileExistsError):
+        publish(repo_course, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
