@@ -49,7 +49,9 @@ def _with_helper(notebook: nbformat.NotebookNode) -> None:
 
 def _override(notebook: nbformat.NotebookNode) -> None:
     index = next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == "sdpa")
-    override = "from tfcourse.attention import scaled_dot_product_attention  # mine, replaced\n"
+    override = (
+        "from tfcourse.reference.attention import scaled_dot_product_attention  # mine, replaced\n"
+    )
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
 
 
@@ -63,10 +65,6 @@ SDPA_LINE = (
 )
 CHEATS: dict[str, tuple[Callable[[nbformat.NotebookNode], None], str]] = {
     "cheat-import": (
-        _edit(_import("tfcourse.attention")),
-        "q1_sdpa: your solution calls tfcourse.attention, which this question forbids",
-    ),
-    "cheat-import-reference": (
         _edit(_import("tfcourse.reference.attention")),
         "q1_sdpa: your solution calls tfcourse.reference, which this question forbids",
     ),
@@ -81,7 +79,7 @@ CHEATS: dict[str, tuple[Callable[[nbformat.NotebookNode], None], str]] = {
     "cheat-helper": (_with_helper, SDPA_LINE),
     "cheat-override": (
         _override,
-        "q1_sdpa: your solution calls tfcourse.attention, which this question forbids",
+        "q1_sdpa: your solution calls tfcourse.reference, which this question forbids",
     ),
 }
 """Student id -> (the edit of the model notebook, the feedback line it must get)."""

@@ -82,9 +82,8 @@ grader = Grader("tests")
 #
 # **Not allowed here:** `F.scaled_dot_product_attention`,
 # `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
-# `F.multi_head_attention_forward`, `tfcourse.reference`, `tfcourse.attention`,
-# `tfcourse.encoder`, `tfcourse.training`, `tfcourse.sampling`. A solution that calls one of
-# them scores 0 on this question.
+# `F.multi_head_attention_forward`, `tfcourse.language_model`, `tfcourse.reference`. A solution
+# that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sdpa", "solution": true}
 def scaled_dot_product_attention(
@@ -171,9 +170,8 @@ for d_k in (4, 64, 1024):
 # **Task.** Implement both. Return boolean tensors on the same device as the inputs
 # (`causal_mask` takes an optional `device`). No Python loops over positions.
 #
-# **Not allowed here:** `nn.Transformer.generate_square_subsequent_mask`, `tfcourse.reference`,
-# `tfcourse.attention`, `tfcourse.encoder`, `tfcourse.training`, `tfcourse.sampling`. A solution
-# that calls one of them scores 0 on this question.
+# **Not allowed here:** `nn.Transformer.generate_square_subsequent_mask`, `tfcourse.reference`.
+# A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "masks", "solution": true}
 def causal_mask(size: int, device: torch.device | str | None = None) -> Tensor:
@@ -247,8 +245,7 @@ plt.show()
 #
 # **Task.** Implement both with `view`/`reshape` and `transpose` (no loops).
 #
-# **Not allowed here:** `tfcourse.reference`, `tfcourse.attention`, `tfcourse.encoder`,
-# `tfcourse.training`, `tfcourse.sampling`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "heads", "solution": true}
@@ -302,8 +299,8 @@ grader.check("q1_heads")
 #
 # **Not allowed here:** `nn.MultiheadAttention`, `F.multi_head_attention_forward`,
 # `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
-# `tfcourse.reference`, `tfcourse.attention`, `tfcourse.encoder`, `tfcourse.training`,
-# `tfcourse.sampling`. A solution that calls one of them scores 0 on this question.
+# `tfcourse.language_model`, `tfcourse.reference`. A solution that calls one of them scores 0 on
+# this question.
 
 # %% nbgrader={"grade_id": "mha", "solution": true}
 class MultiHeadAttention(nn.Module):

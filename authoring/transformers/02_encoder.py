@@ -126,8 +126,8 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 #   `__init__` is written for you: the sinusoidal table is a *buffer* `pe` (it moves with
 #   `.to(device)` but is not trained); the learned one is `self.embedding`.
 #
-# **Not allowed here:** `tfcourse.encoder`, `tfcourse.reference`. A solution that calls one of
-# them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "positional", "solution": true}
 def sinusoidal_encoding(max_len: int, d_model: int) -> Tensor:
@@ -215,8 +215,8 @@ grader.check("q2_positional")
 # defined in `__init__` (`linear1`, `activation`, `dropout`, `linear2`: the names PyTorch's
 # encoder layer uses). Dropout acts on the hidden layer.
 #
-# **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.encoder`, `tfcourse.reference`.
-# A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.language_model`,
+# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "feedforward", "solution": true}
 class FeedForward(nn.Module):
@@ -280,8 +280,8 @@ grader.check("q2_feedforward")
 #   `self.norm_first`.
 #
 # **Not allowed here:** `nn.TransformerEncoderLayer`, `nn.TransformerEncoder`, `nn.Transformer`,
-# `tfcourse.encoder`, `tfcourse.reference`. A solution that calls one of them scores 0 on this
-# question.
+# `tfcourse.language_model`, `tfcourse.reference`. A solution that calls one of them scores 0 on
+# this question.
 
 # %% nbgrader={"grade_id": "encoder_layer", "solution": true}
 class EncoderLayer(nn.Module):
@@ -378,7 +378,7 @@ grader.check("q2_encoder_layer")
 # `nn.TransformerEncoderLayer` in place of your `EncoderLayer`, so a bug in the layer is not
 # counted twice.
 #
-# **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`, `tfcourse.encoder.Encoder`,
+# **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`, `tfcourse.language_model`,
 # `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "encoder", "solution": true}
@@ -501,8 +501,8 @@ with torch.no_grad():
 # very same `nn.Parameter` as `token_embedding.weight`); write `forward`. `count_parameters` is
 # given: `parameters()` lists a shared tensor once, so a tied matrix counts once.
 #
-# **Not allowed here:** `tfcourse.encoder.CausalLM`, `tfcourse.encoder.torch_lm_logits`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.language_model`, `tfcourse.reference`. A solution that calls
+# one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "lm", "solution": true}
 class CausalLM(nn.Module):
@@ -568,8 +568,8 @@ grader.check("q2_lm")
 # `CausalLM(config)`: token embedding, learned positions (sinusoidal ones have none),
 # `n_layer` layers, the final norm, and the head (nothing extra when tied). Do not build a model.
 #
-# **Not allowed here:** `tfcourse.encoder.parameter_count`, `tfcourse.encoder.CausalLM`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.language_model`, `tfcourse.reference`. A solution that calls
+# one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "params", "solution": true}
 def parameter_count(config: EncoderConfig) -> int:

@@ -181,8 +181,8 @@ grader.check("q3_tokenizer")
 #   be possible. Return `(x, y)`, both `(batch_size, block_size)` and `torch.long`, with
 #   `y[b, t] == x[b, t + 1]` inside a window and `y[b, -1]` the id after the window.
 #
-# **Not allowed here:** `tfcourse.training.get_batch`, `tfcourse.training.split_ids`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "batches", "solution": true}
 def split_data(data: Tensor, train_fraction: float = 0.9) -> tuple[Tensor, Tensor]:
@@ -290,8 +290,8 @@ grader.check("q3_metrics")
 # `batch_size` windows and weight each batch by its size. Put the model back in the mode it
 # was in (`model.training` tells you which).
 #
-# **Not allowed here:** `tfcourse.training.evaluate`, `tfcourse.reference`. A solution that
-# calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "evaluate", "solution": true}
 def evaluate(model: CausalLM, data: Tensor, batch_size: int = 32) -> float:
@@ -340,8 +340,8 @@ grader.check("q3_evaluate")
 # **Task.** `learning_rate(step, config)` computes $\eta(s)$ from a `TrainConfig` (fields
 # `learning_rate`, `min_lr`, `warmup_iters`, `max_iters`).
 #
-# **Not allowed here:** `tfcourse.training.learning_rate`, `tfcourse.reference`. A solution that
-# calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %%
 print(TrainConfig())
@@ -393,8 +393,8 @@ grader.check("q3_schedule")
 #    AdamW (plain SGD, to see the update), so use only `optimizer.param_groups`,
 #    `zero_grad()` and `step()`.
 #
-# **Not allowed here:** `tfcourse.training.train_step`, `tfcourse.reference`. A solution that
-# calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "train_step", "solution": true}
 def train_step(
@@ -439,8 +439,8 @@ grader.check("q3_train_step")
 # - return the model in `eval()` mode, with `history = {"train_loss": [...], "eval_steps": [...],
 #   "val_loss": [...]}`.
 #
-# **Not allowed here:** `tfcourse.training.train`, `tfcourse.reference`. A solution that calls
-# one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "train_loop", "solution": true}
 def train(model: CausalLM, train_data: Tensor, val_data: Tensor, config: TrainConfig) -> dict:
@@ -543,9 +543,8 @@ grader.check("q3_train")
 # - `load_checkpoint(path)`: load it with `weights_only=True`, rebuild
 #   `CausalLM(EncoderConfig(**config))`, load the weights, and return the model in `eval()` mode.
 #
-# **Not allowed here:** `tfcourse.training.save_checkpoint`,
-# `tfcourse.training.load_checkpoint`, `tfcourse.reference`. A solution that calls one of them
-# scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "checkpoint", "solution": true}
 def save_checkpoint(path: str, model: CausalLM) -> None:
@@ -597,8 +596,8 @@ grader.check("q3_checkpoint")
 #   (it has no positions beyond), use only the logits of the last position, and run in
 #   `eval()` mode without gradients.
 #
-# **Not allowed here:** `tfcourse.sampling`, `tfcourse.reference`. A solution that calls one of
-# them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "sampling", "solution": true}
 def sample_next_token(
@@ -740,8 +739,8 @@ print(tokenizer.decode(out))
 # `"parameters"` (`model.count_parameters()`), `"val_loss"` (the last validation loss of the
 # history) and `"seconds"` (the wall time of its training, `time.perf_counter()`).
 #
-# **Not allowed here:** `tfcourse.sweep.run_sweep`, `tfcourse.training.train`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# question.
 
 # %% nbgrader={"grade_id": "sweep", "solution": true}
 SWEEP_COLUMNS = ["name", "n_layer", "d_model", "n_head", "block_size", "learning_rate",

@@ -11,10 +11,6 @@ name = "q1_masks"
 forbidden = [
     "torch.nn.Transformer.generate_square_subsequent_mask",
     "tfcourse.reference",
-    "tfcourse.attention",
-    "tfcourse.encoder",
-    "tfcourse.training",
-    "tfcourse.sampling",
 ]
 
 

@@ -20,7 +20,7 @@ name = "q2_encoder"
 forbidden = [
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
-    "tfcourse.encoder.Encoder",
+    "tfcourse.language_model",
     "tfcourse.reference",
 ]
 

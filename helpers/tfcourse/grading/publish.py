@@ -34,6 +34,7 @@ from tfcourse.grading.course import Course
 STUDENT_MODULES = (
     "__init__",
     "assertions",  # what the public test files fail with
+    "callwatch",  # grader.check's record of forbidden calls
     "checking",  # grader.check in the notebooks
     "corpora",  # the texts notebooks 3 and 5 train on
     "decoding_models",  # models notebook 5's checks decode with
@@ -43,6 +44,7 @@ STUDENT_MODULES = (
     "optimizer",  # TrainConfig and AdamW for notebook 3
     "plotting",  # attention heat-maps
     "runmode",  # quick_mode()
+    "shortcuts",  # grader.check's reading of a question's forbidden shortcuts
     "submission",  # the submit check, the last cell of every notebook
     "theory",  # notebook 4's measuring tools and standard model
     "vocab",  # the character vocabulary

@@ -19,8 +19,7 @@ OK_FORMAT = False
 name = "q2_lm"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.encoder.CausalLM",
-    "tfcourse.encoder.torch_lm_logits",
+    "tfcourse.language_model",
     "tfcourse.reference",
 ]
 

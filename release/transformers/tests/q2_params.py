@@ -10,8 +10,7 @@ OK_FORMAT = False
 name = "q2_params"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.encoder.parameter_count",
-    "tfcourse.encoder.CausalLM",
+    "tfcourse.language_model",
     "tfcourse.reference",
 ]
 

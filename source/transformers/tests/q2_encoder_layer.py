@@ -17,7 +17,7 @@ forbidden = [
     "torch.nn.TransformerEncoderLayer",
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
-    "tfcourse.encoder",
+    "tfcourse.language_model",
     "tfcourse.reference",
 ]
 

