@@ -378,8 +378,9 @@ grader.check("q2_encoder_layer")
 # `nn.TransformerEncoderLayer` in place of your `EncoderLayer`, so a bug in the layer is not
 # counted twice.
 #
-# **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`, `tfcourse.language_model`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`,
+# `tfcourse.language_model.torch_encoder`, `tfcourse.reference`. A solution that calls one of
+# them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "encoder", "solution": true}
 class Encoder(nn.Module):
@@ -501,8 +502,8 @@ with torch.no_grad():
 # very same `nn.Parameter` as `token_embedding.weight`); write `forward`. `count_parameters` is
 # given: `parameters()` lists a shared tensor once, so a tied matrix counts once.
 #
-# **Not allowed here:** `tfcourse.language_model`, `tfcourse.reference`. A solution that calls
-# one of them scores 0 on this question.
+# **Not allowed here:** `tfcourse.language_model.CausalLM`, `tfcourse.reference`. A solution
+# that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "lm", "solution": true}
 class CausalLM(nn.Module):

@@ -19,7 +19,7 @@ OK_FORMAT = False
 name = "q2_lm"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.language_model",
+    "tfcourse.language_model.CausalLM",
     "tfcourse.reference",
 ]
 
