@@ -230,6 +230,20 @@ def test_cli_generate_and_feedback_hand_out_no_secret(doors):
     assert student_facing_leaks(course.root / "feedback", course, holds_answers=True) == []
 
 
+def test_cli_release_collect_and_release_feedback(doors):
+    course, exchange, before, _, _ = doors
+    done = nbgrader(course, "release_assignment", course.assignment, "--force")
+    assert done.returncode == 0, done.stderr
+    done = nbgrader(course, "collect", course.assignment, "--update")
+    assert done.returncode == 0, done.stderr
+    done = nbgrader(
+        course, "release_feedback", course.assignment, f"--student={getpass.getuser()}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert student_facing_leaks(exchange, course, holds_answers=True) == []
+    assert scores(course) == before
+
+
 def test_cli_autograde_stops_naming_the_kit(doors):
     course, _, before, _, _ = doors
     autograded = tree(course.autograded_dir)
