@@ -35,6 +35,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from tfcourse.hidden_points import module_constant
+
 FORBIDDEN_NAME = "forbidden"
 _CHECK_CALL = re.compile(r"""^\s*grader\.check\(\s*(["'])(\w+)\1\s*\)\s*$""")
 _RUNS_TEXT = {f"{prefix}{name}" for prefix in ("", "builtins.") for name in ("eval", "exec")}
@@ -45,18 +47,12 @@ COMPUTED = "<computed>"
 
 def forbidden_calls(test_source: str) -> tuple[str, ...]:
     """The qualified names a test file's ``forbidden = [...]`` declares (none without one)."""
-    for node in ast.parse(test_source).body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == FORBIDDEN_NAME
-        ):
-            names = ast.literal_eval(node.value)
-            if not all(isinstance(name, str) for name in names):
-                raise ValueError(f"{FORBIDDEN_NAME} must list qualified names (strings)")
-            return tuple(names)
-    return ()
+    names = module_constant(test_source, FORBIDDEN_NAME)
+    if names is None:
+        return ()
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{FORBIDDEN_NAME} must list qualified names (strings)")
+    return tuple(names)
 
 
 def names_tested(test_source: str) -> list[str]:
