@@ -51,15 +51,23 @@ def one_notebook_course(destination: Path, notebook: str = "01_attention") -> Co
 
 def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tfcourse.grading ARGS`` in ``course`` as a grader would."""
+    return run_module(course, "tfcourse.grading", *args)
+
+
+def run_module(
+    course: Course, module: str, *args: str, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m MODULE ARGS`` in ``course``, with this interpreter's scripts on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
-        [sys.executable, "-m", "tfcourse.grading", *args],
+        [sys.executable, "-m", module, *args],
         cwd=course.root,
         env=env,
         capture_output=True,
         text=True,
         check=False,
+        timeout=timeout,
     )
 
 

@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import urllib.parse
 import urllib.request
 import zipfile
@@ -27,7 +26,13 @@ from tfcourse.grading.course import Course
 from tfcourse.grading.doors import USE_THE_KIT
 from tfcourse.grading.samples import SAMPLES, UNSCALED, reference_notebooks
 
-from conftest import jupyter_server, one_notebook_course, run_kit, student_facing_leaks
+from conftest import (
+    jupyter_server,
+    one_notebook_course,
+    run_kit,
+    run_module,
+    student_facing_leaks,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -97,14 +102,7 @@ def get(server, url: str) -> str:
 
 
 def nbgrader(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course.root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=REQUEST,
-    )
+    return run_module(course, "nbgrader", *args, timeout=REQUEST)
 
 
 def solved(course: Course, folder: Path, bug: tuple[str, str] | None = None) -> Path:
