@@ -20,29 +20,29 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 notebooks: install  ## authoring/*.py -> source/*.ipynb, executed
-	$(PY) -m tfcourse.grading build
+	$(PY) -m tfcourse_instructor.grading build
 
 release: install  ## source/ -> release/ (nbgrader + public test files)
-	$(PY) -m tfcourse.grading release
+	$(PY) -m tfcourse_instructor.grading release
 
 publish: install  ## release/ -> student/ (or OUT=DIR): the student distribution to make public
-	$(PY) -m tfcourse.grading publish $(if $(OUT),--out $(OUT))
+	$(PY) -m tfcourse_instructor.grading publish $(if $(OUT),--out $(OUT))
 
 samples: install  ## the main job: release, grade the bundled sample submissions, print scores
-	$(PY) -m tfcourse.grading samples
+	$(PY) -m tfcourse_instructor.grading samples
 
 mutants: install  ## grade every declared mutant and alternative: killed / accepted per question
-	$(PY) -m tfcourse.grading mutants $(ARGS)
+	$(PY) -m tfcourse_instructor.grading mutants $(ARGS)
 
 # Grading a class: `make grade` (submitted/), `make grade ZIP=download.zip` (an LMS zip),
 # options for the command in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
 grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, summary
-	$(PY) -m tfcourse.grading grade $(if $(ZIP),--zip $(ZIP)) $(ARGS)
+	$(PY) -m tfcourse_instructor.grading grade $(if $(ZIP),--zip $(ZIP)) $(ARGS)
 
 autograde: grade
 
 gradescope: install  ## otter autograder zips for Gradescope, one per notebook, in gradescope/
-	$(PY) -m tfcourse.grading.gradescope
+	$(PY) -m tfcourse_instructor.grading.gradescope
 
 test: install
 	$(PY) -m pytest

@@ -18,12 +18,13 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
-c.HTMLExporter.filters = {"markdown2html": "tfcourse.grading.feedback.safe_markdown"}
+c.HTMLExporter.filters = {"markdown2html": "tfcourse_instructor.grading.feedback.safe_markdown"}
 
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
 
-# `nbgrader zip_collect` (python -m tfcourse.grading grade --zip FILE): LMS file names such as
+# `nbgrader zip_collect` (python -m tfcourse_instructor.grading grade --zip FILE): LMS file names
+# such as
 # Canvas's `jdoe_12345_67890_01_attention.ipynb` or `jdoe_01_attention.ipynb`.
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
@@ -31,5 +32,5 @@ c.FileNameCollectorPlugin.named_regexp = (
 
 # Plain `nbgrader autograde` (and formgrader's Autograde button) stops with a message naming the
 # kit's command before touching anything: it would run students' code unsandboxed, against the
-# public tests only (tfcourse.grading.doors).
-c.Autograde.exporter_class = "tfcourse.grading.doors.KitGradesOnly"
+# public tests only (tfcourse_instructor.grading.doors).
+c.Autograde.exporter_class = "tfcourse_instructor.grading.doors.KitGradesOnly"

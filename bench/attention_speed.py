@@ -15,7 +15,7 @@ import time
 import torch
 from torch import nn
 
-from tfcourse.reference.attention import MultiHeadAttention, causal_mask
+from tfcourse_instructor.reference.attention import MultiHeadAttention, causal_mask
 
 SHAPES = [  # (batch, length, embed_dim, heads)
     (8, 64, 128, 4),

@@ -9,9 +9,9 @@ release), then times, one after the other in the same run:
 
 - plain:       `nbgrader autograde` of all N in one process, nbgrader's own Execute, no
                limits, no sandbox;
-- unsandboxed: `python -m tfcourse.grading grade --jobs 1 --unsandboxed`;
-- serial:      `python -m tfcourse.grading grade --jobs 1` (each submission sandboxed);
-- parallel:    `python -m tfcourse.grading grade --jobs J`.
+- unsandboxed: `python -m tfcourse_instructor.grading grade --jobs 1 --unsandboxed`;
+- serial:      `python -m tfcourse_instructor.grading grade --jobs 1` (each submission sandboxed);
+- parallel:    `python -m tfcourse_instructor.grading grade --jobs J`.
 
 It prints seconds per submission for each, the speed-up of each kit mode over plain, the
 cost of the sandbox (serial against unsandboxed), and what else was using the CPU (the load
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import nbformat
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.samples import SAMPLES
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.samples import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     n = args.students
-    kit = [sys.executable, "-m", "tfcourse.grading", "grade"]
+    kit = [sys.executable, "-m", "tfcourse_instructor.grading", "grade"]
     with tempfile.TemporaryDirectory(prefix="tfcourse-bench-") as scratch:
         modes = ("plain", "unsandboxed", "serial", "parallel")
         courses = {mode: make_course(Path(scratch) / mode, n) for mode in modes}

@@ -37,15 +37,15 @@ from tfcourse.corpora import load_corpus, read_text_file
 from tfcourse.language_model import EncoderConfig
 from tfcourse.ngram import NGramModel
 from tfcourse.optimizer import TrainConfig, make_optimizer
-from tfcourse.reference.encoder import CausalLM
-from tfcourse.reference.training import (
+from tfcourse.vocab import CharTokenizer
+from tfcourse_instructor.reference.encoder import CausalLM
+from tfcourse_instructor.reference.training import (
     evaluate,
     get_batch,
     split_ids,
     train,
     train_step,
 )
-from tfcourse.vocab import CharTokenizer
 
 SHARED_SHAKESPEARE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "tiny_shakespeare.txt"

@@ -21,9 +21,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tfcourse.grading.authoring import QUICK_ENV
-from tfcourse.grading.course import Course
 from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
+from tfcourse_instructor.grading.authoring import QUICK_ENV
+from tfcourse_instructor.grading.course import Course
 
 
 def cell_seconds(cell: nbformat.NotebookNode) -> float:

@@ -19,8 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.public_tests import hidden_cases, public_test_source
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.public_tests import hidden_cases, public_test_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,8 +50,8 @@ def one_notebook_course(destination: Path, notebook: str = "01_attention") -> Co
 
 
 def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m tfcourse.grading ARGS`` in ``course`` as a grader would."""
-    return run_module(course, "tfcourse.grading", *args)
+    """Run ``python -m tfcourse_instructor.grading ARGS`` in ``course`` as a grader would."""
+    return run_module(course, "tfcourse_instructor.grading", *args)
 
 
 def run_module(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import nbformat
 
-from tfcourse.grading.samples import Edit
+from tfcourse_instructor.grading.samples import Edit
 
 NOTEBOOK = "01_attention"
 FIRST_LINE = "    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))\n"
@@ -50,7 +50,8 @@ def _with_helper(notebook: nbformat.NotebookNode) -> None:
 def _override(notebook: nbformat.NotebookNode) -> None:
     index = next(i for i, cell in enumerate(notebook.cells) if cell.get("id") == "sdpa")
     override = (
-        "from tfcourse.reference.attention import scaled_dot_product_attention  # mine, replaced\n"
+        "from tfcourse_instructor.reference.attention import scaled_dot_product_attention"
+        "  # mine, replaced\n"
     )
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
 
@@ -65,8 +66,8 @@ SDPA_LINE = (
 )
 CHEATS: dict[str, tuple[Callable[[nbformat.NotebookNode], None], str]] = {
     "cheat-import": (
-        _edit(_import("tfcourse.reference.attention")),
-        "q1_sdpa: your solution calls tfcourse.reference, which this question forbids",
+        _edit(_import("tfcourse_instructor.reference.attention")),
+        "q1_sdpa: your solution calls tfcourse_instructor.reference, which this question forbids",
     ),
     "cheat-pytorch": (
         _edit(_body(BY_PYTORCH.replace("ATTEND", "F.scaled_dot_product_attention"))),
@@ -79,7 +80,7 @@ CHEATS: dict[str, tuple[Callable[[nbformat.NotebookNode], None], str]] = {
     "cheat-helper": (_with_helper, SDPA_LINE),
     "cheat-override": (
         _override,
-        "q1_sdpa: your solution calls tfcourse.reference, which this question forbids",
+        "q1_sdpa: your solution calls tfcourse_instructor.reference, which this question forbids",
     ),
 }
 """Student id -> (the edit of the model notebook, the feedback line it must get)."""

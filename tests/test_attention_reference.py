@@ -1,10 +1,11 @@
-"""The reference attention in tfcourse.reference.attention matches torch.nn.MultiheadAttention."""
+"""The reference attention in tfcourse_instructor.reference.attention matches
+torch.nn.MultiheadAttention."""
 
 import pytest
 import torch
 from torch import nn
 
-from tfcourse.reference.attention import (
+from tfcourse_instructor.reference.attention import (
     MultiHeadAttention,
     causal_mask,
     merge_heads,

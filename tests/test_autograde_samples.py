@@ -1,4 +1,4 @@
-"""The main job, `python -m tfcourse.grading samples`, grades the bundled samples right.
+"""The main job, `python -m tfcourse_instructor.grading samples`, grades the bundled samples right.
 
 Runs the real nbgrader autograde, feedback and export in a scratch copy of the course.
 """
@@ -7,9 +7,9 @@ import csv
 
 import pytest
 
-from tfcourse.grading.copies import MODEL
-from tfcourse.grading.copies_report import COPIES_CSV
-from tfcourse.grading.scores import read_scores
+from tfcourse_instructor.grading.copies import MODEL
+from tfcourse_instructor.grading.copies_report import COPIES_CSV
+from tfcourse_instructor.grading.scores import read_scores
 
 from conftest import run_kit
 

@@ -19,10 +19,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse.grading.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
-from tfcourse.grading.publish import publish
-from tfcourse.grading.samples import reference_notebooks
 from tfcourse.runmode import QUICK_VARIABLE
+from tfcourse_instructor.grading.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
+from tfcourse_instructor.grading.publish import publish
+from tfcourse_instructor.grading.samples import reference_notebooks
 
 from conftest import check_outputs
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfcourse.grading import copies, copies_report
-from tfcourse.grading.copies import MODEL, find_copies
-from tfcourse.grading.copies_report import (
+from tfcourse_instructor.grading import copies, copies_report
+from tfcourse_instructor.grading.copies import MODEL, find_copies
+from tfcourse_instructor.grading.copies_report import (
     COPIES_CSV,
     COPIES_HTML,
     format_copies,
@@ -32,7 +32,7 @@ from tfcourse.grading.copies_report import (
     write_copies_csv,
     write_copies_html,
 )
-from tfcourse.grading.course import Course
+from tfcourse_instructor.grading.course import Course
 
 from conftest import REPO, one_notebook_course, run_kit
 
@@ -294,8 +294,9 @@ def test_scores_are_the_same_in_every_process(small_class):
     """copydetect hashes with Python's salted str hash: the report must not depend on it."""
     course, _ = small_class
     script = (
-        "import sys; from pathlib import Path; from tfcourse.grading.course import Course; "
-        "from tfcourse.grading.copies import find_copies; "
+        "import sys; from pathlib import Path; "
+        "from tfcourse_instructor.grading.course import Course; "
+        "from tfcourse_instructor.grading.copies import find_copies; "
         "print(sorted((m.question, m.first.owner, m.second.owner, round(m.score, 9)) "
         "for m in find_copies(Course(Path(sys.argv[1])), sys.argv[2:], threshold=0.01)))"
     )

@@ -22,9 +22,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.doors import USE_THE_KIT
-from tfcourse.grading.samples import SAMPLES, UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.doors import USE_THE_KIT
+from tfcourse_instructor.grading.samples import SAMPLES, UNSCALED, reference_notebooks
 
 from conftest import (
     jupyter_server,
@@ -234,9 +234,7 @@ def test_cli_release_collect_and_release_feedback(doors):
     assert done.returncode == 0, done.stderr
     done = nbgrader(course, "collect", course.assignment, "--update")
     assert done.returncode == 0, done.stderr
-    done = nbgrader(
-        course, "release_feedback", course.assignment, f"--student={getpass.getuser()}"
-    )
+    done = nbgrader(course, "release_feedback", course.assignment, f"--student={getpass.getuser()}")
     assert done.returncode == 0, done.stderr
     assert student_facing_leaks(exchange, course, holds_answers=True) == []
     assert scores(course) == before

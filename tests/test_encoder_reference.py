@@ -1,4 +1,5 @@
-"""The reference encoder (tfcourse.reference.encoder) against PyTorch's modules and closed forms."""
+"""The reference encoder (tfcourse_instructor.reference.encoder) against PyTorch's modules and
+closed forms."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfcourse.language_model import EncoderConfig, torch_encoder, torch_encoder_layer
-from tfcourse.reference.attention import causal_mask, padding_mask
-from tfcourse.reference.encoder import (
+from tfcourse_instructor.reference.attention import causal_mask, padding_mask
+from tfcourse_instructor.reference.encoder import (
     CausalLM,
     Encoder,
     EncoderLayer,

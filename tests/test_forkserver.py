@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from tfcourse.grading import forkserver
+from tfcourse.grading_kernel import forkserver
 
 MEMORY_MB = 2500
 
@@ -25,7 +25,8 @@ def kernel_spec(folder: Path, socket_path: Path) -> Path:
     spec = folder / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     argv = [
-        *(sys.executable, "-m", "tfcourse.grading.kernel", "--fork-server", str(socket_path)),
+        *(sys.executable, "-m", "tfcourse.grading_kernel.kernel"),
+        *("--fork-server", str(socket_path)),
         *("--memory-mb", str(MEMORY_MB), "-f", "{connection_file}"),
     ]
     kernel = {"argv": argv, "display_name": "grading", "language": "python"}

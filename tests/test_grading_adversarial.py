@@ -1,6 +1,6 @@
 """Grading a class survives broken and hostile submissions, and each costs only its own points.
 
-One run of the real grader command (`python -m tfcourse.grading grade --jobs 2`) on a
+One run of the real grader command (`python -m tfcourse_instructor.grading grade --jobs 2`) on a
 scratch course reduced to notebook 1 grades every submission below together with correct
 ones. Each submission is the model solution with one kind of damage; its expected scores
 come from the controls graded in the same run: `reference` (the model solution),
@@ -29,11 +29,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.public_tests import hidden_cases
-from tfcourse.grading.samples import NOISY, UNSCALED, reference_notebooks
-from tfcourse.grading.scores import read_scores
-from tfcourse.grading.summary import load_records
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.public_tests import hidden_cases
+from tfcourse_instructor.grading.samples import NOISY, UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.scores import read_scores
+from tfcourse_instructor.grading.summary import load_records
 
 from conftest import REPO, one_notebook_course, run_kit
 from shortcut_cheats import CHEATS, mentions_only

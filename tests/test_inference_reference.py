@@ -6,7 +6,7 @@ import ast
 import pytest
 
 from tfcourse.checking import Grader
-from tfcourse.reference import backward, beam, blockwise, kv_cache
+from tfcourse_instructor.reference import backward, beam, blockwise, kv_cache
 
 from conftest import REPO
 

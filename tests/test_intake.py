@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.intake import collect_lms_zip, fingerprint, submitted_students
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.intake import collect_lms_zip, fingerprint, submitted_students
 
 pytestmark = pytest.mark.slow
 

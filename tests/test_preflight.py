@@ -11,8 +11,8 @@ import time
 import nbformat
 import pytest
 
-from tfcourse.grading.preflight import prepare_notebook, scan_for_tampering
-from tfcourse.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.preflight import prepare_notebook, scan_for_tampering
+from tfcourse_instructor.grading.samples import reference_notebooks
 
 NOTEBOOK = "01_attention"
 

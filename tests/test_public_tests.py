@@ -3,7 +3,7 @@
 import pytest
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse.grading.public_tests import public_test_source, read_hidden_points
+from tfcourse_instructor.grading.public_tests import public_test_source, read_hidden_points
 
 from conftest import REPO
 
@@ -52,7 +52,7 @@ def test_imports_only_hidden_cases_use_are_dropped():
     source = (
         "import math\nimport secrets_module\n"
         "from otter.test_files import test_case\n"
-        "from tfcourse.reference import beam, kv_cache as cache\n\n"
+        "from tfcourse_instructor.reference import beam, kv_cache as cache\n\n"
         "@test_case(points=1)\ndef test_public(f):\n    assert f(math.pi, cache)\n\n"
         "@test_case(points=2, hidden=True)\ndef test_secret(f):\n"
         "    assert f(beam, secrets_module)\n"
@@ -60,6 +60,6 @@ def test_imports_only_hidden_cases_use_are_dropped():
     public = public_test_source(source)
     assert "secrets_module" not in public and "beam" not in public
     assert "import math\n" in public
-    assert "from tfcourse.reference import kv_cache as cache\n" in public
+    assert "from tfcourse_instructor.reference import kv_cache as cache\n" in public
     assert "from otter.test_files import test_case\n" in public
     compile(public, "public", "exec")

@@ -2,7 +2,8 @@
 
 Parity: notebooks run in a kernel started with jupyter_client; at each chosen test cell the
 question is checked inside the kernel and through the runner's proxies, case by case
-(:mod:`tfcourse.grading.parity`). Then the runner's own promises, on a small kernel: copies
+(:mod:`tfcourse_instructor.grading.parity`). Then the runner's own promises, on a small kernel:
+copies
 of the test's tensors, write-back, one RNG stream, gradients, callbacks, and a kernel that
 answers garbage or nothing.
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfcourse.grading import remote
-from tfcourse.grading.parity import Kernel, compare_notebook
-from tfcourse.grading.samples import UNSCALED, reference_notebooks
+from tfcourse_instructor.grading import remote
+from tfcourse_instructor.grading.parity import Kernel, compare_notebook
+from tfcourse_instructor.grading.samples import UNSCALED, reference_notebooks
 
 from conftest import REPO
 
@@ -188,7 +189,9 @@ def test_a_kernel_that_answers_garbage_or_nothing_fails_the_rest_of_the_question
         transport = remote.blocking_transport(kernel.client)
         result, session = remote.check_remotely("q", TEST_FILE, transport, 60)
         assert result.score == 2 and session.broken is None
-        kernel.run(f"import tfcourse.grading.agent as agent\nagent.serve = lambda *args: {agent}")
+        kernel.run(
+            f"import tfcourse.grading_kernel.agent as agent\nagent.serve = lambda *args: {agent}"
+        )
         result, session = remote.check_remotely("q", TEST_FILE, transport, 3)
         assert result.score == 0 and session.broken
         assert all("did not answer properly" in case.message for case in result.cases)

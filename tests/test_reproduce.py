@@ -1,4 +1,5 @@
-"""`python -m tfcourse.grading reproduce STUDENT` re-runs a submission with nbval and names
+"""`python -m tfcourse_instructor.grading reproduce STUDENT` re-runs a submission with nbval and
+names
 each cell whose stored output its code does not produce."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.samples import reference_notebooks
 
 from conftest import one_notebook_course, run_kit
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import tfcourse
-from tfcourse.grading.sandbox import Mounts, Sandbox, attempts, resources, unavailable_reason
+from tfcourse.grading_kernel import attempts
+from tfcourse_instructor.grading.sandbox import Mounts, Sandbox, resources, unavailable_reason
 
 from conftest import REPO
 
@@ -237,7 +238,7 @@ def test_what_it_tried_is_recorded_for_the_grader(tmp_path):
         f"""
         import os, socket
         from pathlib import Path
-        from tfcourse.grading.sandbox import attempts
+        from tfcourse.grading_kernel import attempts
         attempts.install(Path({str(log)!r}), [Path.cwd(), Path("/tmp"), Path({str(log.parent)!r})])
         Path("mine.txt").write_text("allowed")
         for target in ("/usr/lib/tfcourse-test", "/etc/tfcourse-test"):

@@ -22,9 +22,6 @@ from nbclient import NotebookClient
 from nbgrader import utils
 
 from tfcourse.callwatch import CallWatch
-from tfcourse.grading import mutants
-from tfcourse.grading.execution import checked_question, notebook_shortcuts
-from tfcourse.grading.samples import reference_notebooks
 from tfcourse.shortcuts import (
     COMPUTED,
     find_shortcuts,
@@ -33,6 +30,9 @@ from tfcourse.shortcuts import (
     short_name,
     verdict,
 )
+from tfcourse_instructor.grading import mutants
+from tfcourse_instructor.grading.execution import checked_question, notebook_shortcuts
+from tfcourse_instructor.grading.samples import reference_notebooks
 
 from shortcut_cheats import CHEATS, NOTEBOOK, mentions_only
 
@@ -42,7 +42,7 @@ FORBIDDEN = (
     "torch._C._nn.scaled_dot_product_attention",
     "torch.nn.MultiheadAttention",
     "tfcourse.attention",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 )
 CODING_NOTEBOOKS = ("01_attention", "02_encoder", "03_language_models", "05_inference")
 
@@ -77,8 +77,11 @@ def found(solution: str, context: str = SETUP) -> list[str]:
         ("layer = nn.MultiheadAttention(8, 2)", FORBIDDEN[2]),
         ("class Mine(nn.MultiheadAttention):\n    pass", FORBIDDEN[2]),
         ("from tfcourse.attention import scaled_dot_product_attention as answer", FORBIDDEN[3]),
-        ("import tfcourse.reference.blockwise as answers", FORBIDDEN[4]),
-        ("import importlib\nimportlib.import_module('tfcourse.reference').x", FORBIDDEN[4]),
+        ("import tfcourse_instructor.reference.blockwise as answers", FORBIDDEN[4]),
+        (
+            "import importlib\nimportlib.import_module('tfcourse_instructor.reference').x",
+            FORBIDDEN[4],
+        ),
         ("getattr(F, name)(q, k, v)", COMPUTED),
         ("__import__(name)", COMPUTED),
         ("import importlib\nimportlib.import_module(name)", COMPUTED),
@@ -207,7 +210,7 @@ def test_every_coding_question_declares_its_rule_and_states_it_in_its_task(repo_
             continue
         source = (repo_course.root / "authoring/transformers/tests" / f"{question}.py").read_text()
         rule = forbidden_calls(source)
-        assert "tfcourse.reference" in rule, question
+        assert "tfcourse_instructor.reference" in rule, question
         stated = re.search(r"\*\*Not allowed here:\*\*(.*?)scores 0", text, re.S)
         assert stated, f"{question}: the task does not state what is not allowed"
         listed = set(re.findall(r"`([^`]+)`", stated.group(1)))

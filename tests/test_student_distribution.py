@@ -24,10 +24,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse.grading.answers import Answers
-from tfcourse.grading.course import Course
-from tfcourse.grading.publish import STUDENT_MODULES, AnswersFound, publish
-from tfcourse.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.answers import Answers
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.publish import STUDENT_PACKAGE, AnswersFound, publish
+from tfcourse_instructor.grading.samples import reference_notebooks
 
 from conftest import REPO, check_outputs, run_kit
 
@@ -60,7 +60,7 @@ def clean_copy(tmp_path_factory) -> Course:
 
 @pytest.fixture(scope="module")
 def distribution(clean_copy) -> Path:
-    """``python -m tfcourse.grading publish --out student`` run in the clean copy."""
+    """``python -m tfcourse_instructor.grading publish --out student`` run in the clean copy."""
     result = run_kit(clean_copy, "publish", "--out", "student")
     assert result.returncode == 0, result.stderr
     assert "still the placeholder" in result.stderr  # the shipped COURSE_REPOSITORY
@@ -98,8 +98,10 @@ def student_env(distribution, tmp_path_factory) -> dict[str, object]:
 
 def test_the_student_package_installs_offline_in_seconds(student_env):
     assert student_env["seconds"] < INSTALL_SECONDS, student_env["seconds"]
-    installed = sorted(p.stem for p in (student_env["site_packages"] / "tfcourse").glob("*.py"))
-    assert installed == sorted(STUDENT_MODULES)
+    installed = student_env["site_packages"] / "tfcourse"
+    names = sorted(str(p.relative_to(installed)) for p in installed.rglob("*.py"))
+    shipped = sorted(str(p.relative_to(STUDENT_PACKAGE)) for p in STUDENT_PACKAGE.rglob("*.py"))
+    assert names == shipped
 
 
 def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
@@ -114,8 +116,8 @@ def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
         "import tfcourse; print(tfcourse.__file__)",
         WRONG_SDPA + 'grader.check("q1_sdpa")',
         CHEAT,
-        "import tfcourse.reference",
-        "import tfcourse.grading",
+        "import tfcourse_instructor.reference",
+        "import tfcourse_instructor.grading",
     ]
     notebook.cells += [nbformat.v4.new_code_cell(source) for source in probes]
     NotebookClient(
@@ -156,24 +158,30 @@ def test_no_graded_answer_reaches_students(repo_course, distribution, student_en
             if isinstance(node, (ast.Import, ast.ImportFrom))
             for alias in node.names
         ]
-        private = [f"tfcourse.{name}" for name in PRIVATE_MODULES]
+        private = ["tfcourse_instructor", *(f"tfcourse.{name}" for name in PRIVATE_MODULES)]
         assert not [m for m in imported if m and m.startswith(tuple(private))], path.name
     package = distribution / "helpers" / "tfcourse"
     assert not (package / "reference").exists() and not (package / "grading").exists()
     assert not (distribution / "source").exists() and not (distribution / "authoring").exists()
 
 
-def test_a_reference_module_in_the_allowlist_stops_the_publication(repo_course, tmp_path):
+def test_a_reference_module_in_the_student_package_stops_the_publication(repo_course, tmp_path):
+    package = tmp_path / "tfcourse"
+    shutil.copytree(STUDENT_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    reference = REPO / "helpers" / "tfcourse_instructor" / "reference" / "attention.py"
+    (package / "reference").mkdir()
+    shutil.copy(reference, package / "reference" / "attention.py")
     out = tmp_path / "student"
     with pytest.raises(AnswersFound) as raised:
-        publish(repo_course, out, (*STUDENT_MODULES, "reference/attention"))
+        publish(repo_course, out, package)
     assert any(str(leak.path).endswith("reference/attention.py") for leak in raised.value.leaks)
     assert not out.exists()
 
 
 def test_renamed_answers_hidden_cases_and_model_answers_are_found(repo_course, tmp_path):
     answers = Answers.of(repo_course)
-    reference = (REPO / "helpers" / "tfcourse" / "reference" / "attention.py").read_text()
+    reference = REPO / "helpers" / "tfcourse_instructor" / "reference" / "attention.py"
+    reference = reference.read_text()
     renamed = reference.replace("query", "q").replace("weights", "probabilities")
     (tmp_path / "renamed.py").write_text(renamed.replace("scaled_dot_product", "my"))
     shutil.copy(repo_course.tests_dir / "q1_sdpa.py", tmp_path / "q1_sdpa.py")

@@ -6,8 +6,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_output
 
-from tfcourse.grading.authoring import quick_env
 from tfcourse.submission import CODE_STUB, check_submission, find_problems, ran_since_saved
+from tfcourse_instructor.grading.authoring import quick_env
 
 NOTEBOOK = "01_attention"
 

@@ -1,4 +1,5 @@
-"""The reference training pieces (tfcourse.reference: training, sampling, sweep) on small models."""
+"""The reference training pieces (tfcourse_instructor.reference: training, sampling, sweep) on
+small models."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import torch.nn.functional as F
 from tfcourse.corpora import MarkovSource
 from tfcourse.language_model import EncoderConfig
 from tfcourse.optimizer import TrainConfig, make_optimizer
-from tfcourse.reference.encoder import CausalLM
-from tfcourse.reference.sampling import generate_text, sample_next_token, top_k_filter
-from tfcourse.reference.sweep import COLUMNS, SweepPoint, format_results, run_sweep
-from tfcourse.reference.training import (
+from tfcourse.vocab import CharTokenizer
+from tfcourse_instructor.reference.encoder import CausalLM
+from tfcourse_instructor.reference.sampling import generate_text, sample_next_token, top_k_filter
+from tfcourse_instructor.reference.sweep import COLUMNS, SweepPoint, format_results, run_sweep
+from tfcourse_instructor.reference.training import (
     Metrics,
     evaluate,
     get_batch,
@@ -26,7 +28,6 @@ from tfcourse.reference.training import (
     train,
     train_step,
 )
-from tfcourse.vocab import CharTokenizer
 
 
 def tiny_model(seed: int = 0, **overrides: object) -> CausalLM:

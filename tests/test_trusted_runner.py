@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import tfcourse
-from tfcourse.grading.course import Course
-from tfcourse.grading.samples import reference_notebooks, release_notebooks
-from tfcourse.grading.scores import read_scores
-from tfcourse.grading.summary import load_records
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.samples import reference_notebooks, release_notebooks
+from tfcourse_instructor.grading.scores import read_scores
+from tfcourse_instructor.grading.summary import load_records
 
 from conftest import hidden_lines, one_notebook_course, run_kit
 
@@ -86,7 +86,7 @@ IMPORT_HOOK = """
 import importlib.abc, importlib.util, sys
 class Fake(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path, target=None):
-        if name in ("tfcourse.assertions", "tfcourse.checking", "tfcourse.grading.agent"):
+        if name in ("tfcourse.assertions", "tfcourse.checking", "tfcourse.grading_kernel.agent"):
             return importlib.util.spec_from_loader(name, self)
     def create_module(self, spec):
         return None
@@ -94,7 +94,7 @@ class Fake(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.expect = module.expect_close = module.expect_shape = lambda *a, **k: None
         module.serve = lambda *a, **k: 8
 sys.meta_path.insert(0, Fake())
-for name in ("tfcourse.assertions", "tfcourse.checking", "tfcourse.grading.agent"):
+for name in ("tfcourse.assertions", "tfcourse.checking", "tfcourse.grading_kernel.agent"):
     sys.modules.pop(name, None)
 """
 CHEAT_TENSOR = """
@@ -134,16 +134,16 @@ def scaled_dot_product_attention(query, key, value, mask=None):
     return weights @ value, weights
 """
 AGENT_GARBAGE = """
-import tfcourse.grading.agent as agent
+import tfcourse.grading_kernel.agent as agent
 agent.serve = lambda *args: agent.Reply('{"ok": {"$": "evil", "v": 1}}')
 """
 AGENT_HUGE = """
-import tfcourse.grading.agent as agent
+import tfcourse.grading_kernel.agent as agent
 agent.serve = lambda *args: agent.Reply("[" + "1," * 40_000_000 + "1]")
 """
 AGENT_SILENT = """
 import time
-import tfcourse.grading.agent as agent
+import tfcourse.grading_kernel.agent as agent
 agent.serve = lambda *args: time.sleep(10**6)
 """
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from tfcourse.grading import wire
-from tfcourse.grading.wire import WireError
+from tfcourse.grading_kernel import wire
+from tfcourse.grading_kernel.wire import WireError
 
 
 def round_trip(value, **decode):

@@ -4,8 +4,8 @@ runs there and could print what it finds into their own feedback."""
 import pytest
 from nbgrader.api import Gradebook
 
-from tfcourse.grading.course import Course
-from tfcourse.grading.workspace import Limits, Workspace
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.workspace import Limits, Workspace
 
 pytestmark = pytest.mark.slow
 

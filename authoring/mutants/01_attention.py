@@ -1,14 +1,14 @@
 """Notebook 1's wrong answers (mutants) and correct alternatives, per question.
 
 Each edit changes the reference notebook (the model solutions); ``python -m
-tfcourse.grading mutants`` proves every mutant loses points on its question and every
-alternative keeps all of them (:mod:`tfcourse.grading.mutants`).
+tfcourse_instructor.grading mutants`` proves every mutant loses points on its question and every
+alternative keeps all of them (:mod:`tfcourse_instructor.grading.mutants`).
 """
 
 from functools import partial
 
-from tfcourse.grading.mutants import alternative, mutant
-from tfcourse.grading.samples import Edit
+from tfcourse_instructor.grading.mutants import alternative, mutant
+from tfcourse_instructor.grading.samples import Edit
 
 sdpa = partial(Edit, "01_attention", "sdpa")
 masks = partial(Edit, "01_attention", "masks")

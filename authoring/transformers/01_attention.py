@@ -82,7 +82,7 @@ grader = Grader("tests")
 #
 # **Not allowed here:** `F.scaled_dot_product_attention`,
 # `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
-# `F.multi_head_attention_forward`, `tfcourse.language_model`, `tfcourse.reference`. A solution
+# `F.multi_head_attention_forward`, `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution
 # that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sdpa", "solution": true}
@@ -170,7 +170,7 @@ for d_k in (4, 64, 1024):
 # **Task.** Implement both. Return boolean tensors on the same device as the inputs
 # (`causal_mask` takes an optional `device`). No Python loops over positions.
 #
-# **Not allowed here:** `nn.Transformer.generate_square_subsequent_mask`, `tfcourse.reference`.
+# **Not allowed here:** `nn.Transformer.generate_square_subsequent_mask`, `tfcourse_instructor.reference`.
 # A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "masks", "solution": true}
@@ -245,7 +245,7 @@ plt.show()
 #
 # **Task.** Implement both with `view`/`reshape` and `transpose` (no loops).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "heads", "solution": true}
@@ -299,7 +299,7 @@ grader.check("q1_heads")
 #
 # **Not allowed here:** `nn.MultiheadAttention`, `F.multi_head_attention_forward`,
 # `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
-# `tfcourse.language_model`, `tfcourse.reference`. A solution that calls one of them scores 0 on
+# `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
 # this question.
 
 # %% nbgrader={"grade_id": "mha", "solution": true}

@@ -126,7 +126,7 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 #   `__init__` is written for you: the sinusoidal table is a *buffer* `pe` (it moves with
 #   `.to(device)` but is not trained); the learned one is `self.embedding`.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "positional", "solution": true}
@@ -216,7 +216,7 @@ grader.check("q2_positional")
 # encoder layer uses). Dropout acts on the hidden layer.
 #
 # **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.language_model`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "feedforward", "solution": true}
 class FeedForward(nn.Module):
@@ -280,7 +280,7 @@ grader.check("q2_feedforward")
 #   `self.norm_first`.
 #
 # **Not allowed here:** `nn.TransformerEncoderLayer`, `nn.TransformerEncoder`, `nn.Transformer`,
-# `tfcourse.language_model`, `tfcourse.reference`. A solution that calls one of them scores 0 on
+# `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
 # this question.
 
 # %% nbgrader={"grade_id": "encoder_layer", "solution": true}
@@ -379,7 +379,7 @@ grader.check("q2_encoder_layer")
 # counted twice.
 #
 # **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`,
-# `tfcourse.language_model.torch_encoder`, `tfcourse.reference`. A solution that calls one of
+# `tfcourse.language_model.torch_encoder`, `tfcourse_instructor.reference`. A solution that calls one of
 # them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "encoder", "solution": true}
@@ -502,7 +502,7 @@ with torch.no_grad():
 # very same `nn.Parameter` as `token_embedding.weight`); write `forward`. `count_parameters` is
 # given: `parameters()` lists a shared tensor once, so a tied matrix counts once.
 #
-# **Not allowed here:** `tfcourse.language_model.CausalLM`, `tfcourse.reference`. A solution
+# **Not allowed here:** `tfcourse.language_model.CausalLM`, `tfcourse_instructor.reference`. A solution
 # that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "lm", "solution": true}
@@ -569,7 +569,7 @@ grader.check("q2_lm")
 # `CausalLM(config)`: token embedding, learned positions (sinusoidal ones have none),
 # `n_layer` layers, the final norm, and the head (nothing extra when tied). Do not build a model.
 #
-# **Not allowed here:** `tfcourse.language_model`, `tfcourse.reference`. A solution that calls
+# **Not allowed here:** `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls
 # one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "params", "solution": true}

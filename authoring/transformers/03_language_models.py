@@ -110,7 +110,7 @@ print(text[10_000:10_400])
 #
 # `decode(encode(s)) == s` for every string made of the text's characters.
 #
-# **Not allowed here:** `tfcourse.vocab`, `tfcourse.reference`. A solution that calls one of
+# **Not allowed here:** `tfcourse.vocab`, `tfcourse_instructor.reference`. A solution that calls one of
 # them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "tokenizer", "solution": true}
@@ -181,7 +181,7 @@ grader.check("q3_tokenizer")
 #   be possible. Return `(x, y)`, both `(batch_size, block_size)` and `torch.long`, with
 #   `y[b, t] == x[b, t + 1]` inside a window and `y[b, -1]` the id after the window.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "batches", "solution": true}
@@ -234,7 +234,7 @@ grader.check("q3_batches")
 # (`F.cross_entropy` wants `(N, V)` logits and `(N,)` targets); `perplexity(loss)` and
 # `bits_per_char(loss)` take a loss in nats (a float) and return floats.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "metrics", "solution": true}
@@ -290,7 +290,7 @@ grader.check("q3_metrics")
 # `batch_size` windows and weight each batch by its size. Put the model back in the mode it
 # was in (`model.training` tells you which).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "evaluate", "solution": true}
@@ -340,7 +340,7 @@ grader.check("q3_evaluate")
 # **Task.** `learning_rate(step, config)` computes $\eta(s)$ from a `TrainConfig` (fields
 # `learning_rate`, `min_lr`, `warmup_iters`, `max_iters`).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %%
@@ -393,7 +393,7 @@ grader.check("q3_schedule")
 #    AdamW (plain SGD, to see the update), so use only `optimizer.param_groups`,
 #    `zero_grad()` and `step()`.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "train_step", "solution": true}
@@ -439,7 +439,7 @@ grader.check("q3_train_step")
 # - return the model in `eval()` mode, with `history = {"train_loss": [...], "eval_steps": [...],
 #   "val_loss": [...]}`.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "train_loop", "solution": true}
@@ -543,7 +543,7 @@ grader.check("q3_train")
 # - `load_checkpoint(path)`: load it with `weights_only=True`, rebuild
 #   `CausalLM(EncoderConfig(**config))`, load the weights, and return the model in `eval()` mode.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "checkpoint", "solution": true}
@@ -596,7 +596,7 @@ grader.check("q3_checkpoint")
 #   (it has no positions beyond), use only the logits of the last position, and run in
 #   `eval()` mode without gradients.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "sampling", "solution": true}
@@ -739,7 +739,7 @@ print(tokenizer.decode(out))
 # `"parameters"` (`model.count_parameters()`), `"val_loss"` (the last validation loss of the
 # history) and `"seconds"` (the wall time of its training, `time.perf_counter()`).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "sweep", "solution": true}

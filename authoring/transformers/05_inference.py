@@ -117,7 +117,7 @@ print("quick mode (graded sizes)" if QUICK else "full mode")
 #
 # **Not allowed here:** `torch.autograd.grad`, `torch.autograd.functional`, `torch.func`,
 # `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
-# `tfcourse.reference`. A solution that calls one of them scores 0 on this question.
+# `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "backward", "solution": true}
 class AttentionFunction(torch.autograd.Function):
@@ -191,7 +191,7 @@ grader.check("q5_backward")
 #   (`.backward(torch.ones_like(...))` on the output);
 # - read each count with `counter.get_total_flops()`.
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "flops", "solution": true}
@@ -254,7 +254,7 @@ grader.check("q5_flops")
 #
 # **Not allowed here:** `F.scaled_dot_product_attention`,
 # `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
-# `F.multi_head_attention_forward`, `tfcourse.reference`. A solution that calls one of them
+# `F.multi_head_attention_forward`, `tfcourse_instructor.reference`. A solution that calls one of them
 # scores 0 on this question.
 
 # %% nbgrader={"grade_id": "blockwise", "solution": true}
@@ -421,7 +421,7 @@ plt.show()
 # `attn(x, x, x, attn_mask=causal_mask)` on the whole sequence. You may use
 # `F.scaled_dot_product_attention` (mind its mask convention).
 #
-# **Not allowed here:** `F.multi_head_attention_forward`, `tfcourse.reference`. A solution that
+# **Not allowed here:** `F.multi_head_attention_forward`, `tfcourse_instructor.reference`. A solution that
 # calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "kv_attention", "solution": true}
@@ -544,7 +544,7 @@ class TinyLM(nn.Module):
 # The tokens must be exactly those of generation without the cache (the tests compare them
 # in float64, where rounding cannot flip a choice).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "generate", "solution": true}
@@ -741,7 +741,7 @@ print("greedy:", " ".join(trap_tokens[i] for i in greedy[0, 1:]))
 # live beams into one model call per step: stack them into a `(beams, T')` tensor (they all
 # have the same length).
 #
-# **Not allowed here:** `tfcourse.reference`. A solution that calls one of them scores 0 on this
+# **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this
 # question.
 
 # %% nbgrader={"grade_id": "beam", "solution": true}

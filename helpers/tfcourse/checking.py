@@ -6,7 +6,7 @@ runs every test case against the notebook's globals and returns a :class:`CheckR
 A student sees a report (HTML in JupyterLab and Colab, text elsewhere): which case passed,
 and for a failed public case what was expected and what came back. Output from the code under
 test is swallowed. When graded, the kit runs the test files itself and writes the test cells'
-outputs (:mod:`tfcourse.grading.execution`); this module only serves students.
+outputs (:mod:`tfcourse_instructor.grading.execution`); this module only serves students.
 
 nbgrader's *Validate* button and ``nbgrader validate`` (``NBGRADER_VALIDATING`` is set) read a
 test cell as passed unless it raised: there a check whose public cases do not all pass raises

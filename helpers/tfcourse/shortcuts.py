@@ -2,7 +2,10 @@
 
 A question's test file may declare, at module level, the calls its solution must not make::
 
-    forbidden = ["torch.nn.functional.scaled_dot_product_attention", "tfcourse.reference"]
+    forbidden = [
+        "torch.nn.functional.scaled_dot_product_attention",
+        "tfcourse_instructor.reference",
+    ]
 
 Each entry is a qualified name: a function, a class (building one is a call) or a whole
 module (anything in it). The test file is public, so students can read the rule; the task

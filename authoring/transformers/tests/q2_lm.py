@@ -14,14 +14,14 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
 from tfcourse.language_model import RandomPositions, torch_encoder, torch_encoder_layer
-from tfcourse.reference import encoder as reference
+from tfcourse_instructor.reference import encoder as reference
 
 OK_FORMAT = False
 name = "q2_lm"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "tfcourse.language_model.CausalLM",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -8,13 +8,13 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import call_beside, expect, forward_graph_flags
 from tfcourse.language_model import CausalLM, EncoderConfig
-from tfcourse.reference import training
+from tfcourse_instructor.reference import training
 
 OK_FORMAT = False
 name = "q3_evaluate"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -9,13 +9,13 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect
 from tfcourse.optimizer import TrainConfig
-from tfcourse.reference import training
+from tfcourse_instructor.reference import training
 
 OK_FORMAT = False
 name = "q3_schedule"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
-from tfcourse.reference.backward import masked_attention
+from tfcourse_instructor.reference.backward import masked_attention
 
 OK_FORMAT = False
 name = "q5_backward"
@@ -22,7 +22,7 @@ forbidden = [
     "torch.func",
     "torch.nn.functional.scaled_dot_product_attention",
     "torch._C._nn.scaled_dot_product_attention",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -17,14 +17,14 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
 from tfcourse.decoding_models import BigramLM, DecodingConfig, RecomputingLM
-from tfcourse.reference import kv_cache
-from tfcourse.reference.beam import beam_search as reference_beam_search
+from tfcourse_instructor.reference import kv_cache
+from tfcourse_instructor.reference.beam import beam_search as reference_beam_search
 
 OK_FORMAT = False
 name = "q5_beam"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 # From token 0 greedy takes 1 (0.55), but every sequence through 1 is below 0.55 × 0.35,

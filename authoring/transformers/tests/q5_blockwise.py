@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect_close
-from tfcourse.reference.backward import masked_attention
+from tfcourse_instructor.reference.backward import masked_attention
 
 OK_FORMAT = False
 name = "q5_blockwise"
@@ -21,7 +21,7 @@ forbidden = [
     "torch._C._nn.scaled_dot_product_attention",
     "torch.nn.MultiheadAttention",
     "torch.nn.functional.multi_head_attention_forward",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -13,13 +13,13 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_number
-from tfcourse.reference.backward import measure_flops as reference_flops
+from tfcourse_instructor.reference.backward import measure_flops as reference_flops
 
 OK_FORMAT = False
 name = "q5_flops"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -17,13 +17,13 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_shape
 from tfcourse.decoding_models import DecodingConfig, RecomputingLM
-from tfcourse.reference import kv_cache
+from tfcourse_instructor.reference import kv_cache
 
 OK_FORMAT = False
 name = "q5_generate"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -10,7 +10,7 @@ name = "q1_masks"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "torch.nn.Transformer.generate_square_subsequent_mask",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

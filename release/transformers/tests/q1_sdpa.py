@@ -19,7 +19,7 @@ forbidden = [
     "torch.nn.MultiheadAttention",
     "torch.nn.functional.multi_head_attention_forward",
     "tfcourse.language_model",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -21,7 +21,7 @@ forbidden = [
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
     "tfcourse.language_model.torch_encoder",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

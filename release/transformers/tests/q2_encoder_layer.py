@@ -18,7 +18,7 @@ forbidden = [
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
     "tfcourse.language_model",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

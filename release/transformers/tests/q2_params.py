@@ -11,7 +11,7 @@ name = "q2_params"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "tfcourse.language_model",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

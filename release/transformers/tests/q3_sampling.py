@@ -11,7 +11,7 @@ OK_FORMAT = False
 name = "q3_sampling"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 DRAWS = 20_000
 # The standard error of a frequency from 20,000 draws is at most 0.0036: 0.015 is over 4 of them.

@@ -10,7 +10,7 @@ name = "q3_tokenizer"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "tfcourse.vocab",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 TEXT = "def f(x):\n    return x + 1  # the answer\n"

@@ -13,7 +13,7 @@ OK_FORMAT = False
 name = "q3_train_step"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

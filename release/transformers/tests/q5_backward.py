@@ -21,7 +21,7 @@ forbidden = [
     "torch.func",
     "torch.nn.functional.scaled_dot_product_attention",
     "torch._C._nn.scaled_dot_product_attention",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

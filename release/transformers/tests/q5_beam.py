@@ -22,7 +22,7 @@ OK_FORMAT = False
 name = "q5_beam"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 # From token 0 greedy takes 1 (0.55), but every sequence through 1 is below 0.55 × 0.35,

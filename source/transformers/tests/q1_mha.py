@@ -19,7 +19,7 @@ forbidden = [
     "torch.nn.functional.scaled_dot_product_attention",
     "torch._C._nn.scaled_dot_product_attention",
     "tfcourse.language_model",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

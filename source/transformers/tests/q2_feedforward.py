@@ -16,7 +16,7 @@ name = "q2_feedforward"
 forbidden = [
     "torch.nn.TransformerEncoderLayer",
     "tfcourse.language_model",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

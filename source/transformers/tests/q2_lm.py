@@ -20,7 +20,7 @@ name = "q2_lm"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "tfcourse.language_model.CausalLM",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

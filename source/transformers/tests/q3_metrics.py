@@ -11,7 +11,7 @@ OK_FORMAT = False
 name = "q3_metrics"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -12,7 +12,7 @@ OK_FORMAT = False
 name = "q3_sweep"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 COLUMNS = ["name", "n_layer", "d_model", "n_head", "block_size", "learning_rate", "dropout",
            "parameters", "val_loss", "seconds"]  # fmt: skip

@@ -20,7 +20,7 @@ forbidden = [
     "torch._C._nn.scaled_dot_product_attention",
     "torch.nn.MultiheadAttention",
     "torch.nn.functional.multi_head_attention_forward",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

@@ -19,7 +19,7 @@ name = "q5_kv_attention"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "torch.nn.functional.multi_head_attention_forward",
-    "tfcourse.reference",
+    "tfcourse_instructor.reference",
 ]
 
 

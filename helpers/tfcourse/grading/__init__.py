@@ -1,4 +1,0 @@
-"""Grading glue around nbgrader and otter: build, release, samples, autograde, scores.
-
-Each module is one step; :mod:`tfcourse.grading.cli` composes them.
-"""

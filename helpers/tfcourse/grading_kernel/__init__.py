@@ -1,0 +1,12 @@
+"""What runs inside a submission's grading sandbox, and the encoding it answers in.
+
+- :mod:`~tfcourse.grading_kernel.kernel`: the grading kernel (limits, then ipykernel);
+- :mod:`~tfcourse.grading_kernel.forkserver`: forks kernels from a process that has already
+  imported torch and the rest;
+- :mod:`~tfcourse.grading_kernel.agent`: answers the trusted test runner's requests;
+- :mod:`~tfcourse.grading_kernel.wire`: the plain-data encoding of those requests and answers;
+- :mod:`~tfcourse.grading_kernel.attempts`: the record of what a submission tried.
+
+These modules are part of the student package because a sandbox mounts that package and
+nothing else of the kit; they hold no test, answer or secret. Points are never computed here.
+"""

@@ -1,0 +1,268 @@
+"""Grading kernels forked from a process that has already imported what they import.
+
+Every notebook of every submission runs in a fresh kernel, and a fresh Python process spends
+seconds importing torch, otter, matplotlib and the helpers before the first cell runs. The
+fork server does that once per grading run: it imports them, then forks one child per kernel
+request, which becomes the kernel (limits, ipykernel) in under a second.
+
+    kernel spec ─▶ python -m tfcourse.grading_kernel.kernel --fork-server SOCKET  (the "client")
+                      │ sends argv, environment, working directory and its stdio over SOCKET
+                      ▼
+                   fork server ──fork──▶ kernel process (setsid; limits; ipykernel)
+
+jupyter_client manages the client as if it were the kernel: the client passes interrupts
+and terminations to the kernel's process group and exits with the kernel's exit status. If
+the client is killed, its connection closes and the server kills the kernel's process group;
+if the server dies, the client kills the kernel. Forking is safe here because the server
+runs no threads and creates no torch, zmq or event-loop state before it forks.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+PRELOAD = (
+    "ipykernel.kernelapp",
+    "matplotlib.pyplot",
+    "numpy",
+    "torch",
+    "tqdm.auto",
+    "tfcourse.grading_kernel.agent",
+    "tfcourse.corpora",
+    "tfcourse.language_model",
+    "tfcourse.ngram",
+    "tfcourse.optimizer",
+    "tfcourse.plotting",
+    "tfcourse.theory",
+    "tfcourse.vocab",
+)
+"""Modules the grading kernels import; importing them once is the server's whole point."""
+
+_STDIO = 3
+_MAX_MESSAGE = 1 << 20
+
+
+class ForkServer:
+    """A fork server process listening on ``socket_path``, started at once by ``popen``
+    (e.g. :meth:`tfcourse_instructor.grading.sandbox.Sandbox.popen`, which confines it and every
+    kernel
+    it forks); it is ready once its imports are done."""
+
+    def __init__(
+        self, socket_path: Path, popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
+    ) -> None:
+        self.socket_path = socket_path
+        command = [sys.executable, "-m", "tfcourse.grading_kernel.forkserver", str(socket_path)]
+        self._process = popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (the parent of the kernels it forks)."""
+        return self._process.pid
+
+    def wait_ready(self) -> bool:
+        """Wait until the server listens; False if it failed to start."""
+        assert self._process.stdout is not None
+        return self._process.stdout.readline().strip() == b"ready"
+
+
+SUPPORTED = sys.platform == "linux"
+"""Where forking a process that has imported torch is safe (macOS restricts forking after
+some system frameworks are loaded; Windows cannot fork)."""
+
+
+def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
+    """Import :data:`PRELOAD`, then fork a kernel per connection until terminated."""
+    # What ipykernel would set before the notebook imports matplotlib (kernelapp.py).
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for module in PRELOAD:
+        __import__(module)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    listener.listen()
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    kernels: dict[int, socket.socket] = {}  # kernel pid -> its client's connection
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print("ready", flush=True)
+    try:
+        while True:
+            for key, _ in selector.select(timeout=0.2):
+                if key.fileobj is listener:
+                    connection, _ = listener.accept()
+                    try:
+                        pid = _fork_kernel(connection, selector, start_kernel)
+                    except (ConnectionError, ValueError):
+                        connection.close()  # the client sees the refusal
+                        continue
+                    kernels[pid] = connection
+                    selector.register(connection, selectors.EVENT_READ, pid)
+                elif not key.fileobj.recv(1):  # type: ignore[union-attr]
+                    selector.unregister(key.fileobj)
+                    _kill_group(key.data)  # the client is gone: so goes its kernel
+            _report_exits(kernels, selector)
+    finally:
+        for pid in kernels:
+            _kill_group(pid)
+
+
+def request_kernel(socket_path: Path, kernel_args: list[str]) -> int:
+    """In the client: have the server fork a kernel with this process's environment, working
+    directory and stdio; relay signals to it; return its exit status."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(str(socket_path))
+    request = {"argv": kernel_args, "env": dict(os.environ), "cwd": os.getcwd()}
+    payload = json.dumps(request).encode()
+    connection.sendmsg(
+        [len(payload).to_bytes(4, "big") + payload],
+        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", range(_STDIO)).tobytes())],
+    )
+    pid = int(_read_line(connection) or 0)
+    if not pid:
+        raise ConnectionError("the grading fork server refused the kernel request")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, lambda number, _frame: _signal_group(pid, number))
+    status = _read_line(connection)
+    if not status:  # the server died: take the kernel down with it
+        _kill_group(pid)
+        return 1
+    return int(status)
+
+
+def _fork_kernel(
+    connection: socket.socket,
+    selector: selectors.BaseSelector,
+    start_kernel: Callable[[list[str]], None],
+) -> int:
+    """Fork a kernel for the request waiting on ``connection``; return its pid."""
+    request, fds = _receive_request(connection)
+    pid = os.fork()
+    if pid == 0:  # the kernel: never returns into the server's loop
+        code = 1
+        try:
+            for key in list(selector.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            selector.close()
+            connection.close()
+            _become_kernel(request, fds, start_kernel)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    connection.sendall(f"{pid}\n".encode())
+    return pid
+
+
+def _become_kernel(
+    request: dict, fds: list[int], start_kernel: Callable[[list[str]], None]
+) -> None:
+    """In the forked child: take the client's session, stdio, directory and environment,
+    then run the kernel."""
+    os.setsid()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _fresh_process_state()
+    # ipykernel read JPY_PARENT_PID when the server imported it; give it the client's.
+    parent = [f"--IPKernelApp.parent_handle={os.environ.get('JPY_PARENT_PID', 0)}"]
+    start_kernel([*request["argv"], *parent])
+
+
+def _fresh_process_state() -> None:
+    """What a new process would have had: its own random seeds and thread count."""
+    import numpy
+    import torch
+
+    random.seed()
+    numpy.random.seed()
+    torch.seed()
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def _report_exits(kernels: dict[int, socket.socket], selector: selectors.BaseSelector) -> None:
+    """Reap kernels that exited and tell their clients (if still there) the exit status."""
+    for pid in list(kernels):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            connection = kernels.pop(pid)
+            if connection in {key.fileobj for key in selector.get_map().values()}:
+                selector.unregister(connection)
+            with contextlib.suppress(OSError):
+                connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+            connection.close()
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+    if signum != signal.SIGINT:
+        sys.exit(128 + signum)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _read_line(connection: socket.socket) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(64)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().strip()
+
+
+def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
+    """A client's request (length-prefixed JSON) and the stdio descriptors sent with it."""
+    fds = array.array("i")
+    data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(_STDIO * fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if len(data) < 4 or len(fds) != _STDIO:
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError("a kernel request carries its length, then stdin/out/err")
+    length = int.from_bytes(data[:4], "big")
+    if length > _MAX_MESSAGE:
+        raise ValueError(f"kernel request of {length} bytes")
+    data = data[4:]
+    while len(data) < length:
+        chunk = connection.recv(length - len(data))
+        if not chunk:
+            raise ConnectionError("the client hung up mid-request")
+        data += chunk
+    return json.loads(data), list(fds)
+
+
+if __name__ == "__main__":
+    from tfcourse.grading_kernel.kernel import start_kernel
+
+    serve(Path(sys.argv[1]), start_kernel)

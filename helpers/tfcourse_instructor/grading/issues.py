@@ -1,0 +1,46 @@
+"""What went wrong with a submission, in words a grader can act on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+
+from tfcourse_instructor.grading.execution import LIMIT_ERRORS, SHORTCUT_METADATA
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in one notebook of a submission (``notebook`` "" for all of it)."""
+
+    notebook: str
+    problem: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.notebook}: {self.problem}" if self.notebook else self.problem
+
+
+def execution_issues(notebook_name: str, notebook: NotebookNode) -> list[Issue]:
+    """The limits an executed notebook hit (time, kernel death, memory, unreported checks),
+    the errors its cells raised (other than the release's NotImplementedError) and the
+    questions that scored 0 for a forbidden shortcut."""
+    issues = []
+    for cell in notebook.cells:
+        label = cell.metadata.get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
+        test = utils.is_grade(cell) and not utils.is_solution(cell)  # the kit wrote its outputs
+        for output in cell.get("outputs", []):
+            if test and (shortcut := output.get("metadata", {}).get(SHORTCUT_METADATA)):
+                issues.append(Issue(notebook_name, str(shortcut)))
+            if output.output_type != "error" or output.ename == "NotImplementedError":
+                continue
+            text = f"{output.ename}: {output.evalue}"[:160]
+            if output.ename == "MemoryError" or "can't allocate memory" in text:
+                text = f"hit the memory limit ({text})"
+            elif output.ename not in LIMIT_ERRORS:
+                text = f"raised {text}"
+            issues.append(Issue(notebook_name, f"cell {label}: {text}"))
+    return issues
