@@ -7,8 +7,9 @@ of positions seen, and ``model.config`` has ``vocab_size`` and ``block_size``.
 - :class:`BigramLM`: next-token probabilities written out as a (V, V) table (no cache): models
   on which greedy decoding provably misses the likeliest sequence;
 - :class:`RecomputingLM`: a random causal transformer on PyTorch's own modules whose cache
-  holds the ids seen so far and recomputes from them. Its logits with and without a cache are
-  the same numbers, whatever attention code a notebook holds.
+  holds the ids seen so far (keys) and their positions (values) and recomputes from them. Its
+  logits with and without a cache are the same numbers, whatever attention code a notebook
+  holds; a cache cropped to slide past ``block_size`` raises, as learned positions would.
 """
 
 from __future__ import annotations
@@ -65,14 +66,25 @@ class RecomputingLM(nn.Module):
         self, idx: Tensor, cache: list[tuple[Tensor, Tensor]] | None = None, use_cache: bool = False
     ) -> tuple[Tensor, list[tuple[Tensor, Tensor]] | None]:
         """Logits (B, T_new, V) of the new ids ``idx``, after the ids in ``cache``."""
-        seen = idx if cache is None else torch.cat([cache[0][0][:, 0, :, 0].long(), idx], 1)
+        new = torch.arange(idx.size(1), device=idx.device, dtype=torch.float64)
+        if cache is None:
+            seen, positions = idx, new
+        else:
+            ids, cached_positions = cache[0]
+            seen = torch.cat([ids[:, 0, :, 0].long(), idx], 1)
+            before = cached_positions[0, 0, :, 0]
+            positions = torch.cat([before, before[-1] + 1 + new])
+        if seen.size(1) > self.config.block_size or positions[-1] >= self.config.block_size:
+            raise ValueError(
+                f"position {int(positions[-1])} is past block_size {self.config.block_size}: "
+                "a cache cannot be cropped, recompute from the last block_size ids"
+            )
         length = seen.size(1)
-        if length > self.config.block_size:
-            raise ValueError(f"{length} positions exceed block_size {self.config.block_size}")
-        x = self.tok(seen) + self.pos(torch.arange(length, device=seen.device))
+        x = self.tok(seen) + self.pos(positions.long())
         future = nn.Transformer.generate_square_subsequent_mask(length, dtype=x.dtype)
         logits = self.head(self.encoder(x, mask=future))[:, -idx.size(1) :]
         if not use_cache:
             return logits, None
-        ids = seen[:, None, :, None].double()  # (B, 1, T, 1): size(2) counts the positions
-        return logits, [(ids, ids)]
+        # (B, 1, T, 1): size(2) counts the positions; the values hold each one's position
+        ids = seen[:, None, :, None].double()
+        return logits, [(ids, positions[None, None, :, None].expand_as(ids).clone())]

@@ -1,9 +1,9 @@
 """Tests for q5_beam: beam_search(model, idx, max_new_tokens, beam_width, eos_id=None,
 alpha=0.0) -> (tokens, log_prob).
 
-Models are built here: random causal models in float64 (tfcourse.decoding_models'
-RecomputingLM in the public cases, the reference TinyLM in the hidden ones) and bigram tables
-written out by hand. Expected sequences come from greedy choices, from the reference beam
+Models are built here from the student package (the reference never enters a kernel): random
+causal models in float64 (tfcourse.decoding_models' RecomputingLM) and bigram tables written
+out by hand. Expected sequences come from greedy choices, from the reference beam
 search, or from enumerating every possible continuation (when the beam is wide enough to keep
 them all, beam search is exhaustive); log-probabilities are scored here, within 1e-9.
 """
@@ -17,7 +17,6 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect, expect_close
 from tfcourse.decoding_models import BigramLM, DecodingConfig, RecomputingLM
-from tfcourse_instructor.reference import kv_cache
 from tfcourse_instructor.reference.beam import beam_search as reference_beam_search
 
 OK_FORMAT = False
@@ -47,11 +46,9 @@ WITH_EOS = [
 ]
 
 
-def tiny_lm(reference, seed, vocab_size=5, block_size=8):
-    """A random ``reference.TinyLM`` in float64."""
-    torch.manual_seed(seed)
-    config = reference.LMConfig(vocab_size, block_size=block_size, n_layer=1, n_head=2, d_model=8)
-    return reference.TinyLM(config).double().eval()
+def tiny_lm(seed, vocab_size=5, block_size=8):
+    """A small random causal model in float64."""
+    return RecomputingLM(DecodingConfig(vocab_size, block_size), d_model=8, seed=seed)
 
 
 def log_prob(model, prompt, tokens):
@@ -121,7 +118,7 @@ def test_trap(beam_search):
 @test_case(name="a beam wide enough to keep every sequence finds the likeliest one",
            points=1, hidden=True)
 def test_exhaustive(beam_search):
-    model, prompt = tiny_lm(kv_cache, 2), torch.tensor([[1, 4, 2]])
+    model, prompt = tiny_lm(2), torch.tensor([[1, 4, 2]])
     expected = exhaustive_best(model, prompt, 3)[1]
     check_against(beam_search, model, prompt, 3, 125, list(expected))
 
@@ -138,6 +135,6 @@ def test_length_normalisation(beam_search):
 @test_case(name="width 3 past block_size: the reference's beam and its log-probability",
            points=1, hidden=True)
 def test_past_block_size(beam_search):
-    model, prompt = tiny_lm(kv_cache, 3, vocab_size=7, block_size=6), torch.tensor([[2, 5, 1, 6]])
+    model, prompt = tiny_lm(3, vocab_size=7, block_size=6), torch.tensor([[2, 5, 1, 6]])
     expected, _ = reference_beam_search(model, prompt, 6, 3)
     check_against(beam_search, model, prompt, 6, 3, expected.tolist())

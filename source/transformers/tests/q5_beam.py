@@ -1,9 +1,9 @@
 """Tests for q5_beam: beam_search(model, idx, max_new_tokens, beam_width, eos_id=None,
 alpha=0.0) -> (tokens, log_prob).
 
-Models are built here: random causal models in float64 (tfcourse.decoding_models'
-RecomputingLM in the public cases, the reference TinyLM in the hidden ones) and bigram tables
-written out by hand. Expected sequences come from greedy choices, from the reference beam
+Models are built here from the student package (the reference never enters a kernel): random
+causal models in float64 (tfcourse.decoding_models' RecomputingLM) and bigram tables written
+out by hand. Expected sequences come from greedy choices, from the reference beam
 search, or from enumerating every possible continuation (when the beam is wide enough to keep
 them all, beam search is exhaustive); log-probabilities are scored here, within 1e-9.
 """
@@ -45,11 +45,9 @@ WITH_EOS = [
 ]
 
 
-def tiny_lm(reference, seed, vocab_size=5, block_size=8):
-    """A random ``reference.TinyLM`` in float64."""
-    torch.manual_seed(seed)
-    config = reference.LMConfig(vocab_size, block_size=block_size, n_layer=1, n_head=2, d_model=8)
-    return reference.TinyLM(config).double().eval()
+def tiny_lm(seed, vocab_size=5, block_size=8):
+    """A small random causal model in float64."""
+    return RecomputingLM(DecodingConfig(vocab_size, block_size), d_model=8, seed=seed)
 
 
 def log_prob(model, prompt, tokens):
