@@ -35,13 +35,18 @@ from tfcourse_instructor.reference.sampling import sample_next_token
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
-def torch_lm_logits(state: dict[str, Tensor], config: EncoderConfig, idx: Tensor) -> Tensor:
+def torch_lm_logits(
+    state: dict[str, Tensor], config: EncoderConfig, idx: Tensor, positions: Tensor | None = None
+) -> Tensor:
     """The logits of a ``CausalLM`` with state dict ``state``, recomputed from PyTorch's
     modules: token embedding + positions -> ``nn.TransformerEncoder`` under a causal mask
-    (in eval mode) -> head."""
+    (in eval mode) -> head. The positions are ``positions`` (a (block_size, d_model) table)
+    when given, else those of ``config.positional``."""
     length = idx.size(1)
     x = F.embedding(idx, state["token_embedding.weight"])
-    if config.positional == "learned":
+    if positions is not None:
+        x = x + positions[:length]
+    elif config.positional == "learned":
         x = x + state["position.embedding.weight"][:length]
     else:
         x = x + sinusoidal_encoding(config.block_size, config.d_model)[:length]

@@ -2,8 +2,9 @@
 
 The student's model is built with stand-ins for the notebook's earlier answers: PyTorch's
 nn.TransformerEncoder / nn.TransformerEncoderLayer for Encoder / EncoderLayer and, for the
-positional encodings, fixed random tables in the public cases (the reference encodings in the
-hidden ones). A bug graded earlier is then not counted again here.
+positional encodings, fixed random tables (one per kind, so the hidden cases see which the
+model picked). A bug graded earlier is then not counted again here. Everything sent to the
+notebook comes from the student package; the expected logits are the reference's.
 """
 
 import contextlib
