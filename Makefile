@@ -65,4 +65,4 @@ bench-notebook: install  ## notebook 3 top to bottom in full mode, time per sect
 	$(PY) bench/notebook_time.py 03_language_models
 
 clean:
-	rm -rf gradebook.db submitted downloaded autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json
+	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json

@@ -23,12 +23,10 @@ c.HTMLExporter.filters = {"markdown2html": "tfcourse_instructor.grading.feedback
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
 
-# `nbgrader zip_collect` (python -m tfcourse_instructor.grading grade --zip FILE): LMS file names
-# such as
-# Canvas's `jdoe_12345_67890_01_attention.ipynb` or `jdoe_01_attention.ipynb`.
-c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
-)
+# LMS downloads are filed by the kit (python -m tfcourse_instructor.grading grade --zip FILE): the
+# naming convention, id rules and limits are in helpers/tfcourse_instructor/grading/intake.py.
+# Plain `nbgrader zip_collect` stops with a message naming that command before unpacking anything.
+c.ZipCollectApp.extractor_plugin = "tfcourse_instructor.grading.doors.KitCollectsOnly"
 
 # Plain `nbgrader autograde` (and formgrader's Autograde button) stops with a message naming the
 # kit's command before touching anything: it would run students' code unsandboxed, against the

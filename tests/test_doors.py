@@ -262,7 +262,7 @@ def test_cli_validate(doors, bug):
         assert "Success! Your notebook passes all the tests." in done.stdout, done.stdout
 
 
-def test_cli_zip_collect_only_collects(doors):
+def test_cli_zip_collect_stops_and_names_the_kits_intake(doors):
     course, _, before, _, _ = doors
     archive = course.root / "downloaded" / course.assignment / "archive"
     archive.mkdir(parents=True)
@@ -270,8 +270,10 @@ def test_cli_zip_collect_only_collects(doors):
     with zipfile.ZipFile(archive / "lms.zip", "w") as bundle:
         bundle.write(notebook, f"newcomer_{NOTEBOOK}.ipynb")
     done = nbgrader(course, "zip_collect", course.assignment, "--force")
-    assert done.returncode == 0, done.stderr
-    assert (course.submitted_dir / "newcomer" / course.assignment / f"{NOTEBOOK}.ipynb").is_file()
+    assert done.returncode != 0
+    assert "grade --zip" in done.stdout + done.stderr
+    assert not (course.submitted_dir / "newcomer").exists()
+    assert not (course.root / "downloaded" / course.assignment / "extracted").exists()
     assert scores(course) == before
 
 

@@ -1,12 +1,16 @@
 """Grading kernels forked from the fork server behave as kernels started from scratch: the
-client's working directory, environment and limits, interrupts that reach them, and no
-kernel outliving a killed client (real jupyter_client, real ipykernel)."""
+client's working directory, kernel variables and limits, interrupts that reach them, and no
+kernel outliving a killed client (real jupyter_client, real ipykernel). The client, which runs
+outside the sandbox, sends no other variable of the grader's, signals no process a server
+names, and talks to no server of another user."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -47,7 +51,8 @@ def server(tmp_path) -> Iterator[forkserver.ForkServer]:
 
 def start(jupyter: Path, cwd: Path, monkeypatch) -> KernelManager:
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter))
-    monkeypatch.setenv("FORKSERVER_TEST", "from the client")
+    monkeypatch.setenv("FORKSERVER_TEST", "the grader's")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(cwd=str(cwd))
     return manager
@@ -83,7 +88,8 @@ def alive(pid: int) -> bool:
 
 CODE = (
     "import os, resource, sys\n"
-    "print(os.getppid(), os.getcwd(), os.environ['FORKSERVER_TEST'],"
+    "print(os.getppid(), os.getcwd(), os.environ.get('FORKSERVER_TEST', 'absent'),"
+    " os.environ['NBGRADER_EXECUTION'],"
     " resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, 'torch' in sys.modules, os.getpid())"
 )
 
@@ -95,10 +101,10 @@ def test_a_forked_kernel_has_the_clients_directory_environment_and_limits(
     manager = start(jupyter, tmp_path, monkeypatch)
     try:
         printed = run(manager, CODE)["printed"].split()
-        parent, cwd, *variable, megabytes, preloaded, pid = printed
+        parent, cwd, grader, nbgrader, megabytes, preloaded, pid = printed
         assert int(pid) != manager.provisioner.pid  # forked by the server, not started here
         assert int(parent) == server.pid
-        assert (cwd, " ".join(variable)) == (str(tmp_path), "from the client")
+        assert (cwd, grader, nbgrader) == (str(tmp_path), "absent", "autograde")
         assert (int(megabytes), preloaded) == (MEMORY_MB, "True")
     finally:
         manager.shutdown_kernel(now=True)
@@ -150,3 +156,55 @@ def test_the_client_exits_with_the_kernels_status(server, tmp_path, monkeypatch)
     client.stop_channels()
     assert manager.provisioner.process.wait(timeout=30) == 3
     manager.cleanup_resources()
+
+
+def test_a_server_is_never_obeyed_beyond_its_own_kernel(tmp_path):
+    """A fake server (what a submission could put in the socket's place) names a process of
+    the grader's as its kernel: the client sends it the signals it receives and signals
+    nothing itself; it sends no variable of the grader's."""
+    victim = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "fake.sock"))
+    listener.listen()
+    connection_file = tmp_path / "kernel.json"
+    connection_file.write_text('{"transport": "ipc"}')
+    client = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tfcourse.grading_kernel.kernel"),
+            *("--fork-server", str(tmp_path / "fake.sock"), "--memory-mb", "500"),
+            *("-f", str(connection_file)),
+        ],
+        env={**os.environ, "TFCOURSE_GRADER_SECRET": "the grader's"},
+    )
+    try:
+        listener.settimeout(30)
+        connection, _ = listener.accept()
+        request, fds = forkserver._receive_request(connection)
+        for fd in fds:
+            os.close(fd)
+        connection.sendall(f"{victim.pid}\n".encode())
+        time.sleep(0.5)
+        client.send_signal(signal.SIGTERM)
+        assert client.wait(timeout=30) == 128 + signal.SIGTERM
+        connection.settimeout(10)
+        assert connection.recv(1) == bytes([signal.SIGTERM])  # relayed, not delivered
+        assert victim.poll() is None
+        assert "TFCOURSE_GRADER_SECRET" not in request["env"]
+        assert set(request["env"]) <= forkserver.KERNEL_VARIABLES
+        assert request["connection"] == connection_file.read_text()
+        assert str(connection_file) not in json.dumps(request)
+    finally:
+        victim.kill()
+        client.kill()
+        listener.close()
+
+
+def test_a_server_of_another_user_is_refused(tmp_path):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "other.sock"))
+    listener.listen()
+    with pytest.raises(ConnectionError, match="not served by user"):
+        forkserver.request_kernel(tmp_path / "other.sock", [], server_uid=os.getuid() + 1)
+    listener.close()

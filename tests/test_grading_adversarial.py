@@ -10,6 +10,12 @@ write wherever the kit and its environment live, leave a daemon behind, exhaust 
 processes, and call the network. Others take a shortcut q1_sdpa forbids (import the kit's
 answer, call PyTorch's attention, openly, disguised or from a cell of their own;
 tests/shortcut_cheats.py), beside one that only names them in a comment and a string.
+Others probe what the sandbox shows: the host's files, another checkout of the course, the
+instructor's references, the grader's environment; each would turn its buggy answer into the
+right one if it could read any of them, so its score says whether it could. One composes
+an exception message at grading time, which must not reach its feedback. One puts a fake fork
+server in the real one's place, which names a process of the grader's as its kernel: no
+process of the grader's may be signalled, and its checks keep their points.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import html
+import os
 import shutil
 import sqlite3
+import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -55,6 +64,12 @@ PASSING_TESTS = (
     "def test_free():\n"
     "    pass\n"
 )
+
+GRADER_SECRET = f"grader-secret-{uuid.uuid4().hex}"
+"""In the grader's environment while the class is graded (as TFCOURSE_GRADER_SECRET)."""
+OTHER_CHECKOUT = Path("/var/tmp") / f"tfcourse-other-checkout-{uuid.uuid4().hex[:12]}"
+"""Another checkout of the course on the grading machine: answers and hidden tests."""
+MESSAGE_MARKER = "COMPOSED-WHILE-GRADED"
 
 Notebook = nbformat.NotebookNode
 
@@ -278,6 +293,103 @@ def injects(notebook: Notebook) -> None:
     ]
 
 
+def _correct_if(condition: str) -> Callable[[Notebook], None]:
+    """The buggy code, and a cell that computes ``readable`` (``condition``: Python lines)
+    and, when it found anything, defines the model answer instead: the score tells."""
+
+    def damage(notebook: Notebook) -> None:
+        answer = notebook.cells[cell_index(notebook, "sdpa")].source
+        unscaled(notebook)
+        model = textwrap.indent(answer.replace("### BEGIN SOLUTION\n", ""), "    ")
+        add_cell(notebook, "sdpa", f"{condition}\nif readable:\n{model}\n")
+
+    return damage
+
+
+READS_HOST = _correct_if(
+    "import os\n"
+    "from pathlib import Path\n"
+    "import tfcourse\n"
+    "package = Path(tfcourse.__file__).resolve().parent\n"
+    "paths = [\n"
+    "    '/etc/shadow', '/etc/passwd', '/var/log',\n"
+    "    str(package.parent / 'tfcourse_instructor/reference/attention.py'),\n"
+    "    str(package.parents[1] / 'authoring/transformers/tests/q1_sdpa.py'),\n"
+    f"    '{OTHER_CHECKOUT}/authoring/transformers/tests/q1_mha.py',\n"
+    f"    '{OTHER_CHECKOUT}/source/transformers/01_attention.ipynb',\n"
+    "]\n"
+    "readable = []\n"
+    "for path in paths:\n"
+    "    try:\n"
+    "        readable.append(os.listdir(path) if os.path.isdir(path) else open(path).read(10))\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+READS_ENVIRONMENT = _correct_if(
+    "import os\nreadable = [v for k, v in os.environ.items() if 'GRADER_SECRET' in k]\n"
+)
+
+
+def leaks_in_message(notebook: Notebook) -> None:
+    """The model solution, but while graded its attention raises an exception whose message
+    it composes then: what it could read, and a marker."""
+    add_cell(
+        notebook,
+        "sdpa",
+        "import os\n"
+        "_honest = scaled_dot_product_attention\n"
+        "def scaled_dot_product_attention(query, key, value, mask=None):\n"
+        "    if os.environ.get('NBGRADER_EXECUTION'):\n"
+        f"        found = {MESSAGE_MARKER[:8]!r} + {MESSAGE_MARKER[8:]!r}\n"
+        "        for path in ('/etc/shadow', '/etc/passwd'):\n"
+        "            try:\n"
+        "                found += open(path).read(200)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "        raise ValueError(found + repr(dict(os.environ)))\n"
+        "    return _honest(query, key, value, mask)\n",
+    )
+
+
+VICTIM = "VICTIM-PID"
+"""Replaced in the fake server's cell by the pid of a process of the grader's (the attacker
+is assumed to know it)."""
+
+
+def fake_fork_server(notebook: Notebook) -> None:
+    """The model solution; after its last check, a daemon takes the fork server's socket
+    and answers every kernel request with a process of the grader's as the kernel, and the
+    kernel dies so that the grader starts another through it; a cell follows."""
+    add_cell(notebook, "q1_mha", "print('after the restart')\n")
+    add_cell(
+        notebook,
+        "q1_mha",
+        "import os, socket, time\n"
+        "path = None\n"
+        "for entry in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        words = open(f'/proc/{entry}/cmdline', 'rb').read().split(b'\\0')\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    if b'tfcourse.grading_kernel.forkserver' in words:\n"
+        "        path = words[words.index(b'tfcourse.grading_kernel.forkserver') + 1].decode()\n"
+        "if path and os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    os.unlink(path)\n"
+        "    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    listener.bind(path)\n"
+        "    listener.listen()\n"
+        "    while True:\n"
+        "        connection, _ = listener.accept()\n"
+        "        connection.recv(1 << 20)\n"
+        f"        connection.sendall(b'{VICTIM}\\n')\n"
+        "        time.sleep(1)\n"
+        "        connection.close()\n"
+        "time.sleep(1)\n"
+        "os._exit(1)\n",
+    )
+
+
 def syntax_error_and_huge_output(notebook: Notebook) -> None:
     syntax_error(notebook)
     cell = notebook.cells[cell_index(notebook, "sdpa")]
@@ -306,18 +418,23 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "tampered-tests": tampered_tests,
     "patched": patched,
     "mentions-only": mentions_only,
+    "reads-host": READS_HOST,
+    "reads-environment": READS_ENVIRONMENT,
+    "leaks-in-message": leaks_in_message,
+    "fake-fork-server": fake_fork_server,
     **{student: cheat for student, (cheat, _) in CHEATS.items()},
 }
 
 
-def write_submissions(course: Course) -> None:
+def write_submissions(course: Course, victim: int) -> None:
     reference = reference_notebooks(course)[NOTEBOOK]
     for student, damage in DAMAGE.items():
         folder = course.submitted_dir / student / course.assignment
         shutil.copytree(course.release_dir, folder)
         notebook = copy.deepcopy(reference)
         damage(notebook)
-        nbformat.write(notebook, folder / f"{NOTEBOOK}.ipynb")
+        text = nbformat.writes(notebook).replace(VICTIM, str(victim))
+        (folder / f"{NOTEBOOK}.ipynb").write_text(text, encoding="utf-8")
     broken = course.submitted_dir / "invalid-json" / course.assignment
     shutil.copytree(course.release_dir, broken)
     (broken / f"{NOTEBOOK}.ipynb").write_text('{"cells": [ this is not json', encoding="utf-8")
@@ -354,13 +471,35 @@ def daemons_alive() -> list[int]:
     return alive
 
 
+def other_checkout(course: Course) -> None:
+    """Write the answers and hidden tests of ``course`` where another checkout would be."""
+    (OTHER_CHECKOUT / "authoring" / "transformers").mkdir(parents=True)
+    shutil.copytree(course.tests_dir, OTHER_CHECKOUT / "authoring" / "transformers" / "tests")
+    shutil.copytree(course.source_dir, OTHER_CHECKOUT / "source" / course.assignment)
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def host_process():
+    """A process of the grader's, in a session of its own, that no submission may signal."""
+    process = subprocess.Popen(["sleep", "3600"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, host_process):
     course = one_notebook_course(tmp_path_factory.mktemp("adversarial"))
-    write_submissions(course)
+    write_submissions(course, host_process.pid)
+    other_checkout(course)
     before = kit_digest(course)
     start = time.monotonic()
-    result = run_kit(course, "grade", *LIMITS)
+    os.environ["TFCOURSE_GRADER_SECRET"] = GRADER_SECRET
+    try:
+        result = run_kit(course, "grade", *LIMITS)
+    finally:
+        del os.environ["TFCOURSE_GRADER_SECRET"]
+        shutil.rmtree(OTHER_CHECKOUT, ignore_errors=True)
     seconds = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
     return course, result, before, seconds
@@ -395,6 +534,8 @@ def test_the_controls_score_as_expected(graded):
         ("calls-out", "reference", ["tried to reach the network (2 time(s)"]),
         ("runaway", "reference", ["CellTimeoutError"]),
         ("crashes", "reference", ["SystemExit", "memory limit", "KernelDiedError"]),
+        ("fake-fork-server", "reference", ["KernelDiedError", "KernelLostError", "os._exit"]),
+        ("reads-host", "bug-unscaled", ["possible tampering", "q1_sdpa.py"]),
     ],
 )
 def test_limits_and_attacks_cost_only_what_they_touch_and_are_named(
@@ -418,6 +559,30 @@ def test_feedback_shows_what_the_student_submitted_and_runs_no_script(graded):
     shown = graded_notebook.read_text()
     assert "my own run" in shown and SMUGGLED not in shown
     assert scores(course, "injects") == scores(course, "reference")
+
+
+@pytest.mark.parametrize("student", ["reads-host", "reads-environment"])
+def test_nothing_of_the_host_or_the_grader_is_readable_from_a_kernel(graded, student):
+    course, *_ = graded
+    assert scores(course, student) == scores(course, "bug-unscaled")
+
+
+def test_text_composed_while_graded_never_reaches_feedback(graded):
+    course, *_ = graded
+    reference = scores(course, "reference")
+    own = scores(course, "leaks-in-message")
+    assert own["q1_sdpa"] == 0 and own["q1_masks"] == reference["q1_masks"]
+    for folder in (course.root / "feedback", course.autograded_dir):
+        for page in (folder / "leaks-in-message").rglob("*"):
+            if page.is_file():
+                text = page.read_text(errors="replace")
+                assert MESSAGE_MARKER not in text and GRADER_SECRET not in text, page
+
+
+def test_no_process_of_the_grader_was_signalled(graded, host_process):
+    assert host_process.poll() is None
+    os.kill(host_process.pid, 0)
+    assert os.getpgid(host_process.pid) == host_process.pid
 
 
 def test_no_file_of_the_course_kit_or_environment_changed(graded):
@@ -525,7 +690,11 @@ def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
     _, result, *_ = graded
     attention = result.stdout.split("need attention:")[1]
     flagged = {line.split()[0] for line in attention.splitlines() if line.startswith("  ")}
-    damaged = set(DAMAGE) - {"reference", "bug-unscaled", "noisy-correct", "mentions-only"}
+    honest = {"reference", "bug-unscaled", "noisy-correct", "mentions-only"}
+    # Reading a variable that is not there leaves no trace a grader needs: it earns what its
+    # code earns and changes nothing.
+    found_nothing = {"reads-environment"}
+    damaged = set(DAMAGE) - honest - found_nothing
     assert flagged == damaged | {"invalid-json", "missing-notebook"}
 
 

@@ -4,6 +4,8 @@ and the record of what it tried."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import os
 import socket
 import subprocess
@@ -16,9 +18,17 @@ import pytest
 
 import tfcourse
 from tfcourse.grading_kernel import attempts
-from tfcourse_instructor.grading.sandbox import Mounts, Sandbox, resources, unavailable_reason
+from tfcourse_instructor.grading.sandbox import (
+    Mounts,
+    Sandbox,
+    bwrap,
+    resources,
+    submission_mounts,
+    unavailable_reason,
+)
+from tfcourse_instructor.grading.sandbox.bwrap import GRADING_UID
 
-from conftest import REPO
+from conftest import REPO, run_module
 
 pytestmark = pytest.mark.skipif(
     unavailable_reason() is not None, reason=f"no sandbox here: {unavailable_reason()}"
@@ -32,13 +42,8 @@ def mounts(tmp_path: Path, tmp_mb: int = 64) -> Mounts:
     (run / "other-student").mkdir(parents=True)
     (run / "other-student" / "answers.ipynb").write_text("secret answers")
     (tmp_path / "sockets").mkdir()
-    return Mounts(
-        hidden=(REPO, run, Path.home().resolve()),
-        readable=(Path(sys.prefix), Path(sys.base_prefix), HELPERS),
-        shared=(tmp_path / "sockets",),
-        workdir=run / "work",
-        tmp_mb=tmp_mb,
-    )
+    layout = submission_mounts((tmp_path / "sockets",), run / "work")
+    return dataclasses.replace(layout, tmp_mb=tmp_mb)
 
 
 def run_inside(
@@ -67,39 +72,74 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
-def test_it_sees_no_repository_run_or_home_and_keeps_nothing_it_writes(tmp_path):
+def test_it_sees_only_its_allowlist_and_keeps_nothing_it_writes(tmp_path, monkeypatch):
+    secret = f"grader-secret-{uuid.uuid4().hex}"
+    monkeypatch.setenv("TFCOURSE_GRADER_SECRET", secret)
+    other_checkout = Path("/var/tmp") / f"tfcourse-checkout-{uuid.uuid4().hex[:8]}"
+    (other_checkout / "source").mkdir(parents=True)
     layout = mounts(tmp_path)
+    private = tmp_path / "sockets" / "grader-only.txt"
+    private.write_text("the grader's")
+    private.chmod(0o600)
     sandbox = Sandbox(layout, memory_mb=1024, processes=64)
     venv_file = Path(sys.prefix) / "tfcourse-sandbox-test.pth"
-    result = run_inside(
-        sandbox,
-        f"""
-        import os
-        from pathlib import Path
-        secrets = [Path({str(REPO / "source")!r}), Path({str(REPO / "nbgrader_config.py")!r}),
-                   Path({str(tmp_path / "run" / "other-student")!r}), Path.home() / ".bashrc"]
-        print("SEEN", [str(p) for p in secrets if p.exists()])
-        for target in ({str(venv_file)!r}, {str(HELPERS / "checking.py")!r}):
+    secrets = [
+        REPO / "source", REPO / "nbgrader_config.py", REPO / "helpers" / "tfcourse_instructor",
+        tmp_path / "run" / "other-student", Path.home() / ".bashrc", other_checkout,
+        Path("/etc/shadow"), Path("/etc/passwd"), Path("/var"), Path("/home"),
+    ]
+    try:
+        result = run_inside(
+            sandbox,
+            f"""
+            import os
+            from pathlib import Path
+            secrets = {[str(path) for path in secrets]!r}
+            print("SEEN", [p for p in secrets if os.path.lexists(p)])
+            print("VARIABLES", sorted(os.environ))
+            print("SECRET", any({secret!r} in value for value in os.environ.values()))
             try:
-                Path(target).write_text("import os")
-                print("WROTE", target)
+                Path({str(private)!r}).read_text()
+                print("READ THE GRADER'S FILE")
             except OSError as error:
-                print("REFUSED", error.strerror)
-        Path("note.txt").write_text("in the private folder")
-        Path("/tmp/note.txt").write_text("in the private /tmp")
-        Path({str(tmp_path / "sockets" / "shared.txt")!r}).write_text("shared")
-        print("CWD", os.getcwd())
-        """,
-    )
-    assert sandbox.close() == []
+                print("NOT READABLE", error.strerror)
+            try:
+                import tfcourse_instructor
+                print("IMPORTED THE INSTRUCTOR PACKAGE")
+            except ImportError:
+                print("NO INSTRUCTOR PACKAGE")
+            for target in ({str(venv_file)!r}, {str(HELPERS / "checking.py")!r}):
+                try:
+                    Path(target).write_text("import os")
+                    print("WROTE", target)
+                except OSError as error:
+                    print("REFUSED", error.strerror)
+            Path("note.txt").write_text("in the private folder")
+            Path("/tmp/note.txt").write_text("in the private /tmp")
+            Path({str(tmp_path / "sockets" / "shared.txt")!r}).write_text("shared")
+            print("CWD", os.getcwd())
+            """,
+        )
+        assert sandbox.close() == []
+    finally:
+        other_checkout.joinpath("source").rmdir()
+        other_checkout.rmdir()
     assert result.returncode == 0, result.stderr
     assert "SEEN []" in result.stdout
+    variables = ast.literal_eval(result.stdout.split("VARIABLES")[1].splitlines()[0])
+    assert set(variables) <= {*dict(layout.environment), "PWD"}, variables
+    assert "SECRET False" in result.stdout
+    assert "NO INSTRUCTOR PACKAGE" in result.stdout
     assert "WROTE" not in result.stdout
     assert result.stdout.count("REFUSED Read-only file system") == 2
     assert not venv_file.exists()
     assert f"CWD {layout.workdir}" in result.stdout
     assert not (layout.workdir / "note.txt").exists()  # its folder vanished with it
-    assert (tmp_path / "sockets" / "shared.txt").read_text() == "shared"
+    shared = tmp_path / "sockets" / "shared.txt"
+    assert shared.read_text() == "shared"
+    if os.geteuid() == 0:  # a root grader's sandbox is an unprivileged user outside too
+        assert "NOT READABLE Permission denied" in result.stdout
+        assert shared.stat().st_uid == GRADING_UID
 
 
 def test_it_reaches_no_network_and_no_process_of_the_grader(tmp_path):
@@ -259,3 +299,50 @@ def test_what_it_tried_is_recorded_for_the_grader(tmp_path):
     assert "tried to write outside its own folders (2 time(s)" in found[0]
     assert "/usr/lib/tfcourse-test" in found[0] and "mine.txt" not in found[0]
     assert "tried to reach the network (1 time(s): ('192.0.2.1', 80))" in found[1]
+
+
+def test_the_record_of_attempts_is_read_from_a_regular_file_only(tmp_path):
+    """A submission controls its shared folder: in the record's place a FIFO (which would
+    block an open), a link to a file of the host, or a huge file."""
+    host_file = tmp_path / "host.txt"
+    host_file.write_text("write\t/etc/from-the-host\n")
+    cases = {
+        "fifo": lambda log: os.mkfifo(log),
+        "link": lambda log: log.symlink_to(host_file),
+        "huge": lambda log: log.write_bytes(b"network\t('a', 1)\n" * 2**22),
+    }
+    for name, plant in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        plant(folder / attempts.LOG_NAME)
+        code = (
+            "import sys; from pathlib import Path; from tfcourse.grading_kernel import attempts;"
+            f"print(attempts.read(Path({str(folder)!r})))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+        expected = "[]" if name != "huge" else "tried to reach the network ("
+        assert expected in result.stdout, (name, result.stdout)
+
+
+def test_the_grader_reads_what_a_submission_sees(repo_course, monkeypatch):
+    """``python -m tfcourse_instructor.grading sandbox`` lists the allowlist: nothing else of
+    the host, no variable of the grader's, the user a root grader's sandbox runs as."""
+    secret = f"grader-secret-{uuid.uuid4().hex}"
+    monkeypatch.setenv("TFCOURSE_GRADER_SECRET", secret)
+    result = run_module(repo_course, "tfcourse_instructor.grading", "sandbox")
+    assert result.returncode == 0, result.stderr
+    readable = [
+        line.split()[1] for line in result.stdout.splitlines() if line.startswith("  read-only")
+    ]
+    assert readable and all(
+        path in bwrap.SYSTEM_RUNTIME or Path(path) in {HELPERS, Path(sys.prefix)}
+        or Path(path) in {Path(sys.base_prefix), Path(sys.base_prefix).resolve()}
+        or Path(path) == Path(sys.prefix).resolve()
+        for path in readable
+    ), readable
+    assert "TFCOURSE_GRADER_SECRET" not in result.stdout
+    assert secret not in result.stdout
+    if os.geteuid() == 0:
+        assert f"uid {GRADING_UID} (the grader is root" in result.stdout

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import sys
 from collections import Counter
 from pathlib import Path
@@ -67,14 +68,23 @@ def install(log: Path, writable: list[Path]) -> None:
     sys.addaudithook(hook)
 
 
+def read_capped(path: Path, limit: int) -> str:
+    """At most ``limit`` bytes of the regular file at ``path`` as text, "" for anything else:
+    a file the sandbox could have made is never followed as a link, never opened as a FIFO
+    or device (which could block), never read whole."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return ""
+        return stream.read(limit).decode("utf-8", "replace")
+
+
 def read(folder: Path) -> list[str]:
     """The grader's summary of the attempts logged in ``folder``, one line per kind."""
-    log = folder / LOG_NAME
-    try:
-        with log.open("rb") as stream:
-            text = stream.read(_MAX_LOG_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return []
+    text = read_capped(folder / LOG_NAME, _MAX_LOG_BYTES)
     found: dict[str, Counter[str]] = {"write": Counter(), "network": Counter()}
     for line in text.splitlines():
         kind, _, target = line.partition("\t")

@@ -6,14 +6,18 @@ fork server does that once per grading run: it imports them, then forks one chil
 request, which becomes the kernel (limits, ipykernel) in under a second.
 
     kernel spec ─▶ python -m tfcourse.grading_kernel.kernel --fork-server SOCKET  (the "client")
-                      │ sends argv, environment, working directory and its stdio over SOCKET
+                      │ sends argv, the connection file's content, the kernel's variables
+                      │ (:data:`KERNEL_VARIABLES`), working directory and its stdio over SOCKET
                       ▼
                    fork server ──fork──▶ kernel process (setsid; limits; ipykernel)
 
 jupyter_client manages the client as if it were the kernel: the client passes interrupts
-and terminations to the kernel's process group and exits with the kernel's exit status. If
-the client is killed, its connection closes and the server kills the kernel's process group;
-if the server dies, the client kills the kernel. Forking is safe here because the server
+and terminations to the server, which signals the kernel's process group, and exits with the
+kernel's exit status. The client runs outside the sandbox and the server inside it, so the
+client never signals a process itself, reads only short capped lines from the server, and
+talks only to a server of the sandbox's user (``--server-uid``). If the client is killed, its
+connection closes and the server kills the kernel's process group; if the server dies, the
+client exits and the kernel goes with the sandbox. Forking is safe here because the server
 runs no threads and creates no torch, zmq or event-loop state before it forks.
 """
 
@@ -27,8 +31,11 @@ import random
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +59,22 @@ PRELOAD = (
 
 _STDIO = 3
 _MAX_MESSAGE = 1 << 20
+_MAX_LINE = 32
+_MAX_KERNEL_OUTPUT = 64 * 1024
+
+KERNEL_VARIABLES = frozenset({
+    "HOME",
+    "TMPDIR",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NBGRADER_EXECUTION",
+    "NBGRADER_VALIDATING",
+    "PYDEVD_DISABLE_FILE_VALIDATION",
+    "JPY_PARENT_PID",
+    "JPY_SESSION_NAME",
+})
+"""The variables of the client's environment a kernel receives: those the kernel spec and
+nbgrader set for it; the rest of the grader's environment stays outside."""
 
 
 class ForkServer:
@@ -111,7 +134,9 @@ def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
                         continue
                     kernels[pid] = connection
                     selector.register(connection, selectors.EVENT_READ, pid)
-                elif not key.fileobj.recv(1):  # type: ignore[union-attr]
+                elif relayed := key.fileobj.recv(1):  # type: ignore[union-attr]
+                    _signal_group(key.data, relayed[0])  # a signal the client received
+                else:
                     selector.unregister(key.fileobj)
                     _kill_group(key.data)  # the client is gone: so goes its kernel
             _report_exits(kernels, selector)
@@ -120,27 +145,79 @@ def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
             _kill_group(pid)
 
 
-def request_kernel(socket_path: Path, kernel_args: list[str]) -> int:
-    """In the client: have the server fork a kernel with this process's environment, working
-    directory and stdio; relay signals to it; return its exit status."""
+def request_kernel(
+    socket_path: Path, kernel_args: list[str], server_uid: int | None = None
+) -> int:
+    """In the client: have the server fork a kernel with this process's working directory,
+    stdio, connection file and kernel variables; relay signals to it; return its exit
+    status. With ``server_uid``, a server of another user is refused."""
+    kernel_args, connection_file = _take_connection_file(kernel_args)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.connect(str(socket_path))
-    request = {"argv": kernel_args, "env": dict(os.environ), "cwd": os.getcwd()}
+    if server_uid is not None and _peer_uid(connection) != server_uid:
+        raise ConnectionError(f"{socket_path} is not served by user {server_uid}")
+    request = {
+        "argv": kernel_args,
+        "connection": connection_file,
+        "env": {name: value for name, value in os.environ.items() if name in KERNEL_VARIABLES},
+        "cwd": os.getcwd(),
+    }
     payload = json.dumps(request).encode()
+    stdio = _capped_stdio()
     connection.sendmsg(
         [len(payload).to_bytes(4, "big") + payload],
-        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", range(_STDIO)).tobytes())],
+        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", stdio).tobytes())],
     )
-    pid = int(_read_line(connection) or 0)
-    if not pid:
+    for fd in set(stdio):
+        os.close(fd)
+    if not _read_line(connection).isdigit():  # the kernel's pid, in the sandbox's namespace
         raise ConnectionError("the grading fork server refused the kernel request")
+
+    def relay(number: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            connection.sendall(bytes([number]))
+        if number != signal.SIGINT:
+            sys.exit(128 + number)
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, lambda number, _frame: _signal_group(pid, number))
+        signal.signal(signum, relay)
     status = _read_line(connection)
-    if not status:  # the server died: take the kernel down with it
-        _kill_group(pid)
-        return 1
-    return int(status)
+    return int(status) if status.lstrip("-").isdigit() else 1
+
+
+def _capped_stdio() -> list[int]:
+    """Descriptors for the kernel's stdin, stdout and stderr: nothing to read, and one pipe
+    whose first :data:`_MAX_KERNEL_OUTPUT` bytes this process copies to its own stderr; the
+    rest is drained and dropped, so a kernel cannot fill the grader's logs or disk."""
+    reading, writing = os.pipe()
+
+    def relay() -> None:
+        shown = 0
+        while chunk := os.read(reading, 65536):
+            if shown < _MAX_KERNEL_OUTPUT:
+                os.write(2, chunk[: _MAX_KERNEL_OUTPUT - shown])
+                shown += len(chunk)
+
+    threading.Thread(target=relay, daemon=True).start()
+    return [os.open(os.devnull, os.O_RDONLY), writing, writing]
+
+
+def _take_connection_file(kernel_args: list[str]) -> tuple[list[str], str]:
+    """``kernel_args`` without ``-f FILE``, and that file's content: the kernel gets a copy in
+    its own ``/tmp``, never a path of the grader's."""
+    if "-f" not in kernel_args:
+        return kernel_args, ""
+    at = kernel_args.index("-f")
+    path = Path(kernel_args[at + 1])
+    return kernel_args[:at] + kernel_args[at + 2 :], path.read_text(encoding="utf-8")
+
+
+def _peer_uid(connection: socket.socket) -> int:
+    """The user of the process at the other end of a Unix socket."""
+    credentials = connection.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+    )
+    return struct.unpack("3i", credentials)[1]
 
 
 def _fork_kernel(
@@ -182,13 +259,20 @@ def _become_kernel(
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(
+        {name: str(value) for name, value in request["env"].items() if name in KERNEL_VARIABLES}
+    )
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _fresh_process_state()
+    connection_file = []
+    if request.get("connection"):
+        descriptor, path = tempfile.mkstemp(prefix="kernel-", suffix=".json")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(request["connection"])
+        connection_file = ["-f", path]
     # ipykernel read JPY_PARENT_PID when the server imported it; give it the client's.
     parent = [f"--IPKernelApp.parent_handle={os.environ.get('JPY_PARENT_PID', 0)}"]
-    start_kernel([*request["argv"], *parent])
+    start_kernel([*request["argv"], *connection_file, *parent])
 
 
 def _fresh_process_state() -> None:
@@ -218,10 +302,8 @@ def _report_exits(kernels: dict[int, socket.socket], selector: selectors.BaseSel
 
 
 def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
         os.killpg(pid, signum)
-    if signum != signal.SIGINT:
-        sys.exit(128 + signum)
 
 
 def _kill_group(pid: int) -> None:
@@ -230,13 +312,14 @@ def _kill_group(pid: int) -> None:
 
 
 def _read_line(connection: socket.socket) -> str:
+    """A short line from the other end (at most :data:`_MAX_LINE` bytes are read)."""
     data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(64)
+    while not data.endswith(b"\n") and len(data) < _MAX_LINE:
+        chunk = connection.recv(1)
         if not chunk:
             break
         data += chunk
-    return data.decode().strip()
+    return data.decode(errors="replace").strip()
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:

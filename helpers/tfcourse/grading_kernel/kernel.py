@@ -1,7 +1,7 @@
 """The kernel nbgrader starts to grade a submission: an IPython kernel with limits.
 
-``python -m tfcourse.grading_kernel.kernel [--fork-server SOCKET] --memory-mb N
-[--attempts-log FILE] -f FILE`` caps the address space of the kernel process (so a
+``python -m tfcourse.grading_kernel.kernel [--fork-server SOCKET [--server-uid UID]]
+--memory-mb N [--attempts-log FILE] -f FILE`` caps the address space of the kernel process (so a
 memory blow-up raises ``MemoryError`` in the cell that caused it instead of taking the
 machine down), records what the sandbox refuses in ``--attempts-log``
 (:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel. It never reads a test file:
@@ -51,6 +51,7 @@ def main() -> int:
     """Start the kernel through the fork server if one is named, else here."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--fork-server", type=Path)
+    parser.add_argument("--server-uid", type=int)
     args, rest = parser.parse_known_args()
     if args.fork_server is None:
         start_kernel(rest)
@@ -58,7 +59,7 @@ def main() -> int:
     from tfcourse.grading_kernel.forkserver import request_kernel
 
     try:
-        return request_kernel(args.fork_server, rest)
+        return request_kernel(args.fork_server, rest, args.server_uid)
     except (FileNotFoundError, ConnectionError) as error:
         print(f"no grading kernel: its fork server is gone ({error})", file=sys.stderr)
         return 1

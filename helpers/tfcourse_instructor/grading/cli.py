@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from tfcourse_instructor.grading import authoring, mutants, publish, samples, sandbox
+from tfcourse_instructor.grading.archive import ArchiveRefused
 from tfcourse_instructor.grading.cells import placeholder_warning
 from tfcourse_instructor.grading.copies import DEFAULT_THRESHOLD
 from tfcourse_instructor.grading.copies_report import COPIES_CSV, report_copies
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.intake import collect_lms_zip, submitted_students
+from tfcourse_instructor.grading.intake import (
+    UNATTRIBUTED,
+    Problem,
+    collect_lms_zip,
+    submitted_students,
+    with_intake_problems,
+)
 from tfcourse_instructor.grading.pipeline import SandboxUnavailable, default_jobs, grade_class
 from tfcourse_instructor.grading.release import generate_release
 from tfcourse_instructor.grading.reproduce import check_notebook, format_report
@@ -75,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             metavar="SCORE",
             help=f"report answers this similar or more (0 to 1, default {DEFAULT_THRESHOLD:g})",
         )
+    commands.add_parser(
+        "sandbox", help="explain what a submission's code sees and can do while graded"
+    )
     reproduce = commands.add_parser(
         "reproduce", help="re-run a submission: which stored outputs its code reproduces"
     )
@@ -98,15 +109,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         generate_release(course)
         return grade(course, samples.write_samples(course), args)
     elif args.command in ("grade", "autograde"):
-        if args.zip:
-            collect_lms_zip(course, args.zip)
+        try:
+            refused = collect_lms_zip(course, args.zip) if args.zip else []
+        except ArchiveRefused as error:
+            print(f"intake: {error}", file=sys.stderr)
+            return 1
+        for problem in refused:
+            print(f"intake: {problem}")
         students = submitted_students(course)
         if not students:
             print(f"no submissions under {course.submitted_dir}", file=sys.stderr)
             return 1
-        return grade(course, students, args)
+        return grade(course, students, args, refused)
     elif args.command == "mutants":
         return run_mutants(course, args)
+    elif args.command == "sandbox":
+        run = Path(tempfile.gettempdir(), "tfcourse-grading-RUN")
+        scratch = Course(run / "students" / "STUDENT", course.assignment)
+        workdir = scratch.autograded_dir / "STUDENT" / course.assignment
+        shared = (run / "sockets" / "kSUBMISSION",)
+        print(sandbox.explain(sandbox.submission_mounts(shared, workdir)))
     elif args.command == "reproduce":
         folder = course.submitted_dir / args.student / course.assignment
         for name in args.notebooks or course.notebook_names():
@@ -176,9 +198,11 @@ def run_mutants(course: Course, args: argparse.Namespace) -> int:
     return 0 if mutants.all_as_expected(reference, outcomes) else 1
 
 
-def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
-    """Grade ``students``, write the CSVs and feedback, print the scores and the summary;
-    return the exit code."""
+def grade(
+    course: Course, students: list[str], args: argparse.Namespace, refused: Sequence[Problem] = ()
+) -> int:
+    """Grade ``students``, write the CSVs and feedback, print the scores and the summary (with
+    the files intake ``refused``); return the exit code."""
     limits = _limits(args)
     print(f"grading {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
     try:
@@ -205,7 +229,10 @@ def grade(course: Course, students: list[str], args: argparse.Namespace) -> int:
     print(format_table(scores))
     print()
     print(copies)
-    print(format_summary(records))
+    print(format_summary(with_intake_problems(records, refused)))
+    for problem in refused:
+        if problem.student == UNATTRIBUTED:
+            print(f"  {problem}")
     print(sandbox.protection(not args.unsandboxed))
     print()
     print(

@@ -17,12 +17,12 @@ from copydetect.utils import highlight_overlap
 
 from tfcourse_instructor.grading.copies import Answer, Match, find_copies
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.scores import spreadsheet_safe
 
 COPIES_CSV = "copies.csv"
 COPIES_HTML = "copies.html"
 SUMMARY_PAIRS = 20
 """Pairs of owners listed in the summary; the files list every match."""
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_copies(course: Course, students: list[str], threshold: float) -> str:
@@ -87,7 +87,7 @@ def write_copies_csv(matches: list[Match], path: Path) -> None:
         for m in matches:
             writer.writerow(
                 map(
-                    _inert,
+                    spreadsheet_safe,
                     [
                         m.notebook,
                         m.question,
@@ -133,7 +133,3 @@ def _highlighted(answer: Answer) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-def _inert(field: str) -> str:
-    return f"'{field}" if field.startswith(_FORMULA_START) else field

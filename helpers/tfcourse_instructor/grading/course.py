@@ -107,6 +107,13 @@ class Course:
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+_MAX_OUTPUT = 1 << 20
+
+
 def _read(stream: IO[str]) -> str:
-    stream.seek(0)
-    return stream.read()
+    """The end of what a command wrote (at most :data:`_MAX_OUTPUT` bytes): grading kernels
+    write to the same files, and no submission may make the grader read gigabytes."""
+    stream.flush()
+    size = os.fstat(stream.fileno()).st_size
+    stream.buffer.seek(max(0, size - _MAX_OUTPUT))
+    return stream.buffer.read().decode("utf-8", "replace")

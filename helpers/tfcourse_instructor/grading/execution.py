@@ -33,6 +33,7 @@ from queue import Empty
 from time import monotonic
 from typing import Any
 
+import zmq
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
@@ -42,16 +43,20 @@ from traitlets import Integer, Unicode
 
 from tfcourse import shortcuts
 from tfcourse.checking import CheckResult
+from tfcourse.grading_kernel import wire
 from tfcourse.shortcuts import checked_question
 from tfcourse_instructor.grading import remote
 
 CELL_TIMEOUT = "CellTimeoutError"
 NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
 KERNEL_DIED = "KernelDiedError"
+KERNEL_LOST = "KernelLostError"
 NO_SCORE = "CheckNotReportedError"
-LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, NO_SCORE)
+LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, KERNEL_LOST, NO_SCORE)
 
 _PROBE_SECONDS = 5
+MAX_MESSAGE_BYTES = wire.MAX_BYTES + 2**20
+"""The largest message a kernel may send: an agent's largest answer, and its envelope."""
 _TESTS: dict[Path, dict[str, str]] = {}
 
 
@@ -62,6 +67,8 @@ def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
         NOTEBOOK_TIMEOUT: f"not run: the notebook used up its {notebook_seconds} s time limit",
         KERNEL_DIED: "the kernel died while this cell ran (os._exit, a crash or the memory "
         "limit); it was restarted and the cells above were run again",
+        KERNEL_LOST: "not run: the kernel could not be started again after it died (what the "
+        "notebook's code left in its sandbox stopped it)",
         "MemoryError": "the cell ran out of memory while graded (the limit per kernel)",
     }
 
@@ -130,6 +137,7 @@ class GuardedExecute(Execute):
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
         self._deadline = monotonic() + self.notebook_timeout
         self._replayable: list[int] = []
+        self._kernel_lost = False
         self._notes = limit_notes(self.timeout, self.notebook_timeout)
         self._tests = read_tests(Path(self.tests_dir))
         self.error_on_timeout = {
@@ -155,6 +163,9 @@ class GuardedExecute(Execute):
         if monotonic() >= self._deadline:
             cell.outputs = [error_output(NOTEBOOK_TIMEOUT, self._notes[NOTEBOOK_TIMEOUT])]
             return cell
+        if self._kernel_lost:
+            cell.outputs = [error_output(KERNEL_LOST, self._notes[KERNEL_LOST])]
+            return cell
         is_test = utils.is_grade(cell) and not utils.is_solution(cell)
         if is_test:
             await self._check(cell)
@@ -175,6 +186,15 @@ class GuardedExecute(Execute):
         return cell
 
     execute_cell = run_sync(async_execute_cell)
+
+    async def async_start_new_kernel_client(self) -> Any:
+        # Past this size zmq drops a message from the kernel (and the connection) before this
+        # process reads it: no submission makes the grader decode gigabytes.
+        assert self.km is not None
+        self.km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        return await super().async_start_new_kernel_client()
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     async def _check(self, cell: NotebookNode) -> None:
         """Grade a test cell here, with the trusted runner; write its output."""
@@ -249,10 +269,15 @@ class GuardedExecute(Execute):
         return False
 
     async def _restart_and_replay(self) -> None:
-        """Restart the kernel and re-run, silently, the cells that had run without a hitch."""
+        """Restart the kernel and re-run, silently, the cells that had run without a hitch.
+        A kernel that does not come back leaves the rest of the notebook not run."""
         assert self.km is not None and self.kc is not None
-        await ensure_async(self.km.restart_kernel(now=True))
-        await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
+        try:
+            await ensure_async(self.km.restart_kernel(now=True))
+            await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
+        except (RuntimeError, TimeoutError, OSError):
+            self._kernel_lost = True
+            return
         for index in self._replayable:
             source = self.nb.cells[index].source
             msg_id = await ensure_async(self.kc.execute(source, silent=True, store_history=False))

@@ -164,7 +164,7 @@ class Session:
         if type(answer) is dict and set(answer) == {"error"}:
             error = answer["error"]
             if type(error) is list and len(error) == 2 and all(type(e) is str for e in error):
-                raise _remote_error(*error)
+                raise _remote_error(error[0])
         raise self._break("malformed answer: neither a value nor an error")
 
     def _serve_callback(self, prompt: str) -> str:
@@ -329,7 +329,7 @@ def answer_of(reply: dict[str, Any]) -> str:
     try:
         found = reply["content"]["user_expressions"]["r"]
         if found.get("status") != "ok":
-            raise KernelUnresponsive(f"the agent failed: {str(found.get('ename'))[:100]}")
+            raise KernelUnresponsive("the agent failed in the kernel")
         text = found["data"][MIME]
     except (KeyError, TypeError, AttributeError):
         raise KernelUnresponsive("the kernel's reply holds no answer") from None
@@ -522,15 +522,20 @@ def _write_module(module: torch.nn.Module, state: Any) -> None:
 _ERRORS: dict[str, type[Exception]] = {}
 
 
-def _remote_error(name: str, message: str) -> Exception:
+def _remote_error(name: str) -> Exception:
     """An exception of the student's code, re-raised here: a subclass of the builtin of that
-    name (so ``except KeyError`` and ``AttributeError`` work as in the notebook)."""
+    name (so ``except KeyError`` and ``AttributeError`` work as in the notebook). Its message
+    is the kit's: the message the kernel sends was composed while graded, by the student's
+    code, and never reaches feedback."""
+    base = getattr(builtins, name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)):
+        name, base = "Exception", Exception
     if name not in _ERRORS:
-        base = getattr(builtins, name, None)
-        if not (isinstance(base, type) and issubclass(base, Exception)):
-            base = Exception
         _ERRORS[name] = type(name, (base, RemoteError), {"__module__": "notebook"})
-    return _ERRORS[name](message)
+    return _ERRORS[name](
+        "raised in the notebook while graded (its message is not shown here: run the "
+        "check in your notebook to see it)"
+    )
 
 
 def _exact(value: Any, kind: type) -> Any:

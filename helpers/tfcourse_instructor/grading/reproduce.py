@@ -17,18 +17,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from defusedxml import ElementTree
 
+from tfcourse.grading_kernel.attempts import read_capped
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.sandbox import Sandbox, submission_mounts, unavailable_reason
 from tfcourse_instructor.grading.workspace import Limits
 
 REPRODUCE_LIMITS = Limits()
 
+_MAX_REPORT_BYTES = 16 * 2**20
 _COLOUR = re.compile(r"(\x1b|#x1B)(\[[0-9;]*m)?")
 
 
@@ -57,7 +59,7 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
         mounts = None
         if unavailable_reason() is None:
             home = Path(scratch) / "home"
-            mounts = submission_mounts(course.root, Path(scratch), (folder,), home)
+            mounts = submission_mounts((folder,), home)
         sandbox = Sandbox(mounts, REPRODUCE_LIMITS.submission_memory_mb, REPRODUCE_LIMITS.processes)
         process = sandbox.popen(
             [
@@ -83,7 +85,7 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
             process.wait()
         finally:
             sandbox.close()
-        verdicts = _read_junit(report) if report.is_file() else {}
+        verdicts = _read_junit(read_capped(report, _MAX_REPORT_BYTES))
     reports = []
     for number, cell in enumerate(code_cells):
         label = cell.metadata.get("nbgrader", {}).get("grade_id") or _first_line(cell.source)
@@ -105,13 +107,19 @@ def format_report(name: str, reports: list[CellReport]) -> str:
     return "\n".join(lines)
 
 
-def _read_junit(path: Path) -> dict[int, tuple[str, str]]:
-    verdicts = {}
-    for case in ElementTree.parse(path).iter("testcase"):
-        name = case.get("name", "")
-        if not name.startswith("Cell "):
+def _read_junit(text: str) -> dict[int, tuple[str, str]]:
+    """nbval's verdict per cell from its JUnit report (written in the sandbox: read capped,
+    parsed without entities)."""
+    verdicts: dict[int, tuple[str, str]] = {}
+    try:
+        root = ElementTree.fromstring(text) if text else None
+    except (ElementTree.ParseError, ValueError):
+        return verdicts
+    for case in root.iter("testcase") if root is not None else ():
+        words = case.get("name", "").split()
+        if len(words) < 2 or words[0] != "Cell" or not words[1].isdigit():
             continue
-        number = int(name.split()[1])
+        number = int(words[1])
         failure = case.find("failure")
         error = case.find("error")
         skipped = case.find("skipped")

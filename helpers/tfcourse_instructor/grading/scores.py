@@ -1,14 +1,22 @@
-"""Per-student, per-question scores from nbgrader's gradebook: a table and a CSV."""
+"""Per-student, per-question scores from nbgrader's gradebook: a table and a CSV.
+
+Every CSV the kit writes goes through :func:`spreadsheet_safe`: student ids and answers are
+students' text, and a spreadsheet runs a cell that starts like a formula.
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
 from tfcourse_instructor.grading.course import Course
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,18 @@ def write_csv(scores: list[QuestionScore], path: Path) -> None:
         writer.writerow(["student", "notebook", "question", "score", "max_score", "autograded"])
         for s in scores:
             score = "" if s.score is None else f"{s.score:g}"
-            writer.writerow(
-                [s.student, s.notebook, s.question, score, f"{s.max_score:g}", s.autograded]
-            )
+            row = [s.student, s.notebook, s.question, score, f"{s.max_score:g}", s.autograded]
+            writer.writerow(map(spreadsheet_safe, row))
+
+
+def spreadsheet_safe(value: object) -> str:
+    """``value`` as a CSV cell that no spreadsheet reads as a formula: text that starts with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``; a plain
+    number (a negative score) is left as it is."""
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return f"'{text}"
+    return text
 
 
 def format_table(scores: list[QuestionScore]) -> str:

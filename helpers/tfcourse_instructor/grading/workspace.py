@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -35,6 +36,7 @@ from tfcourse_instructor.grading.doors import KIT_EXPORTER
 from tfcourse_instructor.grading.execution import limit_notes
 from tfcourse_instructor.grading.issues import Issue, execution_issues
 from tfcourse_instructor.grading.sandbox import Mounts, Sandbox, submission_mounts
+from tfcourse_instructor.grading.sandbox.bwrap import GRADING_UID
 from tfcourse_instructor.grading.shown_outputs import show_submitted_outputs
 
 GRADING_CONFIG = """
@@ -109,6 +111,7 @@ class Workspace:
         )
         self.template.mkdir(parents=True)
         (self.root / "sockets").mkdir()
+        (self.root / "connections").mkdir(mode=0o700)
         (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
         shutil.copytree(
             self.course.source_dir,
@@ -143,26 +146,38 @@ class Workspace:
             nbformat.write(notebook, folder / f"{name}.ipynb")
         autograded = scratch.autograded_dir / student / scratch.assignment
         sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "sockets"))
+        connections = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "connections"))
         sandbox = Sandbox(
             self._mounts(sockets, autograded) if self.sandboxed else None,
             self.limits.submission_memory_mb,
             self.limits.processes,
         )
         try:
-            issues = self._autograde(scratch, student, len(notebooks), sockets, sandbox)
+            issues = self._autograde(
+                scratch, student, len(notebooks), (sockets, connections), sandbox
+            )
         finally:
             tried = sandbox.close() + attempts.read(sockets)
             issues = [Issue("", problem) for problem in tried] + issues
             shutil.rmtree(sockets, ignore_errors=True)
+            shutil.rmtree(connections, ignore_errors=True)
         if any(issue.problem.startswith("not graded") for issue in issues):
             return GradedSubmission(student, issues)
         issues += self._check_outputs(autograded, notebooks)
         return GradedSubmission(student, issues, autograded)
 
     def _autograde(
-        self, scratch: Course, student: str, count: int, sockets: Path, sandbox: Sandbox
+        self,
+        scratch: Course,
+        student: str,
+        count: int,
+        folders: tuple[Path, Path],
+        sandbox: Sandbox,
     ) -> list[Issue]:
-        """Start the submission's fork server in ``sandbox``, then nbgrader's autograde."""
+        """Start the submission's fork server in ``sandbox``, then nbgrader's autograde.
+        ``folders``: the sandbox's sockets (it writes there) and the kernels' connection
+        files (the grader writes there, where the sandbox cannot: the kernel gets a copy)."""
+        sockets, connections = folders
         server = None
         if forkserver.SUPPORTED:
             server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
@@ -177,8 +192,9 @@ class Workspace:
                 scratch.assignment,
                 f"--student={student}",
                 "--force",
-                # Where the sandbox can read it; its sockets go beside it (kernel-ipc-N).
-                f"--KernelManager.connection_file={sockets / 'kernel.json'}",
+                f"--KernelManager.connection_file={connections / 'kernel.json'}",
+                # The kernel's sockets (kernel-ipc-N), where the sandbox can bind them.
+                f"--KernelManager.ip={sockets / 'kernel-ipc'}",
                 timeout=budget,
                 env=env,
             )
@@ -191,7 +207,7 @@ class Workspace:
         (:func:`~tfcourse_instructor.grading.sandbox.submission_mounts`)."""
         if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
             raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
-        return submission_mounts(self.course.root, self.root, (sockets,), workdir)
+        return submission_mounts((sockets,), workdir)
 
     def _check_outputs(
         self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]
@@ -219,6 +235,8 @@ class Workspace:
         if server:
             log = server.socket_path.parent / attempts.LOG_NAME
             server_args = ["--fork-server", str(server.socket_path), "--attempts-log", str(log)]
+            if os.geteuid() == 0 and self.sandboxed:
+                server_args += ["--server-uid", str(GRADING_UID)]
         argv = [
             sys.executable,
             "-m",

