@@ -11,7 +11,12 @@ import time
 import nbformat
 import pytest
 
-from tfcourse_instructor.grading.preflight import prepare_notebook, scan_for_tampering
+from tfcourse import shortcuts
+from tfcourse_instructor.grading.preflight import (
+    prepare_notebook,
+    scan_for_tampering,
+    scan_own_cells,
+)
 from tfcourse_instructor.grading.samples import reference_notebooks
 
 NOTEBOOK = "01_attention"
@@ -149,3 +154,25 @@ def test_tampering_scans_in_parallel_threads_do_not_break_each_other(answered):
     finally:
         gc.set_threshold(*threshold)
     assert errors == []
+
+
+def test_a_cell_of_the_students_own_that_reaches_a_forbidden_call_is_flagged(
+    repo_course, answered, release
+):
+    rules = {
+        path.stem: shortcuts.forbidden_calls(path.read_text())
+        for path in repo_course.tests_dir.glob("q1_*.py")
+    }
+    assert scan_own_cells(NOTEBOOK, answered, release, rules) == []  # given cells only
+    answered.cells.insert(
+        3,
+        nbformat.v4.new_code_cell(
+            "def attend(q, k, v, how=F.__dict__.get('scaled_dot_' + 'product_attention')):\n"
+            "    return how(q, k, v)\n"
+            "# F.scaled_dot_product_attention in a comment is no call\n"
+        ),
+    )
+    answered.cells.insert(4, nbformat.v4.new_code_cell("print('my own notes')"))
+    found = [str(issue) for issue in scan_own_cells(NOTEBOOK, answered, release, rules)]
+    assert found and all("possible shortcut, read the code" in line for line in found), found
+    assert any("F.scaled_dot_product_attention, which q1_sdpa forbids" in line for line in found)

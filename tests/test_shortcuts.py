@@ -86,6 +86,25 @@ def found(solution: str, context: str = SETUP) -> list[str]:
         ("__import__(name)", COMPUTED),
         ("import importlib\nimportlib.import_module(name)", COMPUTED),
         ("eval(text)", COMPUTED),
+        ("exec(compile(text, 'cell', 'exec'))", COMPUTED),
+        ("f = compile(source, '<answer>', 'eval')", COMPUTED),
+        ("F.__dict__.get('scaled_dot_product_attention')(q, k, v)", FORBIDDEN[0]),
+        (
+            "def answer(q, k, v, attend=vars(F).get('scaled_dot_product_attention')):\n"
+            "    return attend(q, k, v)",
+            FORBIDDEN[0],
+        ),
+        ("F.__dict__.get(name)(q, k, v)", COMPUTED),
+        ("import sys\nsys.modules.get('tfcourse_instructor.reference.attention')", FORBIDDEN[4]),
+        (
+            "torch.ops.aten._scaled_dot_product_attention_math(q, k, v)",
+            "torch.ops.aten._scaled_dot_product_attention_math",
+        ),
+        (
+            "attend = torch.ops.aten.scaled_dot_product_attention\nattend(q, k, v)",
+            "torch.ops.aten.scaled_dot_product_attention",
+        ),
+        ("torch._C._nn.linear(x, w)", "torch._C._nn.linear"),
     ],
 )
 def test_a_forbidden_call_is_found_however_it_is_spelled(solution, expected):
@@ -103,6 +122,8 @@ def test_a_forbidden_call_is_found_however_it_is_spelled(solution, expected):
         "getattr(self, name)",
         "module.eval()",
         "def scaled_dot_product_attention(q, k, v):\n    return q",
+        "settings = config.__dict__.get('d_model')",
+        "value = cache.get(key)",
     ],
 )
 def test_a_mention_or_an_allowed_call_is_not_a_finding(solution):

@@ -16,10 +16,13 @@ through the imports and plain assignments of the whole notebook (``import
 torch.nn.functional as F`` then ``F.scaled_dot_product_attention``; ``from torch.nn import
 functional``; ``alias = F.scaled_dot_product_attention``), through ``getattr`` with a
 literal (or literals joined with ``+``), ``importlib.import_module``, ``__import__``,
-``sys.modules[...]`` and ``vars(...)[...]``/``__dict__[...]``. A lookup the code computes
-at run time is itself a finding when it could reach a forbidden name: ``getattr`` with a
-computed name on a module that holds one, ``__import__`` or ``import_module`` of a computed
-module, and ``eval`` or ``exec`` (code the reading cannot see). A name the tests call counts
+``sys.modules[...]`` and ``vars(...)[...]``/``__dict__[...]`` (or their ``.get(...)``). A
+lookup the code computes at run time is itself a finding when it could reach a forbidden
+name: ``getattr`` or a namespace's ``.get`` with a computed name on a module that holds one,
+``__import__`` or ``import_module`` of a computed module, and ``eval``, ``exec`` or
+``compile`` (code the reading cannot see). Where the rule forbids a function of PyTorch,
+PyTorch's internal entry points (``torch.ops``, ``torch._C``: the same kernels under other
+names) are findings too. A name the tests call counts
 when the notebook leaves it bound to a forbidden callable (an import below the answer). Names
 in comments and strings are not calls. What the solution calls through code outside its
 cells is recorded at run time (:mod:`tfcourse.callwatch`).
@@ -42,7 +45,12 @@ from tfcourse.hidden_points import module_constant
 
 FORBIDDEN_NAME = "forbidden"
 _CHECK_CALL = re.compile(r"""^\s*grader\.check\(\s*(["'])(\w+)\1\s*\)\s*$""")
-_RUNS_TEXT = {f"{prefix}{name}" for prefix in ("", "builtins.") for name in ("eval", "exec")}
+_RUNS_TEXT = {
+    f"{prefix}{name}" for prefix in ("", "builtins.") for name in ("eval", "exec", "compile")
+}
+_TORCH_INTERNALS = ("torch.ops", "torch._C")
+"""Where PyTorch's public functions are reachable under other names."""
+_LOOKUPS = ("get", "pop", "setdefault", "__getitem__")
 _SHORT = (("torch.nn.functional.", "F."), ("torch.nn.", "nn."))
 COMPUTED = "<computed>"
 """A finding: a lookup whose name the code computes, where it could reach a forbidden name."""
@@ -248,7 +256,19 @@ class _Resolver:
         if function in ("__import__", "builtins.__import__") and first is not None:
             from_list = any(k.arg == "fromlist" for k in node.keywords) or len(node.args) >= 4
             return first if from_list else first.split(".")[0]
+        owner = self._looked_up_in(node)
+        if owner is not None and first is not None:
+            return first if owner == "sys.modules" else f"{owner}.{first}"
         return None
+
+    def _looked_up_in(self, node: ast.Call) -> str | None:
+        """The module whose namespace (or ``sys.modules``) ``node`` looks a key up in with
+        ``.get(...)`` and the like, or None."""
+        if not (isinstance(node.func, ast.Attribute) and node.func.attr in _LOOKUPS):
+            return None
+        if self.resolve(node.func.value) == "sys.modules":
+            return "sys.modules"
+        return self._namespace_of(node.func.value)
 
     def _namespace_of(self, node: ast.AST) -> str | None:
         """The module whose namespace ``node`` is (``vars(m)``, ``m.__dict__``), or None."""
@@ -301,7 +321,7 @@ class _Finder(_Resolver):
         self.forbidden = forbidden
 
     def findings(self, tree: ast.AST) -> list[str]:
-        found = []
+        found, internal = [], set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 found += self._imported(node)
@@ -314,7 +334,22 @@ class _Finder(_Resolver):
                 entry = None if name is None else matches(name, self.forbidden)
                 if entry is not None:
                     found.append(entry)
-        return found
+                if name is not None and self._torch_internal(name):
+                    internal.add(name)
+        # ``torch.ops.aten.f`` is also walked as ``torch.ops.aten`` and ``torch.ops``: the
+        # longest name is the one used.
+        return found + [
+            name
+            for name in internal
+            if matches(name, self.forbidden) is None
+            and not any(other.startswith(name + ".") for other in internal)
+        ]
+
+    def _torch_internal(self, name: str) -> bool:
+        """``name`` is an internal entry point of PyTorch and the rule forbids a function of
+        PyTorch (reachable there under another name)."""
+        internal = any(matches(name, (prefix,)) for prefix in _TORCH_INTERNALS)
+        return internal and any(entry.startswith("torch.") for entry in self.forbidden)
 
     def _imported(self, node: ast.Import | ast.ImportFrom) -> list[str]:
         if isinstance(node, ast.Import):
@@ -337,4 +372,9 @@ class _Finder(_Resolver):
             if owner is None or _literal(node.args[1]) is not None:
                 return False
             return any(entry.startswith(owner + ".") for entry in self.forbidden)
+        owner = self._looked_up_in(node)
+        if owner is not None and node.args and _literal(node.args[0]) is None:
+            return owner == "sys.modules" or any(
+                entry.startswith(owner + ".") for entry in self.forbidden
+            )
         return False

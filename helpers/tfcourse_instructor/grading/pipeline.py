@@ -24,6 +24,7 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
+from tfcourse import shortcuts
 from tfcourse_instructor.grading import sandbox
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.feedback import feedback_folder, gradebook_digests, write_feedback
@@ -145,11 +146,15 @@ def grade_submission(
     notebooks it holds only, with ``only_submitted``)."""
     folder = course.submitted_dir / student / course.assignment
     notebooks, issues = {}, []
+    rules = {
+        path.stem: shortcuts.forbidden_calls(path.read_text(encoding="utf-8"))
+        for path in sorted(course.tests_dir.glob("*.py"))
+    }
     for name in course.notebook_names():
         if only_submitted and not (folder / f"{name}.ipynb").is_file():
             continue
         release = nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
-        notebooks[name], found = prepare_notebook(folder / f"{name}.ipynb", release)
+        notebooks[name], found = prepare_notebook(folder / f"{name}.ipynb", release, rules)
         issues += found
     graded = workspace.grade(student, notebooks)
     graded.issues[:0] = issues

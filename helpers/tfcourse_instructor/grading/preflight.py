@@ -15,7 +15,8 @@ it found:
   own ``OverwriteCells`` restores only the text, type and points of cells still present;
 - :func:`scan_for_tampering` - code that reassigns grading objects or library attributes,
   exits the kernel or reads test files is reported for a grader to read; so is markdown
-  holding scripts (:func:`scan_markdown`).
+  holding scripts (:func:`scan_markdown`), and a cell of the student's own that calls what
+  a question of the notebook forbids (:func:`scan_own_cells`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
+from tfcourse import shortcuts
 from tfcourse_instructor.grading.issues import Issue
 
 HUGE_OUTPUT_BYTES = 5 * 2**20
@@ -44,14 +47,18 @@ SUSPICIOUS_TEXT = ("NBGRADER", "tfcourse_instructor.grading", "tests/", "tests\\
 _PARSE_LOCK = threading.Lock()
 
 
-def prepare_notebook(path: Path, release: NotebookNode) -> tuple[NotebookNode, list[Issue]]:
-    """The notebook at ``path`` made safe to autograde, and the issues found on the way."""
+def prepare_notebook(
+    path: Path, release: NotebookNode, rules: Mapping[str, Sequence[str]] | None = None
+) -> tuple[NotebookNode, list[Issue]]:
+    """The notebook at ``path`` made safe to autograde, and the issues found on the way;
+    ``rules``: what each question forbids (question -> qualified names)."""
     name = path.stem
     notebook, issues = load(path, release)
     for step in (clear_outputs, deduplicate):
         issues += step(name, notebook)
     notebook, restored = restore_structure(name, notebook, release)
     scans = scan_for_tampering(name, notebook) + scan_markdown(name, notebook)
+    scans += scan_own_cells(name, notebook, release, rules or {})
     return notebook, issues + restored + scans
 
 
@@ -182,6 +189,35 @@ def scan_for_tampering(name: str, notebook: NotebookNode) -> list[Issue]:
     return [
         Issue(name, f"possible tampering, read the code: {what}") for what in dict.fromkeys(found)
     ]
+
+
+def scan_own_cells(
+    name: str, notebook: NotebookNode, release: NotebookNode, rules: Mapping[str, Sequence[str]]
+) -> list[Issue]:
+    """Report code cells of the student's own (neither given nor answer cells) that call what
+    a question of the notebook forbids. A question's reading covers its answer cells, and
+    calling PyTorch to compare with one's own answer is fair, so these cost no point: the
+    grader reads whether the answer uses them."""
+    given = {cell.source for cell in release.cells if cell.cell_type == "code"}
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    own = [c.source for c in code if not c.metadata.get("nbgrader") and c.source not in given]
+    questions = [q for cell in release.cells if (q := shortcuts.checked_question(cell.source))]
+    issues = []
+    for question in questions if own else []:
+        with _PARSE_LOCK:
+            found = shortcuts.find_shortcuts(own, [c.source for c in code], rules.get(question, ()))
+        names = sorted(shortcuts.short_name(n) for n in found if n != shortcuts.COMPUTED)
+        if shortcuts.COMPUTED in found:
+            names.append("a name it computes at run time")
+        if names:
+            issues.append(
+                Issue(
+                    name,
+                    f"possible shortcut, read the code: a cell of the student's own reaches "
+                    f"{', '.join(names)}, which {question} forbids (does its answer use it?)",
+                )
+            )
+    return issues
 
 
 def scan_markdown(name: str, notebook: NotebookNode) -> list[Issue]:
