@@ -8,7 +8,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.utils import determine_grade
 
-from tfcourse.checking import ChecksFailed, Grader, progress_bars_off
+from tfcourse.checking import (
+    CaseOutcome,
+    CheckResult,
+    ChecksFailed,
+    Grader,
+    progress_bars_off,
+    reported_outcomes,
+)
 
 TEST_FILE = """
 from otter.test_files import test_case
@@ -179,3 +186,22 @@ def test_progress_bars_are_silenced_meanwhile_and_restored(capfd):
             assert list(env["tqdm"](range(3))) == [0, 1, 2]
     assert capfd.readouterr().err == ""
     assert with_bar == {"tqdm": notebook_tqdm} and without_bar == {}
+
+
+def test_a_report_tells_which_public_cases_passed():
+    """What the grader compares with: a stored report read back gives each public case's
+    outcome as the check computed it."""
+    cases = (
+        CaseOutcome("shapes", 1, hidden=False, passed=True),
+        CaseOutcome("values  with two spaces", 2, hidden=False, passed=False, message="a\nb"),
+        CaseOutcome("hidden", 3, hidden=True, passed=True),
+    )
+    result = CheckResult("q9_demo", cases)
+    assert reported_outcomes(result.report()) == {
+        **result.public_outcomes(),
+        "hidden [hidden] (3 pts)": True,
+    }
+    assert result.public_outcomes() == {
+        "shapes (1 pt)": True,
+        "values  with two spaces (2 pts)": False,
+    }

@@ -147,6 +147,24 @@ def patched(notebook: Notebook) -> None:
     )
 
 
+def stored_points(notebook: Notebook) -> None:
+    """The buggy code, and in every test cell a stored output of 100 points (what nbgrader
+    would read as the cell's score) with a look-alike of a passing report."""
+    unscaled(notebook)
+    for cell in notebook.cells:
+        if cell.source.startswith("grader.check("):
+            cell.outputs = [
+                nbformat.v4.new_output(
+                    "execute_result",
+                    {
+                        "text/plain": "100",
+                        "text/html": "<div class='alert alert-success'>100 / 100</div>",
+                    },
+                    execution_count=1,
+                )
+            ]
+
+
 def tampered_tests(notebook: Notebook) -> None:
     """The buggy code; the test cells edited and emptied; a cell that prints every test file
     it can find, rewrites them to pass, and writes a passing tests/q1_sdpa.py."""
@@ -390,6 +408,29 @@ def fake_fork_server(notebook: Notebook) -> None:
     )
 
 
+def grading_aware(notebook: Notebook) -> None:
+    """The buggy code, whose own run's check showed failing cases (its stored output), and a
+    cell that puts the model answer in place only while graded (the variable's name is
+    computed, so that no scan of the code finds it): its points cannot be told from honest
+    ones, but the grader must hear that they differ from the student's own run."""
+    answer = notebook.cells[cell_index(notebook, "sdpa")].source
+    unscaled(notebook)
+    model = textwrap.indent(answer.replace("### BEGIN SOLUTION\n", ""), "    ")
+    add_cell(
+        notebook,
+        "sdpa",
+        "import os\n"
+        "if os.environ.get('NBGRADER' + '_EXEC' + 'UTION'):\n"
+        f"{model}\n",
+    )
+    source = nbformat.read(REPO / "source" / "transformers" / f"{NOTEBOOK}.ipynb", as_version=4)
+    stored = copy.deepcopy(source.cells[cell_index(source, "q1_sdpa")].outputs)
+    for output in stored:
+        for kind, text in output.get("data", {}).items():
+            output["data"][kind] = text.replace("PASSED", "FAILED")
+    notebook.cells[cell_index(notebook, "q1_sdpa")].outputs = stored
+
+
 def syntax_error_and_huge_output(notebook: Notebook) -> None:
     syntax_error(notebook)
     cell = notebook.cells[cell_index(notebook, "sdpa")]
@@ -416,12 +457,14 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "crashes": crashes,
     "rearranged": rearranged,
     "tampered-tests": tampered_tests,
+    "stored-points": stored_points,
     "patched": patched,
     "mentions-only": mentions_only,
     "reads-host": READS_HOST,
     "reads-environment": READS_ENVIRONMENT,
     "leaks-in-message": leaks_in_message,
     "fake-fork-server": fake_fork_server,
+    "grading-aware": grading_aware,
     **{student: cheat for student, (cheat, _) in CHEATS.items()},
 }
 
@@ -536,6 +579,7 @@ def test_the_controls_score_as_expected(graded):
         ("crashes", "reference", ["SystemExit", "memory limit", "KernelDiedError"]),
         ("fake-fork-server", "reference", ["KernelDiedError", "KernelLostError", "os._exit"]),
         ("reads-host", "bug-unscaled", ["possible tampering", "q1_sdpa.py"]),
+        ("grading-aware", "reference", ["q1_sdpa: public cases failed in the student's own run"]),
     ],
 )
 def test_limits_and_attacks_cost_only_what_they_touch_and_are_named(
@@ -638,7 +682,7 @@ def test_deleted_copied_moved_and_retyped_cells_are_repaired(graded):
         assert words in found, found
 
 
-@pytest.mark.parametrize("student", ["tampered-tests", "patched"])
+@pytest.mark.parametrize("student", ["tampered-tests", "patched", "stored-points"])
 def test_tampering_earns_only_what_the_code_deserves(graded, student):
     course, *_ = graded
     deserved = scores(course, "bug-unscaled")

@@ -76,8 +76,16 @@ def train(model, steps, generator):
 def noisy(x):
     return F.dropout(x, 0.5, training=True)
 
+def steering(x):
+    torch.manual_seed(0)  # a state the notebook chose, so that the test's draws are known
+    return x
+
 def apply(function, x):
     return function(x) * 2
+
+class Liar:
+    def __eq__(self, other):
+        return True
 
 class Box:
     def __init__(self, size):
@@ -117,13 +125,37 @@ def test_what_student_code_does_to_the_tests_objects_is_written_back(session):
     assert not torch.equal(generator.get_state(), state)
 
 
-def test_seeding_the_runner_seeds_the_notebook_and_the_stream_continues(session):
+def test_seeding_the_runner_seeds_the_notebook_and_each_call_draws_anew(session):
     env = remote.RemoteGlobals(session[0])
     torch.manual_seed(5)
-    remote_draw, after_remote = env["noisy"](torch.ones(1000)), torch.rand(3)
+    first, second = env["noisy"](torch.ones(1000)), env["noisy"](torch.ones(1000))
     torch.manual_seed(5)
-    local_draw, after_local = torch.nn.functional.dropout(torch.ones(1000), 0.5), torch.rand(3)
-    assert torch.equal(remote_draw, local_draw) and torch.equal(after_remote, after_local)
+    again = env["noisy"](torch.ones(1000))
+    assert torch.equal(first, again) and not torch.equal(first, second)
+    assert set(first.unique().tolist()) == {0.0, 2.0}  # dropout ran in the kernel
+
+
+def test_equality_with_a_notebook_object_is_decided_here(session):
+    env = remote.RemoteGlobals(session[0])
+    liar = env["Liar"]()
+    same = liar
+    assert liar == same
+    assert (liar == "the expected text") is False  # its __eq__ says True
+    assert liar != [1, 2, 3] and "the expected text" != liar  # noqa: SIM300 (reflected)
+
+
+def test_the_kernel_never_sets_the_tests_random_stream(session):
+    """A notebook function that sets its RNG to a state it chose: the test's next draws are
+    those of its own stream, advanced by one draw for the call's seed."""
+    env = remote.RemoteGlobals(session[0])
+    torch.manual_seed(6)
+    env["steering"](torch.ones(3))
+    after_call = torch.rand(3)
+    torch.manual_seed(6)
+    torch.randint(0, 2**62, (), dtype=torch.int64)
+    assert torch.equal(after_call, torch.rand(3))
+    torch.manual_seed(0)
+    assert not torch.equal(after_call, torch.rand(3))
 
 
 def test_gradients_flow_through_remote_calls_into_tests_and_notebook_objects(session):

@@ -83,6 +83,10 @@ class CheckResult:
         """True when every case passed."""
         return all(case.passed for case in self.cases)
 
+    def public_outcomes(self) -> dict[str, bool]:
+        """Whether each public case passed, by its label in the report."""
+        return {_label(case): case.passed for case in self.cases if not case.hidden}
+
     def report(self) -> str:
         """Plain-text report: one line per case, with the failure message of public cases."""
         lines = [self._headline()]
@@ -252,6 +256,17 @@ def quiet() -> Iterator[None]:
 
 def _fmt(points: float) -> str:
     return f"{points:g}"
+
+
+def reported_outcomes(report: str) -> dict[str, bool]:
+    """Whether each case passed, by its label, as a report (:meth:`CheckResult.report`)
+    says: what a notebook's stored check output showed its student."""
+    found = {}
+    for line in report.splitlines():
+        verdict, _, label = line.strip().partition("  ")
+        if verdict in ("PASSED", "FAILED") and label:
+            found[label.strip()] = verdict == "PASSED"
+    return found
 
 
 def _verdict(case: CaseOutcome) -> str:

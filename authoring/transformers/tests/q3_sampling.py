@@ -107,12 +107,13 @@ def test_generate_contract(generate):
 def test_generate_greedy(generate):
     model = tiny_model(7).eval()
     idx = torch.randint(0, 11, (3, 4))
-    out = generate(model, idx.clone(), 5, 1.0, 1, torch.Generator().manual_seed(8))
+    # Expected first: what the call does to the model must not change what is expected.
     expected = idx
     with torch.no_grad():
         for _ in range(5):
             logits, _ = model(expected[:, -6:])
             expected = torch.cat([expected, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    out = generate(model, idx.clone(), 5, 1.0, 1, torch.Generator().manual_seed(8))
     expect(
         torch.equal(out, expected),
         f"greedy continuation: expected {expected[:, 4:].tolist()}, got {out[:, 4:].tolist()}",

@@ -221,10 +221,6 @@ def _contains(target: Any, item: Any, trusted: list[Any]) -> bool:
     return item in target
 
 
-def _eq(target: Any, other: Any, trusted: list[Any]) -> Any:
-    return target == other
-
-
 def _isinstance(target: Any, kind: Any, trusted: list[Any]) -> bool:
     return isinstance(target, kind)
 
@@ -242,12 +238,12 @@ def _call(
     args: list[Any],
     kwargs: dict[str, Any],
     grad: bool,
-    rng: torch.Tensor,
+    seed: int,
     trusted: list[Any],
 ) -> dict[str, Any]:
-    """Call ``target``; keep the autograd graph of outputs that need gradients; answer the
-    result, the RNG state after the call and the state of the trusted arguments."""
-    torch.set_rng_state(rng)
+    """Call ``target`` with the global RNG seeded with ``seed``; keep the autograd graph of
+    outputs that need gradients; answer the result and the state of the trusted arguments."""
+    torch.manual_seed(seed)
     with quiet(), torch.set_grad_enabled(grad):
         result = target(*args, **kwargs)
     outputs = [t for t in wire.flat_tensors(result) if t.requires_grad]
@@ -257,7 +253,7 @@ def _call(
         _TABLE.counter += 1
         graph = [_TABLE.counter, len(outputs)]
         _TABLE.graphs[_TABLE.counter] = (outputs, inputs, trusted)
-    return {"v": result, "graph": graph, "rng": torch.get_rng_state(), "states": _states(trusted)}
+    return {"v": result, "graph": graph, "states": _states(trusted)}
 
 
 def _backward(graph: int, grads: list[Any], trusted: list[Any]) -> dict[str, Any]:
@@ -342,7 +338,6 @@ _OPS = {
     "next": _next,
     "bool": _bool,
     "contains": _contains,
-    "eq": _eq,
     "isinstance": _isinstance,
     "repr": _repr,
     "typename": _type_name,

@@ -88,10 +88,16 @@ SHORTCUT_METADATA = "tfcourse_shortcut"
 """Output metadata of a test cell whose question scored 0 for a forbidden shortcut: the line."""
 
 
+OUTCOMES_METADATA = "tfcourse_public_outcomes"
+"""Output metadata of a test cell: whether each public case passed when graded, by label."""
+
+
 def score_output(result: CheckResult) -> NotebookNode:
     """The output the kit writes in a test cell: points as text, the report as HTML."""
     data = {"text/plain": f"{result.score:g}", "text/html": result._repr_html_()}
-    metadata = {SHORTCUT_METADATA: result.shortcut} if result.shortcut else {}
+    metadata: dict[str, Any] = {OUTCOMES_METADATA: result.public_outcomes()}
+    if result.shortcut:
+        metadata[SHORTCUT_METADATA] = result.shortcut
     return NotebookNode(
         output_type="execute_result", data=data, metadata=metadata, execution_count=None
     )

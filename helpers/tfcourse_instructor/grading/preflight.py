@@ -58,6 +58,7 @@ def prepare_notebook(
         issues += step(name, notebook)
     notebook, restored = restore_structure(name, notebook, release)
     scans = scan_for_tampering(name, notebook) + scan_markdown(name, notebook)
+    scans += scan_check_outputs(name, notebook)
     scans += scan_own_cells(name, notebook, release, rules or {})
     return notebook, issues + restored + scans
 
@@ -114,9 +115,10 @@ def restore_structure(
 ) -> tuple[NotebookNode, list[Issue]]:
     """Rebuild ``notebook`` on the release's graded cells, in the release's order.
 
-    Locked cells come from the release; answer cells keep the student's text with the
-    release's metadata and cell type; a deleted graded cell is put back as released. Every
-    other cell of the student stays after the graded cell it followed.
+    Locked cells come from the release (with the outputs the student's run left in them, when
+    unedited); answer cells keep the student's text with the release's metadata and cell
+    type; a deleted graded cell is put back as released. Every other cell of the student
+    stays after the graded cell it followed.
     """
     released = {_grade_id(cell): cell for cell in release.cells if _grade_id(cell)}
     leading: list[NotebookNode] = []
@@ -144,9 +146,12 @@ def restore_structure(
             cells.append(_copy(original))
             continue
         if original.metadata["nbgrader"].get("locked"):
+            restored = _copy(original)
             if cell.source != original.source or cell.cell_type != original.cell_type:
                 issues.append(Issue(name, f"locked cell {grade_id!r} was edited: restored"))
-            cells.append(_copy(original))
+            elif cell.cell_type == "code":  # what the student's own run showed there
+                restored.outputs = cell.get("outputs", [])
+            cells.append(restored)
         else:
             if cell.cell_type != original.cell_type:
                 issues.append(
@@ -189,6 +194,31 @@ def scan_for_tampering(name: str, notebook: NotebookNode) -> list[Issue]:
     return [
         Issue(name, f"possible tampering, read the code: {what}") for what in dict.fromkeys(found)
     ]
+
+
+def scan_check_outputs(name: str, notebook: NotebookNode) -> list[Issue]:
+    """Report test cells whose stored outputs are not what ``grader.check`` shows (a report
+    headed by the question): written by hand. They score nothing (the kit writes the
+    graded outputs), but a grader should know."""
+    issues = []
+    for cell in notebook.cells:
+        question = shortcuts.checked_question(cell.source) if cell.cell_type == "code" else None
+        if question is None:
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") not in ("execute_result", "display_data"):
+                continue
+            text = output.get("data", {}).get("text/plain", "")
+            if not "".join(text).startswith(f"{question}:"):
+                issues.append(
+                    Issue(
+                        name,
+                        f"possible tampering, read the code: the stored output of the check "
+                        f"of {question} is not a check report",
+                    )
+                )
+                break
+    return issues
 
 
 def scan_own_cells(

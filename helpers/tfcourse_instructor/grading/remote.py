@@ -1,4 +1,4 @@
-"""The trusted test runner's view of a student's kernel: proxies, remote autograd, one RNG.
+"""The trusted test runner's view of a student's kernel: proxies, remote autograd, seeds.
 
 :func:`check_remotely` runs a question's test file in the trusted process (nbgrader's, see
 :mod:`tfcourse_instructor.grading.execution`) with :class:`Proxy` objects in place of the notebook's
@@ -13,8 +13,9 @@ So that a test reads the same values as it would inside the notebook:
 - the test's own objects (modules, optimisers, generators, configs) go as a pickle; after
   a call, what the student's code did to them (trained weights and gradients, ``train()``
   or ``eval()`` modes, optimiser state, generator state) is written back into the originals;
-- torch's global RNG is one stream: its state goes with each call and comes back after it,
-  so ``torch.manual_seed`` in a test seeds the student's dropout and sampling too;
+- the kernel's global RNG is seeded for each call from the test's own stream (one draw
+  per call), so ``torch.manual_seed`` in a test seeds the student's dropout and sampling too,
+  and the kernel's RNG state never comes back into the test;
 - outputs that need gradients are linked to the test's autograd graph by
   :class:`_RemoteGraph`, whose backward asks the kernel to backpropagate.
 
@@ -89,10 +90,9 @@ class Session:
         arguments, as :class:`Proxy` calls do."""
         grad = torch.is_grad_enabled()
         fields = dict(target=target, args=list(args), kwargs=kwargs, grad=grad)
-        answer, trusted = self._send("call", {**fields, "rng": torch.get_rng_state()})
+        answer, trusted = self._send("call", {**fields, "seed": _next_seed()})
         try:
-            _expect(type(answer) is dict and set(answer) == {"v", "graph", "rng", "states"})
-            _restore_rng(answer["rng"])
+            _expect(type(answer) is dict and set(answer) == {"v", "graph", "states"})
             _write_back(trusted, answer["states"])
             result = answer["v"]
             if answer["graph"] is not None and grad:
@@ -257,11 +257,13 @@ class Proxy:
             raise StopIteration
         return found[0]
 
-    def __eq__(self, other: object) -> Any:
-        return self._ask("eq", other=other)
+    def __eq__(self, other: object) -> bool:
+        # An object of the notebook equals itself only: whether it equals a value is decided
+        # here, never by its own ``__eq__``, which the notebook wrote.
+        return other is self
 
-    def __ne__(self, other: object) -> Any:
-        return not self.__eq__(other)
+    def __ne__(self, other: object) -> bool:
+        return other is not self
 
     __hash__ = object.__hash__
 
@@ -479,9 +481,11 @@ def _replace_tensors(value: Any, linked: dict[int, torch.Tensor]) -> Any:
     return value
 
 
-def _restore_rng(state: Any) -> None:
-    _expect(type(state) is torch.Tensor and state.dtype == torch.uint8, "RNG state")
-    torch.set_rng_state(state)
+def _next_seed() -> int:
+    """A seed for the kernel's global RNG during one call, drawn from the test's own stream
+    (which it advances): the student's draws follow ``torch.manual_seed`` in the test, two
+    calls draw differently, and nothing the kernel does to its RNG reaches the test."""
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
 
 
 def _write_back(trusted: list[Any], states: Any) -> None:

@@ -28,13 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.doors import KIT_EXPORTER
 from tfcourse_instructor.grading.execution import limit_notes
-from tfcourse_instructor.grading.issues import Issue, execution_issues
+from tfcourse_instructor.grading.issues import (
+    Issue,
+    execution_issues,
+    graded_better_than_stored,
+)
 from tfcourse_instructor.grading.sandbox import Mounts, Sandbox, submission_mounts
 from tfcourse_instructor.grading.sandbox.bwrap import GRADING_UID
 from tfcourse_instructor.grading.shown_outputs import show_submitted_outputs
@@ -143,7 +148,7 @@ class Workspace:
         folder = scratch.submitted_dir / student / scratch.assignment
         folder.mkdir(parents=True)
         for name, notebook in notebooks.items():
-            nbformat.write(notebook, folder / f"{name}.ipynb")
+            nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
         autograded = scratch.autograded_dir / student / scratch.assignment
         sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "sockets"))
         connections = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "connections"))
@@ -219,6 +224,7 @@ class Workspace:
         for path in sorted(autograded.glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             issues += execution_issues(path.stem, notebook)
+            issues += graded_better_than_stored(path.stem, notebook, submitted[path.stem])
             show_submitted_outputs(notebook, submitted[path.stem], notes)
             nbformat.write(notebook, path)
         return issues
@@ -263,6 +269,17 @@ class Workspace:
         }
         (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
         return jupyter
+
+
+def _without_check_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` whose test cells hold no output: what the student's own run
+    left there is compared with the grading afterwards, and never reaches nbgrader, which
+    would read points in it."""
+    copy = nbformat.from_dict(notebook)
+    for cell in copy.cells:
+        if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
+            cell.outputs = []
+    return copy
 
 
 def _last_line(error: Exception) -> str:
