@@ -20,6 +20,7 @@ import pytest
 from jupyter_client import KernelManager
 
 from tfcourse.grading_kernel import forkserver
+from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
 
 MEMORY_MB = 2500
 
@@ -90,7 +91,8 @@ CODE = (
     "import os, resource, sys\n"
     "print(os.getppid(), os.getcwd(), os.environ.get('FORKSERVER_TEST', 'absent'),"
     " os.environ['NBGRADER_EXECUTION'],"
-    " resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, 'torch' in sys.modules, os.getpid())"
+    " resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20,"
+    " resource.getrlimit(resource.RLIMIT_FSIZE)[1] // 2**20, 'torch' in sys.modules, os.getpid())"
 )
 
 
@@ -101,11 +103,12 @@ def test_a_forked_kernel_has_the_clients_directory_environment_and_limits(
     manager = start(jupyter, tmp_path, monkeypatch)
     try:
         printed = run(manager, CODE)["printed"].split()
-        parent, cwd, grader, nbgrader, megabytes, preloaded, pid = printed
+        parent, cwd, grader, nbgrader, megabytes, file_megabytes, preloaded, pid = printed
         assert int(pid) != manager.provisioner.pid  # forked by the server, not started here
         assert int(parent) == server.pid
         assert (cwd, grader, nbgrader) == (str(tmp_path), "absent", "autograde")
         assert (int(megabytes), preloaded) == (MEMORY_MB, "True")
+        assert int(file_megabytes) == FILE_LIMIT_MB
     finally:
         manager.shutdown_kernel(now=True)
 
@@ -208,3 +211,22 @@ def test_a_server_of_another_user_is_refused(tmp_path):
     with pytest.raises(ConnectionError, match="not served by user"):
         forkserver.request_kernel(tmp_path / "other.sock", [], server_uid=os.getuid() + 1)
     listener.close()
+
+
+def test_a_kernel_writes_no_file_past_the_limit(server, tmp_path, monkeypatch):
+    """The shared folder is on the grader's disk: a kernel cannot write a huge file there."""
+    manager = start(kernel_spec(tmp_path, server.socket_path), tmp_path, monkeypatch)
+    try:
+        code = (
+            "import errno\n"
+            "try:\n"
+            "    with open('big.bin', 'wb') as stream:\n"
+            f"        stream.truncate({FILE_LIMIT_MB + 1} * 2**20)\n"
+            "    print('WROTE')\n"
+            "except OSError as error:\n"
+            "    print('REFUSED', errno.errorcode[error.errno])\n"
+        )
+        assert run(manager, code)["printed"].strip() == "REFUSED EFBIG"
+        assert not (tmp_path / "big.bin").exists() or (tmp_path / "big.bin").stat().st_size == 0
+    finally:
+        manager.shutdown_kernel(now=True)

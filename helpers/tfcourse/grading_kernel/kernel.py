@@ -1,7 +1,8 @@
 """The kernel nbgrader starts to grade a submission: an IPython kernel with limits.
 
 ``python -m tfcourse.grading_kernel.kernel [--fork-server SOCKET [--server-uid UID]]
---memory-mb N [--attempts-log FILE] -f FILE`` caps the address space of the kernel process (so a
+--memory-mb N [--attempts-log FILE] -f FILE`` caps the size of the files it writes
+(:data:`FILE_LIMIT_MB`) and the address space of the kernel process (so a
 memory blow-up raises ``MemoryError`` in the cell that caused it instead of taking the
 machine down), records what the sandbox refuses in ``--attempts-log``
 (:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel. It never reads a test file:
@@ -22,11 +23,21 @@ import resource
 import sys
 from pathlib import Path
 
+FILE_LIMIT_MB = 256
+"""The largest file a kernel (or a process it starts) may write: the folder it shares with
+the grader lies on the grader's disk. Python ignores SIGXFSZ, so a larger write raises."""
+
 
 def limit_memory(megabytes: int) -> None:
     """Cap this process's address space at ``megabytes`` MiB (torch then raises on allocation)."""
     limit = megabytes * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def limit_file_size(megabytes: int) -> None:
+    """Cap the size of any file this process and its children write at ``megabytes`` MiB."""
+    limit = megabytes * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
 def start_kernel(argv: list[str]) -> None:
@@ -36,6 +47,7 @@ def start_kernel(argv: list[str]) -> None:
     parser.add_argument("--attempts-log", type=Path)
     args, kernel_args = parser.parse_known_args(argv)
     limit_memory(args.memory_mb)
+    limit_file_size(FILE_LIMIT_MB)
     if args.attempts_log:
         from tfcourse.grading_kernel import attempts
 
