@@ -2,7 +2,8 @@
 client's working directory, kernel variables and limits, interrupts that reach them, and no
 kernel outliving a killed client (real jupyter_client, real ipykernel). The client, which runs
 outside the sandbox, sends no other variable of the grader's, signals no process a server
-names, and talks to no server of another user."""
+names, talks to no server of another user, and never connects to a name the sandbox could
+have replaced."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
 MEMORY_MB = 2500
 
 
-def kernel_spec(folder: Path, socket_path: Path) -> Path:
-    """A Jupyter path whose ``python3`` kernel starts through ``socket_path``."""
+def kernel_spec(folder: Path, socket_path: Path, kernel_sockets: Path | None = None) -> Path:
+    """A Jupyter path whose ``python3`` kernel starts through ``socket_path`` (binding its
+    sockets in ``kernel_sockets`` if given)."""
     spec = folder / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     argv = [
         *(sys.executable, "-m", "tfcourse.grading_kernel.kernel"),
         *("--fork-server", str(socket_path)),
+        *(("--kernel-sockets", str(kernel_sockets)) if kernel_sockets else ()),
         *("--memory-mb", str(MEMORY_MB), "-f", "{connection_file}"),
     ]
     kernel = {"argv": argv, "display_name": "grading", "language": "python"}
@@ -50,11 +53,11 @@ def server(tmp_path) -> Iterator[forkserver.ForkServer]:
     os.waitpid(running.pid, 0)
 
 
-def start(jupyter: Path, cwd: Path, monkeypatch) -> KernelManager:
+def start(jupyter: Path, cwd: Path, monkeypatch, **manager_options) -> KernelManager:
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter))
     monkeypatch.setenv("FORKSERVER_TEST", "the grader's")
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    manager = KernelManager(kernel_name="python3")
+    manager = KernelManager(kernel_name="python3", **manager_options)
     manager.start_kernel(cwd=str(cwd))
     return manager
 
@@ -208,9 +211,81 @@ def test_a_server_of_another_user_is_refused(tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(tmp_path / "other.sock"))
     listener.listen()
-    with pytest.raises(ConnectionError, match="not served by user"):
+    with pytest.raises(ConnectionError, match="not a socket of user"):
         forkserver.request_kernel(tmp_path / "other.sock", [], server_uid=os.getuid() + 1)
     listener.close()
+
+
+def listening(path: Path) -> socket.socket:
+    """A listening Unix socket at ``path`` that accepts without blocking."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+    listener.setblocking(False)
+    return listener
+
+
+def connected_to(listener: socket.socket) -> bool:
+    """Whether anything connected to ``listener`` (accepting it, if so)."""
+    try:
+        listener.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
+
+
+def test_a_link_in_the_servers_place_is_not_followed(tmp_path):
+    """A socket of the host behind a link where the server's socket should be: the client
+    refuses without connecting to it."""
+    host = listening(tmp_path / "host.sock")
+    (tmp_path / "fork.sock").symlink_to(tmp_path / "host.sock")
+    with pytest.raises(ConnectionError, match=r"fork\.sock"):
+        forkserver.request_kernel(tmp_path / "fork.sock", [])
+    assert not connected_to(host)
+    host.close()
+
+
+def test_the_client_never_follows_a_socket_name_the_kernel_replaced(server, tmp_path, monkeypatch):
+    """The kernel binds its sockets in the sandbox's folder; the client connects through
+    links its stand-in made in a folder of the grader's. A kernel that replaces its sockets
+    by links to a socket of the host, then exits, gets no connection there while the client
+    keeps reconnecting (by name: zmq's way). A restarted kernel binds the same names."""
+    sandbox_side = tmp_path / "sockets"
+    grader_side = tmp_path / "connections"
+    sandbox_side.mkdir()
+    grader_side.mkdir(mode=0o700)
+    host = listening(tmp_path / "host.sock")
+    jupyter = kernel_spec(tmp_path, server.socket_path, kernel_sockets=sandbox_side)
+    manager = start(
+        jupyter, tmp_path, monkeypatch, transport="ipc", ip=str(grader_side / "kernel-ipc")
+    )
+    try:
+        assert run(manager, "print(6 * 7)")["printed"].strip() == "42"
+        manager.restart_kernel(now=True)  # its successor binds the same names
+        assert run(manager, "print(6 * 7)")["printed"].strip() == "42"
+        bound = sorted(path.name for path in sandbox_side.glob("kernel-ipc-*"))
+        assert len(bound) == 5 and all((sandbox_side / name).is_socket() for name in bound)
+        assert sorted(path.name for path in grader_side.glob("kernel-ipc-*")) == bound
+        client = manager.client()
+        client.start_channels()
+        code = (
+            "import os, pathlib, time\n"
+            f"for path in pathlib.Path({str(sandbox_side)!r}).glob('kernel-ipc-*'):\n"
+            "    path.unlink()\n"
+            f"    path.symlink_to({str(tmp_path / 'host.sock')!r})\n"
+            "os._exit(0)\n"
+        )
+        client.execute(code)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            client.execute("")  # zmq keeps reconnecting to deliver it
+            time.sleep(0.2)
+        assert all((sandbox_side / name).is_symlink() for name in bound)  # the attack ran
+        assert not connected_to(host)
+        client.stop_channels()
+    finally:
+        manager.shutdown_kernel(now=True)
+        host.close()
 
 
 def test_a_kernel_writes_no_file_past_the_limit(server, tmp_path, monkeypatch):

@@ -15,7 +15,9 @@ instructor's references, the grader's environment; each would turn its buggy ans
 right one if it could read any of them, so its score says whether it could. One composes
 an exception message at grading time, which must not reach its feedback. One puts a fake fork
 server in the real one's place, which names a process of the grader's as its kernel: no
-process of the grader's may be signalled, and its checks keep their points.
+process of the grader's may be signalled, and its checks keep their points. One sends
+messages larger than the grader reads, an output and a check's answer: each is dropped
+unread and named, and only the check whose answer was lost loses its points.
 """
 
 from __future__ import annotations
@@ -408,6 +410,27 @@ def fake_fork_server(notebook: Notebook) -> None:
     )
 
 
+def floods_the_wire(notebook: Notebook) -> None:
+    """The model solution; a cell prints 80 MiB (one output message); before q1_mha's check,
+    a cell makes the kernel's agent answer the first request after it with 80 MiB (once in
+    the sandbox: the kernel restarted after the loss does not do it again)."""
+    add_cell(notebook, "sdpa", "print('x' * 80 * 2**20)\n")
+    add_cell(
+        notebook,
+        "mha",
+        "import os\n"
+        "import tfcourse.grading_kernel.agent as agent\n"
+        "_serve = agent.serve\n"
+        "class Flood:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        agent.serve = _serve\n"
+        "        return {agent.MIME: 'x' * 80 * 2**20}, {}\n"
+        "if not os.path.exists('/tmp/flooded'):\n"
+        "    open('/tmp/flooded', 'w').close()\n"
+        "    agent.serve = lambda *args: Flood()\n",
+    )
+
+
 def grading_aware(notebook: Notebook) -> None:
     """The buggy code, whose own run's check showed failing cases (its stored output), and a
     cell that puts the model answer in place only while graded (the variable's name is
@@ -465,6 +488,7 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "leaks-in-message": leaks_in_message,
     "fake-fork-server": fake_fork_server,
     "grading-aware": grading_aware,
+    "floods-the-wire": floods_the_wire,
     **{student: cheat for student, (cheat, _) in CHEATS.items()},
 }
 
@@ -590,6 +614,15 @@ def test_limits_and_attacks_cost_only_what_they_touch_and_are_named(
     found = issues(course, student)
     for words in named:
         assert words in found, found
+
+
+def test_a_message_over_the_limit_is_dropped_unread_and_named(graded):
+    course, *_ = graded
+    expected = {**scores(course, "reference"), "q1_mha": 0.0}
+    assert scores(course, "floods-the-wire") == expected
+    found = issues(course, "floods-the-wire")
+    dropped = [line for line in found.splitlines() if "larger than the grader reads" in line]
+    assert len(dropped) == 2 and any("q1_mha" in line for line in dropped), found
 
 
 def test_feedback_shows_what_the_student_submitted_and_runs_no_script(graded):
@@ -778,7 +811,9 @@ def test_parallel_grades_equal_serial_grades(graded, tmp_path):
             "submitted", "autograded", "feedback", "gradebook.db", "*.csv", "*.json"
         ),
     )
-    students = ("patched", "crashes")
+    # Graded a second time, one at a time: the attacks whose effect depends on timing and
+    # on what the sandbox keeps between kernels.
+    students = ("patched", "crashes", "fake-fork-server", "floods-the-wire")
     for student in students:
         shutil.copytree(course.submitted_dir / student, serial.submitted_dir / student)
     result = run_kit(serial, "grade", *LIMITS[2:], "--jobs", "1")

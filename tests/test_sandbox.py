@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from tfcourse_instructor.grading.sandbox import (
     unavailable_reason,
 )
 from tfcourse_instructor.grading.sandbox.bwrap import GRADING_UID
+from tfcourse_instructor.grading.workspace import memory_folder
 
 from conftest import REPO, run_module
 
@@ -84,9 +86,16 @@ def test_it_sees_only_its_allowlist_and_keeps_nothing_it_writes(tmp_path, monkey
     sandbox = Sandbox(layout, memory_mb=1024, processes=64)
     venv_file = Path(sys.prefix) / "tfcourse-sandbox-test.pth"
     secrets = [
-        REPO / "source", REPO / "nbgrader_config.py", REPO / "helpers" / "tfcourse_instructor",
-        tmp_path / "run" / "other-student", Path.home() / ".bashrc", other_checkout,
-        Path("/etc/shadow"), Path("/etc/passwd"), Path("/var"), Path("/home"),
+        REPO / "source",
+        REPO / "nbgrader_config.py",
+        REPO / "helpers" / "tfcourse_instructor",
+        tmp_path / "run" / "other-student",
+        Path.home() / ".bashrc",
+        other_checkout,
+        Path("/etc/shadow"),
+        Path("/etc/passwd"),
+        Path("/var"),
+        Path("/home"),
     ]
     try:
         result = run_inside(
@@ -247,6 +256,35 @@ def test_memory_is_limited_for_all_its_processes_together(tmp_path):
 
 
 @needs_groups
+def test_what_it_writes_in_the_folder_it_shares_counts_against_its_memory(tmp_path):
+    """The shared folder is where the grader puts it (on the memory file system): many
+    files, each under the size limit per file, stop at the submission's memory limit."""
+    shared = memory_folder()
+    if shared is None:
+        pytest.skip("no memory file system (/dev/shm) here")
+    try:
+        (shared / "sockets").mkdir()
+        layout = submission_mounts((shared / "sockets",), tmp_path / "work")
+        sandbox = Sandbox(layout, memory_mb=256, processes=64)
+        result = run_inside(
+            sandbox,
+            f"""
+            for number in range(32):  # 1 GiB in files of 32 MiB
+                with open(f"{shared / "sockets"}/{{number}}.bin", "wb") as stream:
+                    stream.write(b"x" * 32 * 2**20)
+            print("WROTE 1 GiB")
+            """,
+        )
+        problems = sandbox.close()
+        written = sum(path.stat().st_size for path in (shared / "sockets").iterdir())
+        assert "WROTE" not in result.stdout
+        assert written <= 256 * 2**20, written
+        assert any("memory limit of the whole submission" in p for p in problems), problems
+    finally:
+        shutil.rmtree(shared)
+
+
+@needs_groups
 def test_a_fork_bomb_stops_at_the_process_limit(tmp_path):
     sandbox = Sandbox(mounts(tmp_path), memory_mb=1024, processes=24)
     result = run_inside(
@@ -337,7 +375,8 @@ def test_the_grader_reads_what_a_submission_sees(repo_course, monkeypatch):
         line.split()[1] for line in result.stdout.splitlines() if line.startswith("  read-only")
     ]
     assert readable and all(
-        path in bwrap.SYSTEM_RUNTIME or Path(path) in {HELPERS, Path(sys.prefix)}
+        path in bwrap.SYSTEM_RUNTIME
+        or Path(path) in {HELPERS, Path(sys.prefix)}
         or Path(path) in {Path(sys.base_prefix), Path(sys.base_prefix).resolve()}
         or Path(path) == Path(sys.prefix).resolve()
         for path in readable

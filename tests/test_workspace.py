@@ -16,7 +16,9 @@ def test_the_template_gradebook_knows_the_assignment_and_no_student(graded_sampl
         students = [student.id for student in gradebook.students]
     assert len(students) >= 8  # the class gradebook the template is copied from
 
-    Workspace(course, tmp_path, Limits()).prepare()
+    workspace = Workspace(course, tmp_path, Limits())
+    workspace.prepare()
+    workspace.close()
     template = Course(tmp_path / "template", course.assignment)
     with Gradebook(f"sqlite:///{template.gradebook}") as gradebook:
         assert gradebook.students == []

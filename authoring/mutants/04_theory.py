@@ -16,6 +16,14 @@ bptt = partial(Edit, "04_theory", "bptt_functions")
 kv = partial(Edit, "04_theory", "kv_functions")
 params = partial(Edit, "04_theory", "params_function")
 STD = "std=math.sqrt(2.0 / (width * (depth + layer)))"
+AUTOGRAD = """    leaf = W.clone().requires_grad_(True)
+    v, loss = v0, 0.0
+    for x, y in zip(xs, ys):
+        a = leaf @ v + B @ x
+        v = torch.where(a > 0, a, slope * a)
+        loss = loss + 0.5 * (C @ v - y).square().sum()
+    return torch.autograd.grad(loss, leaf)[0]
+"""
 LINEAR = "return (phi_q @ state) / (phi_q @ normaliser).unsqueeze(-1)"
 
 VARIANTS = [
@@ -35,6 +43,7 @@ VARIANTS = [
     alternative("q4_init", "PyTorch's default bias kept (zero mean, small)", init("\n    nn.init.constant_(linear.bias, 0.0)", "")),
     mutant("q4_bptt", "no recurrent term", bptt("upstream = C.T @ g + W.T @ delta_next", "upstream = C.T @ g")),
     mutant("q4_bptt", "W not transposed", bptt("W.T @ delta_next", "W @ delta_next")),
+    mutant("q4_bptt", "autograd instead of the recursion", bptt("    return grad\n", AUTOGRAD)),
     mutant("q4_bptt", "outer product with the new state", bptt("torch.outer(delta, states[tau])", "torch.outer(delta, states[tau + 1])")),
     mutant("q4_bptt", "leaky slope ignored", bptt("torch.where(a > 0, upstream, slope * upstream)", "upstream")),
     alternative("q4_bptt", "derivative read off the state", bptt("delta = torch.where(a > 0,", "delta = torch.where(states[tau + 1] > 0,")),

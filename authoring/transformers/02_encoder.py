@@ -44,13 +44,16 @@
 #
 # **Attention is given.** This notebook uses PyTorch's own `nn.MultiheadAttention`
 # (`batch_first=True`), not your notebook-1 answer, so a mistake there costs you nothing here.
-# Your notebook-1 `MultiHeadAttention` has the same parameters and arguments: call it as
-# `self_attn(x, x, x, key_padding_mask=..., attn_mask=..., need_weights=False)`; it returns
-# `(output, weights)`, and its `dropout` acts on the attention weights in training mode. Masks
-# follow notebook 1: **a boolean mask is `True` where attention is blocked**, a float mask is
-# added to the scores (`-inf` blocks). The causal mask here is PyTorch's float one,
-# `nn.Transformer.generate_square_subsequent_mask(T)`: `0` on and below the diagonal, `-inf`
-# above. Give one layer masks of one kind (both boolean or both float).
+# Call it as `self_attn(x, x, x, key_padding_mask=..., attn_mask=..., need_weights=False)`; it
+# returns `(output, weights)`, with `weights` `None` when `need_weights=False`. Your notebook-1
+# `MultiHeadAttention` has the same parameters (`in_proj_weight`, `in_proj_bias`, `out_proj`)
+# and takes the same call by keyword, but its constructor has no `dropout` and no
+# `batch_first` (it is always batch first). Here the encoder layer builds
+# `nn.MultiheadAttention` with `dropout=config.dropout`, which drops attention weights in
+# training mode. Masks follow notebook 1: **a boolean mask is `True` where attention is
+# blocked**, a float mask is added to the scores (`-inf` blocks). The causal mask here is
+# PyTorch's float one, `nn.Transformer.generate_square_subsequent_mask(T)`: `0` on and below
+# the diagonal, `-inf` above. Give one layer masks of one kind (both boolean or both float).
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 import math
@@ -630,16 +633,16 @@ grader.check("q2_params")
 # %% [markdown]
 # ## 7. Why pre-norm?
 #
-# The cell below trains your `CausalLM` twice on a toy task (the second half of each sequence
-# repeats the first, so the model must learn to look 8 tokens back), with 6 layers, Adam at a
+# The cell below trains your `CausalLM` twice on a toy task (each sequence repeats its first 8
+# tokens over and over, so the model must learn to look 8 tokens back), with 6 layers, Adam at a
 # high learning rate of $2 \cdot 10^{-2}$ and no warm-up: once post-norm, once pre-norm. The
 # initialisation and data are the same for both. Training takes a few seconds.
 
 # %%
 def copy_task_batch(generator: torch.Generator, batch: int = 16, length: int = 24, vocab: int = 16):
-    """Random tokens whose second part repeats the first, 8 positions later."""
+    """Random tokens where every token from position 8 on repeats the one 8 positions earlier."""
     tokens = torch.randint(0, vocab, (batch, length + 1), generator=generator)
-    tokens[:, 8:] = tokens[:, : length + 1 - 8]
+    tokens = tokens[:, :8].repeat(1, length // 8 + 1)[:, : length + 1]  # the first 8, tiled
     return tokens[:, :-1], tokens[:, 1:]
 
 

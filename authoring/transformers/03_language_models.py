@@ -861,26 +861,31 @@ grader.check("q3_sweep")
 # **Answer 9.1**
 #
 # ### BEGIN SOLUTION
-# **Model answer.** (Numbers depend on the run; typical full-mode results.) (a) The larger
-# learning rate and the wider model lower the loss most (by about 0.05 to 0.15 nats); one layer
-# and the narrow model hurt most, as does the low learning rate, which has not converged in
-# 400 steps. Heads and context change little at this size. (b) Dropout fights overfitting, and
-# there is none: the validation loss follows the training loss. The sweep's models see about
-# half an epoch (400 steps of 16 windows of 32 characters, 204,800 characters against about
-# 419,000 training characters, so each character about 0.49 times), and even Section 5's
-# model, after about 4.9 epochs (2,000 steps of 16 × 64 characters), shows no gap between its
-# curves. Dropout then only adds noise and slows learning. (c) The plot shows
-# that at a fixed budget the loss is set by compute spent well: larger models are better per
-# step but cost more per step. With ten times the time, a moderately larger model trained
-# longer (both, balanced, as the compute-optimal scaling results of Hoffmann et al. 2022
-# suggest) beats either extreme; an answer that picks one side with a reason from the plot
-# (e.g. the loss curve still falling → train longer) is fine.
+# **Model answer.** (a) Read from the student's own table, which differs from run to run: the
+# point with the lowest validation loss and the one with the highest, each with its loss and
+# its difference from `base` in nats. The directions are not always the expected ones: at a
+# fixed 400 steps a smaller model (one layer, say) can beat `base`, and a larger learning
+# rate can do worse, so the answer must come from the table, not from what a bigger model or
+# a faster rate should do. A reason for each (too few steps for a bigger model, a learning
+# rate too small to converge or too large to settle) is welcome but not required. (b) Dropout
+# fights overfitting, and there is none: the validation loss follows the training loss. The
+# sweep's models see about half an epoch (400 steps of 16 windows of 32 characters, 204,800
+# characters against about 419,000 training characters, so each character about 0.49 times),
+# and even Section 5's model, after about 4.9 epochs (2,000 steps of 16 × 64 characters),
+# shows no gap between its curves. Dropout then only adds noise and slows learning. (c) The
+# plot shows that at a fixed budget the loss is set by compute spent well: a larger model can
+# be better per step but costs more per step. With ten times the time, a moderately larger
+# model trained longer (both, balanced, as the compute-optimal scaling results of Hoffmann et
+# al. 2022 suggest) beats either extreme; an answer that picks one side with a reason from the
+# plot (e.g. the loss curve still falling → train longer) is fine.
 #
-# **Rubric (2 points).** ½: (a) names the best and worst changes with numbers from the table.
-# 1: (b) no overfitting (train and validation curves together: about 0.49 epoch of data per
-# sweep model, and no gap even after Section 5's 4.9 epochs), so regularisation cannot help
-# and dropout's noise slows training. ½: (c) an argument from the
-# time axis (compute per step versus loss per step, or balance of size and steps).
+# **Rubric (2 points).** ½: (a) names the best and worst changes with their numbers, as the
+# student's own table shows them (whatever the directions); no credit for a ranking or
+# numbers the table contradicts. 1: (b) no overfitting (train and validation curves
+# together: about 0.49 epoch of data per sweep model, and no gap even after Section 5's 4.9
+# epochs), so regularisation cannot help and dropout's noise slows training. ½: (c) an
+# argument from the time axis (compute per step versus loss per step, or balance of size and
+# steps).
 # ### END SOLUTION
 
 # %% [markdown]

@@ -766,8 +766,10 @@ grader.check("q4_kv")
 # the activations of all $n_t$ tokens, $O(n_t d)$ per layer, and the $n_t \times n_t$ scores
 # of one head unless attention is fused.
 #
-# (c) The cache: it trades $O(LNd)$ memory for a factor of about $T$ in time. A cached step
-# performs only about one multiply-add per float it reads (every weight, $12 L d^2$, and
+# (c) The cache: it trades $O(LNd)$ memory for a factor $\Theta(T)$ in time, proportional to
+# $T$ but not $T$ itself: the ratio tends to $2T/3$ for very long outputs, and the table
+# above shows about $0.58\,T$ at $T = 1024$. A cached step performs only about one
+# multiply-add per float it reads (every weight, $12 L d^2$, and
 # the whole cache, $2 L n_t d$, are read once per token and each used in one multiply-add), so it is limited by memory
 # bandwidth rather than arithmetic; with long contexts reading the cache dominates. Hence
 # batching several sequences, multi-query or grouped-query attention (fewer key/value heads)

@@ -221,8 +221,11 @@ grader.check("q5_flops")
 # The forward pass has two matrix products ($QK^\top$ and $PV$), the backward pass four
 # ($dV$, $dP$, $dQ$, $dK$), each of the same size: backward costs **twice** the forward. The
 # same rule of thumb holds for a whole network (forward 1×, backward 2×, training step 3×).
-# Had you built the Jacobian of every row, the backward would have cost an extra
-# $T_q T_k^2$ operations, more than everything else once $T_k$ exceeds $d$.
+# Had you built the Jacobian of every row, multiplying each row's $T_k \times T_k$ matrix by
+# its $dp$ would have cost an extra $T_k^2$ multiply-adds per row, $T_q T_k^2$ in all, against
+# $4\,T_q T_k d$ for the four products together (with $d_v = d$). That is a fraction
+# $T_k / 4d$ of them: a quarter at $T_k = d$, as much as all four at $T_k = 4d$ (the sizes
+# above, where the backward would have doubled), and more than all four beyond.
 
 # %% [markdown]
 # ## 2. Attention in blocks, with an online softmax
@@ -653,35 +656,57 @@ plt.show()
 #
 # (a) With notebook 4's count of multiplications per decoding step, what speed-up does the
 # cache predict for one step at context length $n$ (for this model, $n \le$ `block_size`)?
-# Compare with the measured speed-ups above: where do they agree, and why is the measured one
-# smaller at short contexts? (b) Name two situations in which the cache saves little or
-# nothing, or costs more than it saves, and say why. One of them is in your `generate`.
+# Compare with the measured speed-ups above: how do they grow with $n$, how close do they come
+# to the prediction, and why do they fall short of it? (b) Name two situations in which the
+# cache saves little or nothing, or costs more than it saves, and say why. One of them is in
+# your `generate`.
 #
 # ### BEGIN SOLUTION
-# **Model answer.** (a) Without the cache a step runs every layer on all $n$ positions (each
-# position: projections and MLP $\approx 12d^2$ multiplications, attention $\approx 2nd$);
-# with it, on one position with the same per-position cost. The predicted speed-up is
-# therefore about $n$ (a little less, the cached step also reads its $n$ keys). The measured
-# speed-up grows with $n$ as predicted, but at short contexts it is far below $n$: a cached
-# step does so little arithmetic that fixed costs dominate (Python and module-call overhead,
-# launching dozens of small operations, concatenating the cache), which a FLOP count ignores;
-# only at long contexts does arithmetic dominate and the ratio approach the prediction (the
-# uncached step is also partly memory-bound).
+# **Model answer.** (a) Without the cache a step runs every layer on all $n$ positions, each
+# costing $12d^2$ multiplications for the projections and the MLP and $2nd$ for attention
+# (the full $n \times n$ scores): $L\,n\,(12d^2 + 2nd)$. With it, a step runs the newest
+# position only, which attends to $n$ keys ($n - 1$ cached and its own): $L\,(12d^2 + 2nd)$.
+# The predicted speed-up is therefore exactly $n$. The measured speed-up grows with $n$ but
+# stays far below $n$ at every context of the table, the longest included: a count of
+# multiplications assumes that each one takes the same time, and here they do not. A cached
+# step does little arithmetic, so costs that a count ignores weigh on it: a fixed cost per
+# step (Python, dozens of module calls and small operations per layer), and copying its
+# whole cache at every layer (`torch.cat` appends one key and value by writing a new
+# tensor). Its products are matrix–vector products, in which each weight and each cached
+# key or value is used for a single multiply-add once read, so its speed is limited by moving
+# data (memory bandwidth), not by arithmetic; the uncached step multiplies matrices by
+# matrices, re-using each weight for all $n$ positions, and runs many more multiplications per
+# second. The measured speed-up is $n$ times the ratio of the two steps' rates
+# (multiplications per second), and that ratio stays well below 1 at long contexts too.
 #
 # (b) Any two of: **past `block_size`** with absolute positions, every position shifts as the
-# window slides, the cached keys are invalid and each step recomputes the whole window: no
-# saving at all (relative positions such as RoPE, or a rolling cache, avoid this).
-# **Memory**: the cache holds $2 \cdot L \cdot n \cdot d$ numbers per sequence; with long
-# contexts and large batches it outgrows the weights and a step becomes bound by reading it.
-# **Short outputs after a long prompt**: the prompt (prefill) costs the same with or without
-# a cache; generating a handful of tokens saves little. **Tiny models or short contexts**, as
-# measured: overhead dominates. **Changing the past** (editing the prompt, some beam search
-# implementations reordering many caches) forces recomputation.
+# window slides, the cached keys (computed with the old position embeddings) are invalid and
+# each step recomputes the whole window: no saving at all. With relative positions such as
+# RoPE, a rolling cache that drops the oldest position can still be reused, but only as an
+# approximation: the cached keys and values of layers 2 and above were computed from hidden
+# states that attended to the tokens since evicted, which a fresh pass over the window would
+# not see. **Memory**: the cache holds $2 \cdot L \cdot n \cdot d$ numbers per sequence; with
+# long contexts and large batches it outgrows the weights and a step becomes bound by reading
+# it. **A single new token**: step 1 is the prefill, the same full pass over the prompt with
+# or without the cache, so generating one token (scoring or classifying a text) saves nothing
+# and only fills memory. (It takes only a few tokens to save most of the work: by notebook 4's
+# count, $T$ tokens after a long prompt save about $(T - 1)/T$ of the multiplications, 75 % for
+# $T = 4$ after $P = 1000$.) **Tiny models or short contexts**, as measured: fixed overhead
+# dominates and the speed-up is small. **Changing the past** (editing an earlier token): the
+# cached keys and values from the first changed position on are invalid and must be
+# recomputed.
 #
-# **Rubric (2 points).** 1 point: (a) the predicted speed-up $\approx n$ with a reason (½), and
-# the gap at short contexts explained by fixed overhead not counted by FLOPs (½). 1 point: (b)
-# two valid situations with reasons, ½ each; the block_size window must be one of them or be
-# explained correctly if named.
+# **Rubric (2 points).** 1 point: (a) the predicted speed-up of exactly $n$ with the reason
+# (the same cost per position, $n$ positions against one) (½); a description of the measured
+# speed-ups that agrees with the student's own table (how they grow with $n$, what fraction of
+# $n$ they reach at short and long contexts), with a reason the count leaves out: fixed
+# per-step costs (Python, module calls, small operations, copying the cache) or matrix–vector
+# products limited by memory traffic rather than arithmetic (½). No credit for "the measured
+# speed-up approaches $n$" unless the table shows it. 1 point: (b) two valid situations with
+# reasons, ½ each; the block_size window must be one of them or be explained correctly if
+# named (a rolling cache with relative positions approximates recomputation, it does not
+# equal it); "short outputs" earns its ½ only for a single token, or with the saving of
+# about $(T - 1)/T$ stated.
 # ### END SOLUTION
 
 # %% [markdown]
@@ -856,33 +881,47 @@ for label, log_prob, tokens in rows:
 # %% [markdown] nbgrader={"grade_id": "q5_beam_diversity", "solution": true, "grade": true, "points": 2}
 # ### Question 4.1 — what beam search does to diversity
 #
-# (a) Read the table: how do the log-probabilities and the texts of greedy decoding, beam
-# search of growing width and top-k sampling compare? (b) Why do the beams of one search tend
-# to be near-copies of each other, and why does likelier text often read worse (repetitive,
-# generic)? (c) Without an end-of-sequence token every hypothesis has the same length; with
-# one, why does beam search without length normalisation favour short outputs, and what does
-# `alpha = 1` change?
+# (a) Read your table: how do the log-probabilities and the texts of greedy decoding, beam
+# search of growing width and top-k sampling compare? Did each wider beam find a likelier
+# continuation, and what do the likeliest texts look like? (b) Why do the beams of one search
+# tend to be near-copies of each other, and why does likelier text often read worse
+# (repetitive, generic)? (c) Without an end-of-sequence token every hypothesis has the same
+# length; with one, why does beam search without length normalisation favour short outputs,
+# and what does `alpha = 1` change?
 #
 # ### BEGIN SOLUTION
-# **Model answer.** (a) Wider beams find continuations at least as likely as greedy
-# (usually likelier, here with repeated phrases or loops), with diminishing returns from 4 to
-# 8; top-k samples have much lower log-probability but read more varied, and two seeds give
-# two different texts, while beam search always returns the same one. (b) The kept beams
-# usually share a long prefix and differ in the last few tokens: each step keeps the best
-# extensions of the same few parents, so the beam collapses onto one region of the space;
-# beam search reduces diversity both within a search and across runs (it is deterministic).
+# **Model answer.** (a) The numbers and texts depend on the run: a good answer reports what
+# its own table shows, with the log-probabilities. What to look for: beam search maximises
+# the log-probability only approximately, so a wider beam is not guaranteed to do better than
+# a narrower one, or even than greedy (it keeps other prefixes, and can drop the one that a
+# narrower search would have completed); the gains with width need not be steady either, and
+# can come in one jump at one width. The likeliest texts are often degenerate: a word or
+# phrase repeated in a loop, or a long run of spaces and line breaks (the documentation has
+# many indented lines, and once a run of spaces has started each further space is very
+# likely), which costs little log-probability per character and says nothing. Top-k samples
+# are often less likely than the beams' outputs, but not always: a sample that falls into
+# such a run can beat a beam. The sampled texts vary, and two seeds give two different texts,
+# while greedy decoding and beam search are deterministic and always return the same one.
+# (b) The kept beams usually share a long prefix and differ in the last few tokens: each
+# step keeps the best extensions of the same few parents, so the beam collapses onto one
+# region of the space; beam search reduces diversity both within a search and across runs
+# (it is deterministic).
 # Maximising probability favours frequent, safe continuations: a model trained on varied text
 # spreads its probability over many specific continuations, so the single most likely one is
-# generic, and once a phrase repeats, repeating it again becomes likelier still (the
-# degeneration seen in the table). (c) Each token multiplies the probability by a number
-# below 1, so the log-probability only decreases with length: ending early is rewarded and
-# short hypotheses win. Dividing by $L^\alpha$ with $\alpha = 1$ compares the average
-# log-probability per token, removing that bias (in between for $0 < \alpha < 1$).
+# generic, and once a phrase repeats, repeating it again becomes likelier still (the loops and
+# runs of (a)). (c) Each token multiplies the probability by a number below 1, so the
+# log-probability only decreases with length: ending early is rewarded and short hypotheses
+# win. Dividing by $L^\alpha$ with $\alpha = 1$ compares the average log-probability per
+# token, removing that bias (in between for $0 < \alpha < 1$).
 #
-# **Rubric (2 points).** ½: (a) a correct reading of the table (beams likelier, sampling
-# less likely but more varied). 1: (b) beams share prefixes / collapse, and high-probability
-# text is generic or repetitive, each ½. ½: (c) log-probability falls with length, so
-# short outputs win; normalising by length removes the bias.
+# **Rubric (2 points).** ½: (a) a reading that agrees with the student's own table: which
+# decoders reached the higher log-probabilities and what their texts look like, with the
+# degenerate high-probability runs (repetition, whitespace) named where the table has them,
+# and sampling's variety across seeds. No credit for a general rule that the table's numbers
+# contradict (such as "each wider beam is likelier" or "sampling is always less likely"), or
+# for numbers that are not in it. 1: (b) beams share prefixes / collapse, and high-probability
+# text is generic or repetitive, each ½. ½: (c) log-probability falls with length, so short
+# outputs win; normalising by length removes the bias.
 # ### END SOLUTION
 
 # %% [markdown]

@@ -102,6 +102,28 @@ def call_beside(anchor: object, function: Callable[..., Any], *args: Any, **kwar
     )
 
 
+def gradients_recorded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """``function(*args, **kwargs)``, and whether any torch operation meanwhile returned a
+    tensor that requires gradients (autograd recorded it). Run it with :func:`call_beside`,
+    so that while graded the operations are watched where the code runs."""
+    from torch.overrides import TorchFunctionMode
+
+    recorded = False
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            nonlocal recorded
+            result = func(*args, **(kwargs or {}))
+            for item in result if isinstance(result, (tuple, list)) else (result,):
+                if isinstance(item, Tensor) and item.requires_grad:
+                    recorded = True
+            return result
+
+    with Watch():
+        result = function(*args, **kwargs)
+    return result, recorded
+
+
 def forward_graph_flags(
     function: Callable[..., Any], model: Any, *args: Any, **kwargs: Any
 ) -> tuple[Any, list[bool]]:

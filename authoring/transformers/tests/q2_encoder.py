@@ -11,6 +11,7 @@ import torch
 from otter.test_files import test_case
 from torch import nn
 
+from tfcourse import language_model
 from tfcourse.assertions import expect, expect_close, expect_shape, is_instance
 from tfcourse.language_model import torch_encoder_layer
 
@@ -38,13 +39,19 @@ def torch_encoder_layers_in(env):
 
 def twin_stacks(env, n_layer, norm_first, seed=0):
     torch.manual_seed(seed)
-    config = env["EncoderConfig"](
+    settings = dict(
         d_model=16, n_head=4, d_ff=32, n_layer=n_layer, dropout=0.0, norm_first=norm_first
     )
+    config = env["EncoderConfig"](**settings)
     with torch_encoder_layers_in(env):
         student = env["Encoder"](config)
+    # The reference's layers follow the test's own copy of the settings: the notebook's config
+    # answers from the notebook, which must not shape what is expected.
     reference = nn.TransformerEncoder(
-        torch_encoder_layer(config), n_layer, norm=nn.LayerNorm(16), enable_nested_tensor=False
+        torch_encoder_layer(language_model.EncoderConfig(**settings)),
+        n_layer,
+        norm=nn.LayerNorm(16),
+        enable_nested_tensor=False,
     )
     with torch.no_grad():  # distinct random weights in every layer
         for parameter in reference.parameters():

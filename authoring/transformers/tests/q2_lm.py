@@ -4,7 +4,8 @@ The student's model is built with stand-ins for the notebook's earlier answers: 
 nn.TransformerEncoder / nn.TransformerEncoderLayer for Encoder / EncoderLayer and, for the
 positional encodings, fixed random tables (one per kind, so the hidden cases see which the
 model picked). A bug graded earlier is then not counted again here. Everything sent to the
-notebook comes from the student package; the expected logits are the reference's.
+notebook comes from the student package; the expected logits are the reference's, computed
+from the test's own config and weights, which the student's model is given.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
+from tfcourse import language_model
 from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
 from tfcourse.language_model import RandomPositions, torch_encoder, torch_encoder_layer
 from tfcourse_instructor.reference import encoder as reference
@@ -47,8 +49,9 @@ def parts_in(env, parts):
 
 
 def build(env, seed=0, positions=None, **overrides):
-    """The notebook's CausalLM on the stand-ins, and its config; ``positions`` maps the names
-    of the positional encodings to other classes."""
+    """The notebook's CausalLM on the stand-ins, and the test's own copy of its config (the
+    notebook's config answers from the notebook); ``positions`` maps the names of the
+    positional encodings to other classes."""
     torch.manual_seed(seed)
     settings = dict(
         vocab_size=11, block_size=16, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.0
@@ -56,7 +59,21 @@ def build(env, seed=0, positions=None, **overrides):
     config = env["EncoderConfig"](**{**settings, **overrides})
     with parts_in(env, {**STAND_INS, **(positions or {})}):
         model = env["CausalLM"](config)
-    return model, config
+    return model, language_model.EncoderConfig(**{**settings, **overrides})
+
+
+def random_weights(config):
+    """A state dict of random weights for an untied CausalLM on the stand-ins of ``config``:
+    token embedding, encoder stack, head (the stand-ins' positions are not in it)."""
+    encoder = torch_encoder(config)
+    with torch.no_grad():  # biases and LayerNorm parameters away from their 0/1 defaults
+        for parameter in encoder.parameters():
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    return {
+        "token_embedding.weight": torch.randn(config.vocab_size, config.d_model),
+        **{f"encoder.{key}": value for key, value in encoder.state_dict().items()},
+        "lm_head.weight": torch.randn(config.vocab_size, config.d_model) / config.d_model**0.5,
+    }
 
 
 def changed_positions(model, idx, position, vocab_size):
@@ -123,12 +140,15 @@ def test_logits(env, CausalLM, EncoderConfig):
             tie_weights=False,
         )
         idx = torch.randint(0, 11, (3, 9))
-        logits, _ = model(idx)
+        # Expected first, from the test's own weights, config and positions: the model is given
+        # the weights, and what it says of them (or does to them) decides nothing.
+        weights = random_weights(config)
         table = RandomPositions(config, seed=tables[positional]).table
+        expected = reference.torch_lm_logits(weights, config, idx, positions=table)
+        model.load_state_dict(weights, strict=False)
+        logits, _ = model(idx)
         expect_close(
-            logits,
-            reference.torch_lm_logits(model.state_dict(), config, idx, positions=table),
-            f"logits with {positional} positions, norm_first={norm_first}",
+            logits, expected, f"logits with {positional} positions, norm_first={norm_first}"
         )
 
 

@@ -1,6 +1,7 @@
 """Tests for q3_checkpoint: save_checkpoint(path, model) and load_checkpoint(path)."""
 
 import contextlib
+import copy
 import dataclasses
 import os
 
@@ -21,7 +22,9 @@ forbidden = [
 def round_trip(save_checkpoint, load_checkpoint, seed, load=None, **overrides):
     """Save and load a model; ``load``, if given, opens the file too (while graded, the
     notebook's torch.load: the file is the student's, so the grader never unpickles it). The
-    file goes in the notebook's own folder (while graded, the kernel's private one)."""
+    file goes in the notebook's own folder (while graded, the kernel's private one). The
+    notebook saves a copy: what save_checkpoint does to it never reaches the model returned,
+    which the loaded one is compared with."""
     torch.manual_seed(seed)
     settings = dict(
         vocab_size=11, block_size=8, n_layer=2, n_head=2, d_model=16, d_ff=32, dropout=0.1
@@ -29,7 +32,7 @@ def round_trip(save_checkpoint, load_checkpoint, seed, load=None, **overrides):
     model = CausalLM(EncoderConfig(**{**settings, **overrides})).eval()
     path = f"q3_checkpoint_test_{seed}.pt"
     try:
-        save_checkpoint(path, model)
+        save_checkpoint(path, copy.deepcopy(model))
         loaded = load_checkpoint(path)
         stored = load(path, weights_only=True) if load else None
     finally:

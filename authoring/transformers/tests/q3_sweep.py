@@ -1,6 +1,7 @@
 """Tests for q3_sweep: sweep_points(vocab_size, base_model, base_train) and
 run_sweep(points, train_data, val_data) -> one row (dict) per point."""
 
+import copy
 import math
 
 import torch
@@ -29,6 +30,9 @@ VARIED = {
 }
 
 
+MAX_LAYERS = 256
+
+
 def check_rows(rows, points):
     expect(
         isinstance(rows, list) and len(rows) == len(points),
@@ -48,7 +52,12 @@ def check_rows(rows, points):
                 row[column] == expected,
                 f"row {point_name!r}, column {column!r}: expected {expected}, got {row[column]}",
             )
-        expected = CausalLM(model_config).count_parameters()
+        expect(
+            model_config.n_layer <= MAX_LAYERS,
+            f"row {point_name!r}: {model_config.n_layer} layers, more than this check counts",
+        )
+        with torch.device("meta"):  # counted without allocating: sizes come from the notebook
+            expected = CausalLM(model_config).count_parameters()
         expect(
             row["parameters"] == expected,
             f"row {point_name!r}: expected {expected} parameters, got {row['parameters']}",
@@ -110,19 +119,21 @@ def test_run_sweep(env, run_sweep):
         ("b", EncoderConfig(**{**config.__dict__, "n_layer": 2}), train),
         ("a again", config, train),
     ]
+    expected_points = copy.deepcopy(points)  # rows are checked against copies run_sweep never had
     data = torch.randint(0, 7, (300,), generator=torch.Generator().manual_seed(0))
     with progress_bars_off(env):
         rows = run_sweep(points, data[:250], data[250:])
-    check_rows(rows, points)
+    check_rows(rows, expected_points)
     expect(
         rows[0]["val_loss"] == rows[2]["val_loss"],
         "the same point trained twice gave different losses: "
         "seed with torch.manual_seed(train_config.seed)",
     )
     # Point "b" trained by your own train: its last validation loss is the row's val_loss.
-    torch.manual_seed(train.seed)
+    _, b_model, b_train = expected_points[1]
+    torch.manual_seed(b_train.seed)
     with progress_bars_off(env):
-        history = env["train"](CausalLM(points[1][1]), data[:250], data[250:], train)
+        history = env["train"](CausalLM(b_model), data[:250], data[250:], b_train)
     expected = history["val_loss"][-1]
     expect(
         abs(rows[1]["val_loss"] - expected) < 1e-6,

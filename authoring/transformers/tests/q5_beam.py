@@ -101,11 +101,13 @@ def check_against(beam_search, model, prompt, max_new_tokens, beam_width, expect
 @test_case(name="beam_width=1 is greedy decoding (random model, 5 tokens)", points=1)
 def test_width_one_is_greedy(beam_search):
     model, prompt = RecomputingLM(DecodingConfig(vocab_size=5), seed=1), torch.tensor([[0, 3]])
-    tokens, _, _ = run(beam_search, model, prompt, 5, 1)
+    # Greedy decoding here, before the call: the expected tokens never come from the answer.
+    ids = prompt[0]
     with torch.no_grad():
-        logits, _ = model(torch.cat([prompt[0], tokens])[None, :-1])
-    greedy = logits[0, 1:].argmax(dim=-1)  # the argmax after each prefix the beam kept
-    check_against(beam_search, model, prompt, 5, 1, greedy.tolist())
+        for _ in range(5):
+            logits, _ = model(ids[-model.config.block_size :][None])
+            ids = torch.cat([ids, logits[0, -1].argmax(dim=-1, keepdim=True)])
+    check_against(beam_search, model, prompt, 5, 1, ids[prompt.size(1) :].tolist())
 
 
 @test_case(name="where greedy misses, beam_width=2 finds the likeliest sequence", points=1)

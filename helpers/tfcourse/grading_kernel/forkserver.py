@@ -14,11 +14,13 @@ request, which becomes the kernel (limits, ipykernel) in under a second.
 jupyter_client manages the client as if it were the kernel: the client passes interrupts
 and terminations to the server, which signals the kernel's process group, and exits with the
 kernel's exit status. The client runs outside the sandbox and the server inside it, so the
-client never signals a process itself, reads only short capped lines from the server, and
-talks only to a server of the sandbox's user (``--server-uid``). If the client is killed, its
-connection closes and the server kills the kernel's process group; if the server dies, the
-client exits and the kernel goes with the sandbox. Forking is safe here because the server
-runs no threads and creates no torch, zmq or event-loop state before it forks.
+client never signals a process itself, reads only short capped lines from the server,
+talks only to a server of the sandbox's user (``--server-uid``), and never connects to a
+name the sandbox could have replaced (:mod:`tfcourse.grading_kernel.pinned`). If the
+client is killed, its connection closes and the server kills the kernel's process group; if
+the server dies, the client exits and the kernel goes with the sandbox. Forking is safe
+here because the server runs no threads and creates no torch, zmq or event-loop state
+before it forks.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+from tfcourse.grading_kernel import pinned
 
 PRELOAD = (
     "ipykernel.kernelapp",
@@ -61,6 +65,8 @@ _STDIO = 3
 _MAX_MESSAGE = 1 << 20
 _MAX_LINE = 32
 _MAX_KERNEL_OUTPUT = 64 * 1024
+_LINK_SECONDS = 120
+_CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 KERNEL_VARIABLES = frozenset({
     "HOME",
@@ -146,16 +152,25 @@ def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
 
 
 def request_kernel(
-    socket_path: Path, kernel_args: list[str], server_uid: int | None = None
+    socket_path: Path,
+    kernel_args: list[str],
+    server_uid: int | None = None,
+    kernel_sockets: Path | None = None,
 ) -> int:
     """In the client: have the server fork a kernel with this process's working directory,
     stdio, connection file and kernel variables; relay signals to it; return its exit
-    status. With ``server_uid``, a server of another user is refused."""
+    status. With ``server_uid``, a server of another user is refused. With
+    ``kernel_sockets``, the kernel binds its Unix sockets in that folder, and this process
+    links each where the connection file says once it is there."""
     kernel_args, connection_file = _take_connection_file(kernel_args)
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(str(socket_path))
-    if server_uid is not None and _peer_uid(connection) != server_uid:
-        raise ConnectionError(f"{socket_path} is not served by user {server_uid}")
+    owner = os.getuid() if server_uid is None else server_uid
+    links: list[tuple[Path, Path]] = []
+    if kernel_sockets is not None and connection_file:
+        connection_file, links = _sockets_in(kernel_sockets, connection_file)
+        pinned.clear(source for source, _ in links)
+    connection = pinned.connect(socket_path, owner)
+    if _peer_uid(connection) != owner:
+        raise ConnectionError(f"{socket_path} is not served by user {owner}")
     request = {
         "argv": kernel_args,
         "connection": connection_file,
@@ -172,6 +187,10 @@ def request_kernel(
         os.close(fd)
     if not _read_line(connection).isdigit():  # the kernel's pid, in the sandbox's namespace
         raise ConnectionError("the grading fork server refused the kernel request")
+    if links:
+        link = threading.Thread(target=pinned.link_sockets, args=(links, owner, _LINK_SECONDS))
+        link.daemon = True
+        link.start()
 
     def relay(number: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
@@ -210,6 +229,19 @@ def _take_connection_file(kernel_args: list[str]) -> tuple[list[str], str]:
     at = kernel_args.index("-f")
     path = Path(kernel_args[at + 1])
     return kernel_args[:at] + kernel_args[at + 2 :], path.read_text(encoding="utf-8")
+
+
+def _sockets_in(folder: Path, connection_file: str) -> tuple[str, list[tuple[Path, Path]]]:
+    """The connection file with its Unix sockets moved into ``folder``, and each socket's
+    path there with the path the connection file gave it (where the client connects)."""
+    info = json.loads(connection_file)
+    if info.get("transport") != "ipc":
+        return connection_file, []
+    trusted, info["ip"] = info["ip"], str(folder / "kernel-ipc")
+    links = [
+        (Path(f"{info['ip']}-{info[port]}"), Path(f"{trusted}-{info[port]}")) for port in _CHANNELS
+    ]
+    return json.dumps(info), links
 
 
 def _peer_uid(connection: socket.socket) -> int:

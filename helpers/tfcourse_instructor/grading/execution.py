@@ -15,7 +15,10 @@ submission's scratch course (see :mod:`tfcourse_instructor.grading.workspace`). 
   and writes the cell's output itself: the points as ``text/plain`` (what nbgrader's
   SaveAutoGrades reads) and the report as ``text/html``. Nothing the kernel displays can
   be taken for points, and hidden tests never enter the kernel. A kernel that stops
-  answering fails the rest of that question, and is restarted like after a crash.
+  answering fails the rest of that question, and is restarted like after a crash;
+- a message from the kernel larger than :data:`MAX_MESSAGE_BYTES` is dropped by zmq before
+  it is read, which drops the connection too: this process sees the drop
+  (:class:`ConnectionWatch`), names it, and a check whose answer was dropped fails at once.
 
 Each limit leaves an error output in the cell it stopped, whose name is one of
 :data:`LIMIT_ERRORS`: the feedback shows it, and the summary reports it.
@@ -34,12 +37,15 @@ from time import monotonic
 from typing import Any
 
 import zmq
+import zmq.asyncio
+from jupyter_client import AsyncKernelManager
+from jupyter_client.asynchronous import AsyncKernelClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, Unicode
+from traitlets import Integer, Type, Unicode
 
 from tfcourse import shortcuts
 from tfcourse.checking import CheckResult
@@ -52,7 +58,8 @@ NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
 KERNEL_DIED = "KernelDiedError"
 KERNEL_LOST = "KernelLostError"
 NO_SCORE = "CheckNotReportedError"
-LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, KERNEL_LOST, NO_SCORE)
+MESSAGE_DROPPED = "MessageDroppedError"
+LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, KERNEL_LOST, NO_SCORE, MESSAGE_DROPPED)
 
 _PROBE_SECONDS = 5
 MAX_MESSAGE_BYTES = wire.MAX_BYTES + 2**20
@@ -69,6 +76,8 @@ def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
         "limit); it was restarted and the cells above were run again",
         KERNEL_LOST: "not run: the kernel could not be started again after it died (what the "
         "notebook's code left in its sandbox stopped it)",
+        MESSAGE_DROPPED: "the kernel sent a message larger than the grader reads "
+        f"({MAX_MESSAGE_BYTES // 2**20} MiB) or dropped its connection: the message was not read",
         "MemoryError": "the cell ran out of memory while graded (the limit per kernel)",
     }
 
@@ -91,13 +100,18 @@ SHORTCUT_METADATA = "tfcourse_shortcut"
 OUTCOMES_METADATA = "tfcourse_public_outcomes"
 """Output metadata of a test cell: whether each public case passed when graded, by label."""
 
+KERNEL_FAILURE_METADATA = "tfcourse_kernel_failure"
+"""Output metadata of a test cell whose check the kernel stopped answering: why."""
 
-def score_output(result: CheckResult) -> NotebookNode:
+
+def score_output(result: CheckResult, kernel_failure: str | None = None) -> NotebookNode:
     """The output the kit writes in a test cell: points as text, the report as HTML."""
     data = {"text/plain": f"{result.score:g}", "text/html": result._repr_html_()}
     metadata: dict[str, Any] = {OUTCOMES_METADATA: result.public_outcomes()}
     if result.shortcut:
         metadata[SHORTCUT_METADATA] = result.shortcut
+    if kernel_failure:
+        metadata[KERNEL_FAILURE_METADATA] = kernel_failure
     return NotebookNode(
         output_type="execute_result", data=data, metadata=metadata, execution_count=None
     )
@@ -119,6 +133,53 @@ def notebook_shortcuts(
     ]
     solution, context = shortcuts.solution_cells(cells, question)
     return shortcuts.find_shortcuts(solution, context, forbidden, tested)
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client on a zmq context of its own where a message from the kernel over
+    :data:`MAX_MESSAGE_BYTES` is dropped (with its connection) before this process reads
+    it: no submission makes the grader decode gigabytes."""
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        self._created_context = True  # ended with the client, as its default context is
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        return context
+
+
+class CappedKernelManager(AsyncKernelManager):
+    """A kernel manager whose clients are :class:`CappedKernelClient`."""
+
+    client_factory = Type(CappedKernelClient, klass=AsyncKernelClient)
+
+
+class ConnectionWatch:
+    """Connections of a kernel client's channels that dropped: zmq drops a connection that
+    delivers a message over its size limit (or that the kernel closed)."""
+
+    def __init__(self, channels: dict[str, Any]) -> None:
+        self._monitors: dict[str, zmq.Socket] = {}
+        for name, socket in channels.items():
+            address = f"inproc://tfcourse-watch-{id(self)}-{name}"
+            socket.monitor(address, zmq.EVENT_DISCONNECTED)
+            monitor = zmq.Context.shadow(socket.context.underlying).socket(zmq.PAIR)
+            monitor.connect(address)
+            self._monitors[name] = monitor
+
+    def close(self) -> None:
+        """Close the monitors (before the client's context is ended: it waits for them)."""
+        for monitor in self._monitors.values():
+            monitor.close(linger=0)
+        self._monitors.clear()
+
+    def dropped(self) -> set[str]:
+        """The channels whose connection dropped since the last call."""
+        found = set()
+        for name, monitor in self._monitors.items():
+            while monitor.poll(0):
+                monitor.recv_multipart()
+                found.add(name)
+        return found
 
 
 def error_output(name: str, message: str) -> NotebookNode:
@@ -179,10 +240,11 @@ class GuardedExecute(Execute):
         try:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             healthy = await self._recover_if_stuck(cell)
-        except CellTimeoutError:  # the interrupt did not stop the cell: its output never ended
-            cell.outputs.append(error_output(**_without_status(self.error_on_timeout)))
-            await self._restart_and_replay()
-            healthy = False
+            await self._reconnect_if_dropped(cell)
+        except CellTimeoutError:  # its output never ended: a message dropped, or still running
+            if not (healthy := await self._reconnect_if_dropped(cell)):
+                cell.outputs.append(error_output(**_without_status(self.error_on_timeout)))
+                await self._restart_and_replay()
         except DeadKernelError:
             cell.outputs.append(error_output(KERNEL_DIED, self._notes[KERNEL_DIED]))
             await self._restart_and_replay()
@@ -193,14 +255,53 @@ class GuardedExecute(Execute):
 
     execute_cell = run_sync(async_execute_cell)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("kernel_manager_class", CappedKernelManager)  # nbgrader sets its own
+        super().__init__(*args, **kwargs)
+
     async def async_start_new_kernel_client(self) -> Any:
-        # Past this size zmq drops a message from the kernel (and the connection) before this
-        # process reads it: no submission makes the grader decode gigabytes.
+        client = await super().async_start_new_kernel_client()
+        self._watch = self._watch_channels()
+        return client
+
+    def _watch_channels(self) -> ConnectionWatch:
+        assert self.kc is not None
+        names = ("shell", "iopub", "stdin")
+        return ConnectionWatch({name: getattr(self.kc, f"{name}_channel").socket for name in names})
+
+    async def _reconnect_if_dropped(self, cell: NotebookNode) -> bool:
+        """If a connection to the kernel dropped (a message over the limit), say so in
+        ``cell`` and connect again; True if so."""
         assert self.km is not None
-        self.km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        return await super().async_start_new_kernel_client()
+        if not (self._watch.dropped() and await ensure_async(self.km.is_alive())):
+            return False
+        cell.outputs.append(error_output(MESSAGE_DROPPED, self._notes[MESSAGE_DROPPED]))
+        try:
+            await self._connect_again()
+        except (RuntimeError, TimeoutError, OSError):
+            await self._restart_and_replay()
+        return True
+
+    async def _connect_again(self) -> None:
+        """A new client of the kernel: zmq does not make again a connection it dropped for a
+        message over the limit."""
+        assert self.km is not None and self.kc is not None
+        self._watch.close()
+        await ensure_async(self.kc.stop_channels())
+        self.kc = self.km.client()
+        self.kc.allow_stdin = False
+        await ensure_async(self.kc.start_channels())
+        self._watch = self._watch_channels()
+        await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    async def _async_cleanup_kernel(self) -> None:
+        if watch := getattr(self, "_watch", None):
+            watch.close()
+        await super()._async_cleanup_kernel()
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     async def _check(self, cell: NotebookNode) -> None:
         """Grade a test cell here, with the trusted runner; write its output."""
@@ -229,8 +330,11 @@ class GuardedExecute(Execute):
         tested = tuple(shortcuts.names_tested(source))
         found = notebook_shortcuts(self.nb, question, forbidden, tested) + session.called
         result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
-        cell.outputs = [score_output(result)]
-        if session.broken is not None:
+        failure = session.broken
+        if failure is None and self._watch.dropped():
+            failure = self._notes[MESSAGE_DROPPED]
+        cell.outputs = [score_output(result, failure)]
+        if failure is not None:
             await self._restart_and_replay()
 
     async def _ask(self, expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
@@ -246,6 +350,8 @@ class GuardedExecute(Execute):
                 msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=wait))
                 if msg["parent_header"].get("msg_id") == msg_id:
                     return remote.answer_of(msg)
+            if self._watch.dropped() & {"shell", "stdin"}:
+                raise remote.KernelUnresponsive(self._notes[MESSAGE_DROPPED])
             while await ensure_async(self.kc.stdin_channel.msg_ready()):
                 asked = await ensure_async(self.kc.stdin_channel.get_msg(timeout=0))
                 self.kc.input(on_input(str(asked["content"].get("prompt", ""))))
@@ -280,10 +386,18 @@ class GuardedExecute(Execute):
         assert self.km is not None and self.kc is not None
         try:
             await ensure_async(self.km.restart_kernel(now=True))
-            await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
+            await self._connect_again()  # fresh channels: the old ones may have been dropped
         except (RuntimeError, TimeoutError, OSError):
             self._kernel_lost = True
             return
+        try:
+            await self._replay()
+        finally:
+            self._watch.dropped()  # the replay's outputs
+
+    async def _replay(self) -> None:
+        """Re-run, silently, the cells that had run without a hitch."""
+        assert self.kc is not None
         for index in self._replayable:
             source = self.nb.cells[index].source
             msg_id = await ensure_async(self.kc.execute(source, silent=True, store_history=False))

@@ -9,6 +9,7 @@ from nbgrader import utils
 
 from tfcourse.checking import reported_outcomes
 from tfcourse_instructor.grading.execution import (
+    KERNEL_FAILURE_METADATA,
     LIMIT_ERRORS,
     OUTCOMES_METADATA,
     SHORTCUT_METADATA,
@@ -40,6 +41,8 @@ def execution_issues(notebook_name: str, notebook: NotebookNode) -> list[Issue]:
         for output in cell.get("outputs", []):
             if test and (shortcut := output.get("metadata", {}).get(SHORTCUT_METADATA)):
                 issues.append(Issue(notebook_name, str(shortcut)))
+            if test and (failure := output.get("metadata", {}).get(KERNEL_FAILURE_METADATA)):
+                issues.append(Issue(notebook_name, f"cell {label}: {str(failure)[:200]}"))
             if output.output_type != "error" or output.ename == "NotImplementedError":
                 continue
             text = f"{output.ename}: {output.evalue}"[:160]

@@ -102,8 +102,11 @@ def grade_class(
         with tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch:
             record_assignment(course)
             workspace = Workspace(course, Path(scratch), limits, sandboxed)
-            workspace.prepare()
-            graded = _grade_all(course, workspace, todo, jobs, progress, only_submitted)
+            try:
+                workspace.prepare()
+                graded = _grade_all(course, workspace, todo, jobs, progress, only_submitted)
+            finally:
+                workspace.close()
             merge_grades(course, graded)  # reads the scratch courses: before cleanup
         for submission in graded:
             records[submission.student] = Record(

@@ -9,9 +9,12 @@ of their own (read by the trusted runner only), and a Jupyter kernel spec that s
 test cells' checks; the submission's kernels are forked by a fork server inside it
 (:mod:`tfcourse_instructor.grading.sandbox`), and reached through Unix sockets in a folder of their
 own,
-the only place the sandbox shares with the grader. Submissions graded in parallel thus never
-share a gradebook, a kernel or a test file, and none can see another's files, the course
-repository or the grading run; the class gradebook is written later by one process
+the only place the sandbox shares with the grader. That folder lies on a memory file system
+where there is one, so what a submission writes there counts against its memory limit
+and never reaches the grader's disk; the grader reaches the sockets through links it makes
+in a folder of its own (:mod:`tfcourse.grading_kernel.pinned`). Submissions graded in
+parallel thus never share a gradebook, a kernel or a test file, and none can see another's
+files, the course repository or the grading run; the class gradebook is written later by one process
 (:mod:`tfcourse_instructor.grading.merge`).
 """
 
@@ -101,6 +104,9 @@ class Workspace:
         self.sandboxed = sandboxed
         """Whether each submission's kernels run in a bubblewrap sandbox."""
         self.template = root / "template"
+        self.exchange = root
+        """Where the sandboxes' sockets folders and the connection files live (same file
+        system: the grader hard-links the sockets), on a memory file system if there is one."""
 
     def prepare(self) -> None:
         """Write the template course. Its gradebook is a copy of the class gradebook, which
@@ -115,8 +121,9 @@ class Workspace:
             notebook_seconds=self.limits.notebook_seconds,
         )
         self.template.mkdir(parents=True)
-        (self.root / "sockets").mkdir()
-        (self.root / "connections").mkdir(mode=0o700)
+        self.exchange = memory_folder() or self.root
+        (self.exchange / "sockets").mkdir()
+        (self.exchange / "connections").mkdir(mode=0o700)
         (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
         shutil.copytree(
             self.course.source_dir,
@@ -138,6 +145,11 @@ class Workspace:
         with contextlib.closing(sqlite3.connect(template.gradebook)) as copy:
             copy.execute("VACUUM")  # deleted rows would stay readable in free pages
 
+    def close(self) -> None:
+        """Remove what :meth:`prepare` put outside ``root``."""
+        if self.exchange != self.root:
+            shutil.rmtree(self.exchange, ignore_errors=True)
+
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
         """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
         they hit, what their code tried in its sandbox and the outputs withheld become issues."""
@@ -150,8 +162,8 @@ class Workspace:
         for name, notebook in notebooks.items():
             nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
         autograded = scratch.autograded_dir / student / scratch.assignment
-        sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "sockets"))
-        connections = Path(tempfile.mkdtemp(prefix="k", dir=self.root / "connections"))
+        sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "sockets"))
+        connections = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "connections"))
         sandbox = Sandbox(
             self._mounts(sockets, autograded) if self.sandboxed else None,
             self.limits.submission_memory_mb,
@@ -198,8 +210,9 @@ class Workspace:
                 f"--student={student}",
                 "--force",
                 f"--KernelManager.connection_file={connections / 'kernel.json'}",
-                # The kernel's sockets (kernel-ipc-N), where the sandbox can bind them.
-                f"--KernelManager.ip={sockets / 'kernel-ipc'}",
+                # Where the client finds the kernel's sockets (kernel-ipc-N): links the
+                # kernel's stand-in makes to the sockets it binds in the sandbox's folder.
+                f"--KernelManager.ip={connections / 'kernel-ipc'}",
                 timeout=budget,
                 env=env,
             )
@@ -241,6 +254,7 @@ class Workspace:
         if server:
             log = server.socket_path.parent / attempts.LOG_NAME
             server_args = ["--fork-server", str(server.socket_path), "--attempts-log", str(log)]
+            server_args += ["--kernel-sockets", str(server.socket_path.parent)]
             if os.geteuid() == 0 and self.sandboxed:
                 server_args += ["--server-uid", str(GRADING_UID)]
         argv = [
@@ -269,6 +283,18 @@ class Workspace:
         }
         (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
         return jupyter
+
+
+def memory_folder() -> Path | None:
+    """A new folder of the grader's on the machine's memory file system (``/dev/shm``), or
+    None where there is none: pages written there are charged to the memory control group
+    of the process that writes them, and vanish with the folder."""
+    shm = Path("/dev/shm")
+    with contextlib.suppress(OSError):
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+        if any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts):
+            return Path(tempfile.mkdtemp(prefix="tfcourse-", dir=shm))
+    return None
 
 
 def _without_check_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

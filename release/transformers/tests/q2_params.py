@@ -4,6 +4,7 @@ form. Expected counts come from an equivalent model assembled from PyTorch modul
 from otter.test_files import test_case
 from torch import nn
 
+from tfcourse import language_model
 from tfcourse.assertions import expect
 
 OK_FORMAT = False
@@ -36,9 +37,12 @@ def torch_model_count(config):
     return sum(p.numel() for p in parts.parameters())  # parameters() lists a shared tensor once
 
 
-def check(parameter_count, config):
+def check(parameter_count, EncoderConfig, **settings):
+    """parameter_count of the notebook's EncoderConfig(**settings). The expected count is that
+    of the test's own config with the same settings: the notebook's answers from the notebook."""
+    config = language_model.EncoderConfig(**settings)
     expected = torch_model_count(config)
-    got = parameter_count(config)
+    got = parameter_count(EncoderConfig(**settings))
     expect(
         isinstance(got, int) and not isinstance(got, bool),
         f"parameter_count({config}): expected a Python int, got {type(got).__name__}",
@@ -48,6 +52,6 @@ def check(parameter_count, config):
 
 @test_case(name="the default EncoderConfig() (learned positions, tied head)", points=1)
 def test_default(parameter_count, EncoderConfig):
-    check(parameter_count, EncoderConfig())
+    check(parameter_count, EncoderConfig)
 
 hidden_points = 2

@@ -3,6 +3,8 @@ and LearnedPositionalEncoding (both take an EncoderConfig and map (B, T, d_model
 (B, T, d_model)).
 
 Expected tables are computed entry by entry from the formula with Python's math in float64.
+The modules are given the test's own tables (the formula's, random learned positions) before
+they run, so that what they hold, which the notebook reports, decides nothing.
 """
 
 import math
@@ -53,13 +55,16 @@ def test_modules_add(EncoderConfig, SinusoidalPositionalEncoding, LearnedPositio
     torch.manual_seed(0)
     config = EncoderConfig(d_model=16, block_size=32)
     x = torch.randn(2, 10, 16)
+    table, positions = formula(32, 16).float(), torch.randn(32, 16)
     sinusoidal = SinusoidalPositionalEncoding(config)
+    sinusoidal.pe = table
     out = sinusoidal(x)
     expect_shape(out, (2, 10, 16), "SinusoidalPositionalEncoding output")
-    expect_close(out, x + sinusoidal.pe[:10], "SinusoidalPositionalEncoding(x)")
+    expect_close(out, x + table[:10], "SinusoidalPositionalEncoding(x)")
     learned = LearnedPositionalEncoding(config)
+    learned.embedding.load_state_dict({"weight": positions})
     out = learned(x)
     expect_shape(out, (2, 10, 16), "LearnedPositionalEncoding output")
-    expect_close(out, x + learned.embedding.weight[:10], "LearnedPositionalEncoding(x)")
+    expect_close(out, x + positions[:10], "LearnedPositionalEncoding(x)")
 
 hidden_points = 2

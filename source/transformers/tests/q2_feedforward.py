@@ -1,7 +1,7 @@
 """Tests for q2_feedforward: FeedForward(config), (..., d_model) -> (..., d_model).
 
 Expected values come from torch's nn.Sequential(nn.Linear, nn.ReLU() or nn.GELU(), nn.Linear)
-given the student's weights.
+with random weights, which the student's linear1 and linear2 are given.
 """
 
 import torch
@@ -24,14 +24,16 @@ def twin(FeedForward, EncoderConfig, activation, dropout=0.0, seed=0):
     torch.manual_seed(seed)
     config = EncoderConfig(d_model=16, d_ff=48, dropout=dropout, activation=activation)
     student = FeedForward(config)
-    with torch.no_grad():  # random biases, so that a forgotten bias shows
-        student.linear1.bias.normal_()
-        student.linear2.bias.normal_()
     reference = nn.Sequential(
         nn.Linear(16, 48), nn.ReLU() if activation == "relu" else nn.GELU(), nn.Linear(48, 16)
     )
-    reference[0].load_state_dict(student.linear1.state_dict())
-    reference[2].load_state_dict(student.linear2.state_dict())
+    with torch.no_grad():  # random biases, so that a forgotten bias shows
+        reference[0].bias.normal_()
+        reference[2].bias.normal_()
+    # The weights go from the test's layers into the student's, never back: what the notebook
+    # says its weights are must not decide what is expected.
+    student.linear1.load_state_dict(reference[0].state_dict())
+    student.linear2.load_state_dict(reference[2].state_dict())
     return student, reference
 
 

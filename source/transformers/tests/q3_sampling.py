@@ -1,6 +1,7 @@
 """Tests for q3_sampling: sample_next_token(logits, temperature, top_k, generator) and
 generate(model, idx, max_new_tokens, temperature, top_k, generator)."""
 
+
 import torch
 from otter.test_files import test_case
 

@@ -25,6 +25,7 @@ MARGIN = 0.5
 
 
 def unigram_loss(train_data, val_data, vocab_size):
+    expect(0 < vocab_size <= 2**20, f"the model's vocab_size is {vocab_size}")
     counts = torch.bincount(train_data, minlength=vocab_size).double() + 1.0
     return -torch.log(counts / counts.sum())[val_data].mean().item()
 
