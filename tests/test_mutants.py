@@ -14,11 +14,22 @@ from tfcourse_instructor.grading.samples import Edit, reference_notebooks
 
 from conftest import copy_course
 
-# Fewest declared per autograded question: coding questions of notebooks 1-3, and the
+# Fewest declared per autograded question: coding questions of notebooks 1-3 and 5, and the
 # numeric answers of notebook 4.
-LEAST_MUTANTS = {"01_attention": 4, "02_encoder": 4, "03_language_models": 4, "04_theory": 2}
-# A mutant of a coding question, an alternative of a numeric answer (and a planted survivor).
-SUBSET = ("mut-q1_masks-padding-starts-one-late", "alt-q4_cost-one-product")
+LEAST_MUTANTS = {
+    "01_attention": 4,
+    "02_encoder": 4,
+    "03_language_models": 4,
+    "04_theory": 2,
+    "05_inference": 4,
+}
+# A mutant of a coding question, an alternative of a numeric answer, a mutant of notebook 5
+# (and a planted survivor).
+SUBSET = (
+    "mut-q1_masks-padding-starts-one-late",
+    "alt-q4_cost-one-product",
+    "mut-q5_kv_attention-mask-without-the-cache-s-offset",
+)
 
 
 def autograded_questions(notebook):
@@ -73,7 +84,7 @@ def test_a_subset_is_killed_or_accepted_and_a_survivor_is_reported(tmp_path, rep
     course = copy_course(tmp_path / "course")
     reference, outcomes = mutants.run_variants(course, variants, jobs=1, progress=False)
 
-    assert {s.notebook for s in reference} == {"01_attention", "04_theory"}
+    assert {s.notebook for s in reference} == {"01_attention", "04_theory", "05_inference"}
     assert not mutants.reference_shortfalls(reference)
     verdicts = {o.variant.student: o.as_expected for o in outcomes}
     assert verdicts == {**dict.fromkeys(SUBSET, True), planted.student: False}
@@ -81,4 +92,7 @@ def test_a_subset_is_killed_or_accepted_and_a_survivor_is_reported(tmp_path, rep
     assert "SURVIVED  q4_cost: planted: the model solution reordered (5/5; full points)" in report
     assert any(line.split()[:3] == ["q4_cost", "0/1", "1/1"] for line in report.splitlines())
     assert any(line.split()[:3] == ["q1_masks", "1/1", "0/0"] for line in report.splitlines())
+    assert any(
+        line.split()[:3] == ["q5_kv_attention", "1/1", "0/0"] for line in report.splitlines()
+    )
     assert not mutants.all_as_expected(reference, outcomes)

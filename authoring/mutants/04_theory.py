@@ -43,7 +43,7 @@ VARIANTS = [
     alternative("q4_init", "PyTorch's default bias kept (zero mean, small)", init("\n    nn.init.constant_(linear.bias, 0.0)", "")),
     mutant("q4_bptt", "no recurrent term", bptt("upstream = C.T @ g + W.T @ delta_next", "upstream = C.T @ g")),
     mutant("q4_bptt", "W not transposed", bptt("W.T @ delta_next", "W @ delta_next")),
-    mutant("q4_bptt", "autograd instead of the recursion", bptt("    return grad\n", AUTOGRAD)),
+    mutant("q4_bptt", "autograd instead of the recursion", bptt("    grad = torch.zeros_like(W)\n", AUTOGRAD)),
     mutant("q4_bptt", "outer product with the new state", bptt("torch.outer(delta, states[tau])", "torch.outer(delta, states[tau + 1])")),
     mutant("q4_bptt", "leaky slope ignored", bptt("torch.where(a > 0, upstream, slope * upstream)", "upstream")),
     alternative("q4_bptt", "derivative read off the state", bptt("delta = torch.where(a > 0,", "delta = torch.where(states[tau + 1] > 0,")),
