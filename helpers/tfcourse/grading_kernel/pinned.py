@@ -16,7 +16,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 POLL_SECONDS = 0.02
@@ -62,16 +62,15 @@ def link_sockets(
     names: Iterable[tuple[Path, Path]],
     owner: int,
     seconds: float,
-    running: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Hard-link each socket ``source`` (in the sandbox's folder) to ``target`` (in a folder
     of the grader's) once it exists, as :func:`open_socket_file` checks it; a target already
-    there is replaced. Waits up to ``seconds`` while ``running()``; True once all are linked."""
+    there is replaced. Waits up to ``seconds``; True once all are linked."""
     pending = dict(names)
     deadline = time.monotonic() + seconds
     root = os.open("/", os.O_PATH | os.O_CLOEXEC)
     try:
-        while pending and running() and time.monotonic() < deadline:
+        while pending and time.monotonic() < deadline:
             for source, target in list(pending.items()):
                 with contextlib.suppress(ConnectionError):
                     _link(open_socket_file(source, owner), target, root)
