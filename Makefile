@@ -42,7 +42,7 @@ grade: install  ## intake, checks, autograde in parallel with limits, feedback, 
 autograde: grade
 
 gradescope: install  ## otter autograder zips for Gradescope, one per notebook, in gradescope/
-	$(PY) -m tfcourse_instructor.grading.gradescope
+	$(PY) -m tfcourse_instructor.grading gradescope
 
 test: install
 	$(PY) -m pytest

@@ -18,17 +18,20 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
-c.HTMLExporter.filters = {"markdown2html": "tfcourse_instructor.grading.feedback.safe_markdown"}
+c.HTMLExporter.filters = {
+    "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown"
+}
 
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
 
 # LMS downloads are filed by the kit (python -m tfcourse_instructor.grading grade --zip FILE): the
-# naming convention, id rules and limits are in helpers/tfcourse_instructor/grading/intake.py.
-# Plain `nbgrader zip_collect` stops with a message naming that command before unpacking anything.
-c.ZipCollectApp.extractor_plugin = "tfcourse_instructor.grading.doors.KitCollectsOnly"
+# naming convention, id rules and limits are in
+# helpers/tfcourse_instructor/grading/classroom/intake.py. Plain `nbgrader zip_collect` stops with a
+# message naming that command before unpacking anything.
+c.ZipCollectApp.extractor_plugin = "tfcourse_instructor.grading.classroom.doors.KitCollectsOnly"
 
 # Plain `nbgrader autograde` (and formgrader's Autograde button) stops with a message naming the
 # kit's command before touching anything: it would run students' code unsandboxed, against the
-# public tests only (tfcourse_instructor.grading.doors).
-c.Autograde.exporter_class = "tfcourse_instructor.grading.doors.KitGradesOnly"
+# public tests only (tfcourse_instructor.grading.classroom.doors).
+c.Autograde.exporter_class = "tfcourse_instructor.grading.classroom.doors.KitGradesOnly"

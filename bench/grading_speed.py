@@ -36,7 +36,7 @@ from pathlib import Path
 import nbformat
 
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.samples import SAMPLES
+from tfcourse_instructor.grading.selftest.samples import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 

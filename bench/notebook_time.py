@@ -22,7 +22,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
-from tfcourse_instructor.grading.authoring import QUICK_ENV
+from tfcourse_instructor.grading.build.authoring import QUICK_ENV
 from tfcourse_instructor.grading.course import Course
 
 

@@ -1,5 +1,5 @@
 """Cost of one request of the trusted runner to a student's kernel
-(tfcourse_instructor.grading.remote).
+(tfcourse_instructor.grading.submission.remote).
 
 Starts a kernel with jupyter_client and times, interleaved: a request that moves almost
 nothing (``name in env``), a call returning a (64, 64) float32 tensor, and a call returning
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tfcourse_instructor.grading import remote
-from tfcourse_instructor.grading.parity import Kernel
+from tfcourse_instructor.grading.selftest.parity import Kernel
+from tfcourse_instructor.grading.submission import remote
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tfcourse_instructor.grading.build.public_tests import hidden_cases, public_test_source
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.public_tests import hidden_cases, public_test_source
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import nbformat
 
-from tfcourse_instructor.grading.samples import Edit
+from tfcourse_instructor.grading.selftest.samples import Edit
 
 NOTEBOOK = "01_attention"
 FIRST_LINE = "    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))\n"

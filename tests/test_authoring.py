@@ -3,8 +3,8 @@
 import nbformat
 import pytest
 
-from tfcourse_instructor.grading.authoring import build_notebook, question_points
-from tfcourse_instructor.grading.cells import SETUP_ID, SUBMIT_ID
+from tfcourse_instructor.grading.build.authoring import build_notebook, question_points
+from tfcourse_instructor.grading.build.cells import SETUP_ID, SUBMIT_ID
 
 from conftest import REPO
 

@@ -7,9 +7,9 @@ import csv
 
 import pytest
 
-from tfcourse_instructor.grading.copies import MODEL
-from tfcourse_instructor.grading.copies_report import COPIES_CSV
-from tfcourse_instructor.grading.scores import read_scores
+from tfcourse_instructor.grading.classroom.copies import MODEL
+from tfcourse_instructor.grading.classroom.copies_report import COPIES_CSV
+from tfcourse_instructor.grading.classroom.scores import read_scores
 
 from conftest import run_kit
 
@@ -70,14 +70,18 @@ def test_stderr_and_warnings_from_correct_code_cost_nothing(graded_samples):
     assert auto_scores(course, "noisy-correct") == auto_scores(course, "reference")
 
 
-def test_score_table_lists_every_student_and_question(graded_samples):
-    _, result = graded_samples
-    lines = result.stdout.splitlines()
-    header = next(line for line in lines if line.startswith("student"))
-    for question in ("q1_sdpa", "q1_masks", "q1_heads", "q1_mha", "auto total", "by hand"):
-        assert question in header
+def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):
+    course, result = graded_samples
+    table = result.stdout[result.stdout.index("\nstudent ") + 1 :].split("\n\n")[0]
+    lines = table.splitlines()
+    numbers = [name.split("_")[0] for name in course.notebook_names()]
+    assert lines[0].split() == ["student", *numbers, "auto", "total", "by", "hand"]
+    assert max(map(len, lines)) <= 100
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
     for student in ("reference", "untouched", "bug-unscaled", "bug-head-split", "noisy-correct"):
-        assert any(line.split()[:1] == [student] for line in lines), student
+        per_notebook = [auto_scores(course, student, name)[0] for name in course.notebook_names()]
+        expected = [f"{points:g}" for points in per_notebook] + [f"{sum(per_notebook):g}"]
+        assert rows[student][: len(expected)] == expected, student
 
 
 def test_grades_csv_totals_match_the_gradebook(graded_samples):

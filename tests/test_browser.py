@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 from conftest import REPO, jupyter_server, wait_until
 

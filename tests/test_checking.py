@@ -11,7 +11,6 @@ from nbgrader.utils import determine_grade
 from tfcourse.checking import (
     CaseOutcome,
     CheckResult,
-    ChecksFailed,
     Grader,
     progress_bars_off,
     reported_outcomes,
@@ -122,33 +121,36 @@ def test_repr_is_the_report(grader):
     assert repr(result).startswith("q_demo: 3.5 / 4.5 points")
 
 
-def validated_cell(result):
-    """A test cell as nbgrader's Validate reads it, holding ``result`` as its output."""
-    output = new_output("execute_result", data={"text/plain": repr(result)}, execution_count=1)
-    cell = new_code_cell('grader.check("q_demo")', outputs=[output])
+def validated_cell(outputs):
+    """A test cell as nbgrader's Validate reads it, holding ``outputs``."""
+    cell = new_code_cell('grader.check("q_demo")', outputs=outputs)
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 6, "grade_id": "q"}
     return cell
 
 
-def test_under_validate_a_passing_check_is_not_partial_credit(tmp_path, monkeypatch):
+def test_under_validate_a_passing_check_is_shown_not_returned(tmp_path, monkeypatch, capsys):
     """The cell's points include hidden cases the student's file lacks: a check whose public
-    cases all pass must not read as partial credit."""
+    cases all pass must not read as partial credit, nor return a value nbgrader reads as
+    points."""
     public = TEST_FILE.split('@test_case(name="secret case"')[0] + "\nhidden_points = 3\n"
     (tmp_path / "q_demo.py").write_text(public)
     monkeypatch.setenv("NBGRADER_VALIDATING", "1")  # what nbgrader's Validator sets
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
-    result = Grader(tmp_path).check("q_demo", {"double": lambda x: 2 * x})
-    assert result.score == 3
-    assert determine_grade(validated_cell(result)) == (6, 6)
+    assert Grader(tmp_path).check("q_demo", {"double": lambda x: 2 * x}) is None
+    out, err = capsys.readouterr()
+    assert out.startswith("q_demo: 3 / 3 points") and err == ""
+    shown = new_output("display_data", data={"text/plain": out})
+    assert determine_grade(validated_cell([shown])) == (6, 6)
 
 
-def test_under_validate_a_failing_check_raises_naming_the_case(grader, monkeypatch):
+def test_under_validate_a_failing_check_reports_on_stderr(grader, monkeypatch, capsys):
     monkeypatch.setenv("NBGRADER_VALIDATING", "1")  # what nbgrader's Validator sets
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
-    with pytest.raises(ChecksFailed) as raised:
-        grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x})
-    assert str(raised.value).startswith("q_demo: 3.5 / 4.5 points")
-    assert "FAILED" in str(raised.value)
+    assert grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x}) is None
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("q_demo: 3.5 / 4.5 points") and "FAILED" in err
+    failed = new_output("stream", name="stderr", text=err)
+    assert determine_grade(validated_cell([failed])) == (0, 6)
     monkeypatch.delenv("NBGRADER_VALIDATING")
     assert not grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x}).passed
 

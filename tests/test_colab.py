@@ -20,9 +20,9 @@ import pytest
 from nbclient import NotebookClient
 
 from tfcourse.runmode import QUICK_VARIABLE
-from tfcourse_instructor.grading.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
-from tfcourse_instructor.grading.publish import publish
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.build.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
+from tfcourse_instructor.grading.build.publish import publish
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 from conftest import check_outputs
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfcourse_instructor.grading import copies, copies_report
-from tfcourse_instructor.grading.copies import MODEL, find_copies
-from tfcourse_instructor.grading.copies_report import (
+from tfcourse_instructor.grading.classroom import copies, copies_report
+from tfcourse_instructor.grading.classroom.copies import MODEL, find_copies
+from tfcourse_instructor.grading.classroom.copies_report import (
     COPIES_CSV,
     COPIES_HTML,
     format_copies,
@@ -296,7 +296,7 @@ def test_scores_are_the_same_in_every_process(small_class):
     script = (
         "import sys; from pathlib import Path; "
         "from tfcourse_instructor.grading.course import Course; "
-        "from tfcourse_instructor.grading.copies import find_copies; "
+        "from tfcourse_instructor.grading.classroom.copies import find_copies; "
         "print(sorted((m.question, m.first.owner, m.second.owner, round(m.score, 9)) "
         "for m in find_copies(Course(Path(sys.argv[1])), sys.argv[2:], threshold=0.01)))"
     )
@@ -388,13 +388,13 @@ def test_the_html_report_escapes_answers_and_highlights_what_is_shared(small_cla
     assert re.search(r"<mark>[^<]*logits = torch\.matmul\(query, key\.transpose\(-1, -2\)\)", page)
 
 
-def test_the_summary_names_each_pair_once_with_its_questions(small_class):
+def test_the_summary_is_one_line_naming_the_closest_pair_and_the_report(small_class):
     _, matches = small_class
-    lines = format_copies(matches, 0.5).splitlines()
-    assert "not a verdict" in lines[0] and COPIES_CSV in lines[1]
-    assert len(lines) == 4
-    assert "3 answers  alice ~ carol: q1_masks 1.00, q1_sdpa 1.00, q1_why_scale" in lines[2]
-    assert f" 1 answer  dave ~ {MODEL}: q1_sdpa" in lines[3]
+    summary = format_copies(matches, 0.5)
+    assert "\n" not in summary
+    assert summary.startswith("copies: 2 pair(s) share answers scoring 0.5 or more")
+    assert "(most: alice ~ carol, 3 answers)" in summary
+    assert "not a verdict" in summary and COPIES_HTML in summary and COPIES_CSV in summary
     assert "no two answers" in format_copies([], 0.5)
 
 
@@ -408,7 +408,7 @@ def test_boilerplate_hashes_cover_the_whole_stub():
 
 def test_a_failed_comparison_leaves_no_stale_report(small_class, monkeypatch):
     course, _ = small_class
-    assert "3 answers  alice ~ carol" in report_copies(course, list(CLASS), 0.5)
+    assert "alice ~ carol, 3 answers" in report_copies(course, list(CLASS), 0.5)
     assert (course.root / COPIES_CSV).is_file() and (course.root / COPIES_HTML).is_file()
 
     def broken(*args, **kwargs):
@@ -432,8 +432,8 @@ def test_grade_reports_copies_beside_the_grades(tmp_path):
 
     result = run_kit(course, "grade", "--jobs", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "copies: 1 pair(s)" in result.stdout
-    assert "  1 answer  alice ~ carol: q1_sdpa 1.00" in result.stdout
+    assert "copies: 1 pair(s) share answers scoring" in result.stdout
+    assert "(most: alice ~ carol, 1 answer)" in result.stdout
     with (course.root / COPIES_CSV).open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert [row[:5] for row in rows[1:]] == [[NOTEBOOK, "q1_sdpa", "alice", "carol", "1.000"]]

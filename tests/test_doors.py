@@ -22,9 +22,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.classroom.doors import USE_THE_KIT
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.doors import USE_THE_KIT
-from tfcourse_instructor.grading.samples import SAMPLES, UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import SAMPLES, UNSCALED, reference_notebooks
 
 from conftest import (
     jupyter_server,
@@ -211,8 +211,23 @@ def test_validate_button_passes_a_correct_notebook_and_names_a_failing_check(doo
     value = json.dumps(result["value"])
     if bug:
         assert "q1_sdpa" in value and "FAILED" in value, value
+        assert "Traceback" not in value and "checking.py" not in value, value
     else:
         assert not result["value"].get("failed") and "partial credit" not in value.lower(), value
+
+
+@pytest.mark.parametrize("bug", [None, BUG], ids=["correct", "buggy"])
+def test_command_line_validate_names_a_failing_check_and_warns_of_nothing(doors, bug):
+    course, *_ = doors
+    folder = course.root / f"validate-cli-{'buggy' if bug else 'correct'}"
+    path = solved(course, folder, bug)
+    done = nbgrader(course, "validate", str(path))
+    printed = done.stdout + done.stderr
+    assert "converted to a float" not in printed and "Traceback" not in printed, printed
+    if bug:
+        assert "VALIDATION FAILED ON" in printed and "q1_sdpa: " in printed, printed
+    else:
+        assert "Success! Your notebook passes all the tests." in printed, printed
 
 
 def test_cli_generate_and_feedback_hand_out_no_secret(doors):

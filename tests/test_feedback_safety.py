@@ -32,8 +32,8 @@ from PIL import Image
 from traitlets.config.loader import PyFileConfigLoader
 
 from tfcourse.checking import CaseOutcome, CheckResult
-from tfcourse_instructor.grading.feedback import safe_markdown
-from tfcourse_instructor.grading.shown_outputs import (
+from tfcourse_instructor.grading.classroom.feedback import safe_markdown
+from tfcourse_instructor.grading.submission.shown_outputs import (
     MAX_IMAGE_SIDE,
     MAX_OUTPUT_BYTES,
     OUTPUT_NOT_SHOWN,

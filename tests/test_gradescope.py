@@ -10,8 +10,8 @@ import zipfile
 import pytest
 
 from tfcourse.runmode import AUTOGRADER_MARKER
-from tfcourse_instructor.grading.gradescope import OUTPUT_DIR, notebook_questions
-from tfcourse_instructor.grading.scores import read_scores
+from tfcourse_instructor.grading.build.gradescope import OUTPUT_DIR, notebook_questions
+from tfcourse_instructor.grading.classroom.scores import read_scores
 
 from conftest import REPO
 
@@ -32,8 +32,8 @@ def autograders(graded_samples):
     """The graded course, with the autograders of the notebooks above written by the command."""
     course, _ = graded_samples
     shutil.copy(REPO / "requirements.txt", course.root)  # the pins the zips carry
-    module = "tfcourse_instructor.grading.gradescope"
-    command = [sys.executable, "-m", module, *SUBMISSIONS.values()]
+    module = "tfcourse_instructor.grading"
+    command = [sys.executable, "-m", module, "gradescope", *SUBMISSIONS.values()]
     result = subprocess.run(command, cwd=course.root, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return course

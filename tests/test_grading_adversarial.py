@@ -40,11 +40,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.build.public_tests import hidden_cases
+from tfcourse_instructor.grading.classroom.scores import read_scores
+from tfcourse_instructor.grading.classroom.summary import load_records
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.public_tests import hidden_cases
-from tfcourse_instructor.grading.samples import NOISY, UNSCALED, reference_notebooks
-from tfcourse_instructor.grading.scores import read_scores
-from tfcourse_instructor.grading.summary import load_records
+from tfcourse_instructor.grading.selftest.samples import NOISY, UNSCALED, reference_notebooks
 
 from conftest import REPO, one_notebook_course, run_kit
 from shortcut_cheats import CHEATS, mentions_only
@@ -760,7 +760,10 @@ def test_unreadable_or_missing_notebooks_score_zero_and_are_named(graded):
         ("missing-notebook", "missing"),
     ):
         assert set(scores(course, student).values()) == {0.0}
-        assert words in issues(course, student)
+        # One line, not the errors of grading the blank release in its place.
+        assert words in issues(course, student) and "\n" not in issues(course, student)
+        page = course.root / "feedback" / student / course.assignment / f"{NOTEBOOK}.html"
+        assert "Not graded: " in page.read_text(encoding="utf-8")
 
 
 def test_the_summary_lists_every_damaged_submission_and_no_control(graded):
@@ -831,14 +834,26 @@ def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
     grades = (course.root / "grades.csv").read_text()
     again = run_kit(course, "grade", *LIMITS)
     assert again.returncode == 0, again.stderr
+    students = len(list(course.submitted_dir.iterdir()))
+    assert f": grading 0, {students} unchanged since last graded" in again.stdout
     assert (course.root / "grades.csv").read_text() == grades
     assert {p: p.read_bytes() for p in feedback.rglob("*.html")} == before
+
+    # The whole hostile class graded a second time: every grade and every issue the same.
+    first = {s: (scores(course, s), issues(course, s)) for s in load_records(course)}
+    forced = run_kit(course, "grade", *LIMITS, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f": grading {students} ..." in forced.stdout
+    assert {s: (scores(course, s), issues(course, s)) for s in load_records(course)} == first
+    assert (course.root / "grades.csv").read_text() == grades
+    times = {p: p.stat().st_mtime_ns for p in before}
 
     # bug-unscaled fixes the bug and submits again: only it is graded again.
     fixed = course.submitted_dir / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.ipynb"
     nbformat.write(reference_notebooks(course)[NOTEBOOK], fixed)
     third = run_kit(course, "grade", *LIMITS)
     assert third.returncode == 0, third.stderr
+    assert f": grading 1, {students - 1} unchanged since last graded" in third.stdout
     assert scores(course, "bug-unscaled") == scores(course, "reference")
     changed = {p for p, t in times.items() if p.stat().st_mtime_ns != t}
     assert changed == {feedback / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.html"}

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tfcourse_instructor.grading import archive, intake
-from tfcourse_instructor.grading.archive import ArchiveRefused
-from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.intake import (
+from tfcourse_instructor.grading.classroom import archive, intake
+from tfcourse_instructor.grading.classroom.archive import ArchiveRefused
+from tfcourse_instructor.grading.classroom.intake import (
     MAX_CELLS,
     MAX_NOTEBOOK_BYTES,
     MAX_OUTPUT_BYTES,
@@ -31,9 +30,10 @@ from tfcourse_instructor.grading.intake import (
     submitted_students,
     with_intake_problems,
 )
-from tfcourse_instructor.grading.issues import Issue
-from tfcourse_instructor.grading.scores import QuestionScore, write_csv
-from tfcourse_instructor.grading.summary import Record, load_records
+from tfcourse_instructor.grading.classroom.scores import QuestionScore, write_csv
+from tfcourse_instructor.grading.classroom.summary import Record, load_records
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.submission.issues import Issue
 
 from conftest import REPO, one_notebook_course, run_kit
 
@@ -263,7 +263,7 @@ MEASURE = """
 import json, resource, sys
 from pathlib import Path
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.intake import collect_lms_zip
+from tfcourse_instructor.grading.classroom.intake import collect_lms_zip
 course = Course(Path(sys.argv[1]))
 course.notebook_names()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.classroom.scores import read_scores
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.scores import read_scores
 
 from conftest import run_kit
 

@@ -9,8 +9,8 @@ import copy
 
 import pytest
 
-from tfcourse_instructor.grading import mutants
-from tfcourse_instructor.grading.samples import Edit, reference_notebooks
+from tfcourse_instructor.grading.selftest import mutants
+from tfcourse_instructor.grading.selftest.samples import Edit, reference_notebooks
 
 from conftest import copy_course
 
@@ -64,8 +64,8 @@ def test_a_variant_may_edit_only_its_own_notebook(tmp_path):
     course = copy_course(tmp_path / "course")
     path = mutants.declarations_dir(course) / "01_attention.py"
     path.write_text(
-        "from tfcourse_instructor.grading.mutants import mutant\n"
-        "from tfcourse_instructor.grading.samples import Edit\n"
+        "from tfcourse_instructor.grading.selftest.mutants import mutant\n"
+        "from tfcourse_instructor.grading.selftest.samples import Edit\n"
         "VARIANTS = [mutant('q1_sdpa', 'elsewhere', Edit('02_encoder', 'lm', 'a', 'b'))]\n"
     )
     with pytest.raises(ValueError, match="must edit 01_attention only"):

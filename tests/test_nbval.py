@@ -8,7 +8,7 @@ import sys
 import nbformat
 import pytest
 
-from tfcourse_instructor.grading.authoring import quick_env
+from tfcourse_instructor.grading.build.authoring import quick_env
 
 from conftest import REPO
 

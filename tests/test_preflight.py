@@ -11,13 +11,13 @@ import time
 import nbformat
 import pytest
 
-from tfcourse import shortcuts
-from tfcourse_instructor.grading.preflight import (
+from tfcourse.declarations import shortcuts
+from tfcourse_instructor.grading.classroom.preflight import (
     prepare_notebook,
     scan_for_tampering,
     scan_own_cells,
 )
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 NOTEBOOK = "01_attention"
 
@@ -46,7 +46,9 @@ def graded_layout(notebook):
 def prepared(tmp_path, notebook, release):
     path = tmp_path / f"{NOTEBOOK}.ipynb"
     nbformat.write(notebook, path)
-    return prepare_notebook(path, release)
+    notebook, issues, substituted = prepare_notebook(path, release)
+    assert not substituted
+    return notebook, issues
 
 
 def index(notebook, cell_id):
@@ -91,8 +93,12 @@ def test_an_unreadable_notebook_is_graded_as_released(tmp_path, release, content
     path = tmp_path / f"{NOTEBOOK}.ipynb"
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    notebook, issues = prepare_notebook(path, release)
-    assert [c.source for c in notebook.cells] == [c.source for c in release.cells]
+    notebook, issues, substituted = prepare_notebook(path, release)
+    assert substituted
+    note, *cells = notebook.cells
+    assert [c.source for c in cells] == [c.source for c in release.cells]
+    assert note.cell_type == "markdown" and note.source.startswith("**Not graded: ")
+    assert "0 points" in note.source and ("no `" in note.source) == (content is None)
     assert len(issues) == 1 and words in str(issues[0])
 
 

@@ -3,7 +3,7 @@
 import pytest
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse_instructor.grading.public_tests import public_test_source, read_hidden_points
+from tfcourse_instructor.grading.build.public_tests import public_test_source, read_hidden_points
 
 from conftest import REPO
 

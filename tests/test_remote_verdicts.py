@@ -2,10 +2,9 @@
 
 Parity: notebooks run in a kernel started with jupyter_client; at each chosen test cell the
 question is checked inside the kernel and through the runner's proxies, case by case
-(:mod:`tfcourse_instructor.grading.parity`). Then the runner's own promises, on a small kernel:
-copies
-of the test's tensors, write-back, one RNG stream, gradients, callbacks, and a kernel that
-answers garbage or nothing.
+(:mod:`tfcourse_instructor.grading.selftest.parity`). Then the runner's own promises, on a small
+kernel: copies of the test's tensors, write-back, one RNG stream, gradients, callbacks, and a kernel
+that answers garbage or nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfcourse_instructor.grading import remote
-from tfcourse_instructor.grading.parity import Kernel, compare_notebook
-from tfcourse_instructor.grading.samples import UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.selftest.parity import Kernel, compare_notebook
+from tfcourse_instructor.grading.selftest.samples import UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.submission import remote
 
 from conftest import REPO
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 from conftest import one_notebook_course, run_kit
 

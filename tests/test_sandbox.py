@@ -19,7 +19,7 @@ import pytest
 
 import tfcourse
 from tfcourse.grading_kernel import attempts
-from tfcourse_instructor.grading.sandbox import (
+from tfcourse_instructor.grading.submission.sandbox import (
     Mounts,
     Sandbox,
     bwrap,
@@ -27,8 +27,8 @@ from tfcourse_instructor.grading.sandbox import (
     submission_mounts,
     unavailable_reason,
 )
-from tfcourse_instructor.grading.sandbox.bwrap import GRADING_UID
-from tfcourse_instructor.grading.workspace import memory_folder
+from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
+from tfcourse_instructor.grading.submission.workspace import memory_folder
 
 from conftest import REPO, run_module
 

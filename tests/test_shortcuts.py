@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from nbclient import NotebookClient
 from nbgrader import utils
 
-from tfcourse.callwatch import CallWatch
-from tfcourse.shortcuts import (
+from tfcourse.declarations.callwatch import CallWatch
+from tfcourse.declarations.shortcuts import (
     COMPUTED,
     find_shortcuts,
     forbidden_calls,
@@ -30,9 +30,9 @@ from tfcourse.shortcuts import (
     short_name,
     verdict,
 )
-from tfcourse_instructor.grading import mutants
-from tfcourse_instructor.grading.execution import checked_question, notebook_shortcuts
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest import mutants
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
+from tfcourse_instructor.grading.submission.execution import checked_question, notebook_shortcuts
 
 from shortcut_cheats import CHEATS, NOTEBOOK, mentions_only
 

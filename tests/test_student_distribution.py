@@ -24,10 +24,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfcourse_instructor.grading.answers import Answers
+from tfcourse_instructor.grading.build.answers import Answers
+from tfcourse_instructor.grading.build.publish import STUDENT_PACKAGE, AnswersFound, publish
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.publish import STUDENT_PACKAGE, AnswersFound, publish
-from tfcourse_instructor.grading.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 from conftest import REPO, check_outputs, run_kit
 

@@ -3,11 +3,12 @@
 import shutil
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_output
 
 from tfcourse.submission import CODE_STUB, check_submission, find_problems, ran_since_saved
-from tfcourse_instructor.grading.authoring import quick_env
+from tfcourse_instructor.grading.build.authoring import quick_env
 
 NOTEBOOK = "01_attention"
 
@@ -68,6 +69,18 @@ def test_a_notebook_not_found_says_how_to_save_it(tmp_path, monkeypatch):
     report = check_submission("renamed.ipynb")
     assert not report.ready
     assert "save the notebook under its original name" in report.report()
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"cells": [', b'{"not": "a notebook"}'], ids=["not-json", "not-a-notebook"]
+)
+def test_a_damaged_file_is_explained_not_raised(tmp_path, monkeypatch, content):
+    (tmp_path / f"{NOTEBOOK}.ipynb").write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    report = check_submission(f"{NOTEBOOK}.ipynb")
+    assert not report.ready
+    assert "is not a notebook file the grader can read" in report.report()
+    assert "Revert Notebook to Checkpoint" in report.report()
 
 
 def submit_report(client, notebook):

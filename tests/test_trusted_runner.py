@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import tfcourse
+from tfcourse_instructor.grading.classroom.scores import read_scores
+from tfcourse_instructor.grading.classroom.summary import load_records
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.samples import reference_notebooks, release_notebooks
-from tfcourse_instructor.grading.scores import read_scores
-from tfcourse_instructor.grading.summary import load_records
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks, release_notebooks
 
 from conftest import hidden_lines, one_notebook_course, run_kit
 

@@ -1,11 +1,22 @@
 """The scratch course a submission is graded in holds nothing of other students: their code
 runs there and could print what it finds into their own feedback."""
 
+import os
+import shutil
+import subprocess
+
 import pytest
 from nbgrader.api import Gradebook
 
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.workspace import Limits, Workspace
+from tfcourse_instructor.grading.submission.workspace import (
+    Limits,
+    Workspace,
+    memory_folder,
+    remove_abandoned_folders,
+)
+
+from conftest import one_notebook_course, run_kit
 
 pytestmark = pytest.mark.slow
 
@@ -32,3 +43,54 @@ def test_the_template_gradebook_knows_the_assignment_and_no_student(graded_sampl
     assert distinctive and all(s.encode() in course.gradebook.read_bytes() for s in distinctive)
     raw = template.gradebook.read_bytes()  # deleted rows must not linger in free pages
     assert not [student for student in distinctive if student.encode() in raw]
+
+
+def test_the_trusted_grading_process_has_a_memory_cap_and_running_out_is_named(tmp_path):
+    """The process that runs a submission's checks holds what its kernel sends back: it runs
+    under an address-space cap, and a submission that exhausts it is not graded, by name."""
+    course = one_notebook_course(tmp_path / "course")
+    folder = course.submitted_dir / "alice" / course.assignment
+    folder.mkdir(parents=True)
+    shutil.copy(course.release_dir / "01_attention.ipynb", folder)
+
+    result = run_kit(course, "grade", "--grader-memory-mb", "300")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.split("need attention:\n")[1]
+    assert "`nbgrader autograde` ran out of its 300 MiB of memory" in summary, result.stdout
+    assert any(line.split()[:1] == ["alice"] for line in summary.splitlines())
+
+
+def test_folders_of_killed_runs_are_removed_without_following_their_links(tmp_path):
+    """A run that was killed leaves its folder on the memory file system; the next run removes
+    the folders of runs whose process is gone, keeps those of live runs, and never follows a
+    link a sandbox left there."""
+    shm, outside = tmp_path / "shm", tmp_path / "host"
+    shm.mkdir()
+    outside.mkdir()
+    (outside / "keep.txt").write_text("the host's")
+    gone = subprocess.Popen(["true"])  # a process id that no longer runs
+    gone.wait()
+    dead = shm / f"tfcourse-{gone.pid}-abc"
+    (dead / "sockets").mkdir(parents=True)
+    (dead / "sockets" / "link").symlink_to(outside, target_is_directory=True)
+    (dead / "sockets" / "file").write_bytes(b"x" * 100)
+    alive = shm / f"tfcourse-{os.getpid()}-def"
+    alive.mkdir()
+    not_ours = shm / "tfcourse-notapid"
+    not_ours.mkdir()
+
+    assert remove_abandoned_folders(shm) == [dead]
+
+    assert not dead.exists() and alive.is_dir() and not_ours.is_dir()
+    assert (outside / "keep.txt").read_text() == "the host's"
+
+
+def test_a_run_names_its_memory_folder_after_its_process(tmp_path):
+    folder = memory_folder()
+    if folder is None:
+        pytest.skip("no memory file system at /dev/shm")
+    try:
+        assert folder.name.startswith(f"tfcourse-{os.getpid()}-")
+    finally:
+        folder.rmdir()

@@ -2,13 +2,13 @@
 
 Each edit changes the reference notebook (the model solutions); ``python -m
 tfcourse_instructor.grading mutants`` proves every mutant loses points on its question and every
-alternative keeps all of them (:mod:`tfcourse_instructor.grading.mutants`).
+alternative keeps all of them (:mod:`tfcourse_instructor.grading.selftest.mutants`).
 """
 
 from functools import partial
 
-from tfcourse_instructor.grading.mutants import alternative, mutant
-from tfcourse_instructor.grading.samples import Edit
+from tfcourse_instructor.grading.selftest.mutants import alternative, mutant
+from tfcourse_instructor.grading.selftest.samples import Edit
 
 sdpa = partial(Edit, "01_attention", "sdpa")
 masks = partial(Edit, "01_attention", "masks")

@@ -1,13 +1,13 @@
 """Notebook 4's wrong answers (mutants) and correct alternatives, per question.
 
-See :mod:`tfcourse_instructor.grading.mutants`: every mutant must lose points on its question, every
-alternative must keep all the points of the notebook.
+See :mod:`tfcourse_instructor.grading.selftest.mutants`: every mutant must lose points on its
+question, every alternative must keep all the points of the notebook.
 """
 
 from functools import partial
 
-from tfcourse_instructor.grading.mutants import alternative, mutant
-from tfcourse_instructor.grading.samples import Edit
+from tfcourse_instructor.grading.selftest.mutants import alternative, mutant
+from tfcourse_instructor.grading.selftest.samples import Edit
 
 cost = partial(Edit, "04_theory", "cost_functions")
 kernel = partial(Edit, "04_theory", "kernel_functions")

@@ -1,15 +1,15 @@
 """Notebook 5's wrong answers (mutants) and correct alternatives, per question.
 
-See :mod:`tfcourse_instructor.grading.mutants`: every mutant must lose points on its question, every
-alternative must keep all the points of the notebook. A backward that builds the softmax
-Jacobian is right in value and wrong in cost: q5_flops, which measures the notebook's own
+See :mod:`tfcourse_instructor.grading.selftest.mutants`: every mutant must lose points on its
+question, every alternative must keep all the points of the notebook. A backward that builds the
+softmax Jacobian is right in value and wrong in cost: q5_flops, which measures the notebook's own
 backward, is the question that catches it.
 """
 
 from functools import partial
 
-from tfcourse_instructor.grading.mutants import alternative, mutant
-from tfcourse_instructor.grading.samples import Edit
+from tfcourse_instructor.grading.selftest.mutants import alternative, mutant
+from tfcourse_instructor.grading.selftest.samples import Edit
 
 backward = partial(Edit, "05_inference", "backward")
 flops = partial(Edit, "05_inference", "flops")
@@ -113,6 +113,7 @@ VARIANTS = [
     mutant("q5_blockwise", "rescaled by the inverse correction", blockwise("correction = torch.exp(running_max - shift)", "correction = torch.exp(shift - running_max)")),
     mutant("q5_blockwise", "maximum of the block only", blockwise("new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))", "new_max = scores.amax(dim=-1, keepdim=True)")),
     mutant("q5_blockwise", "running maximum never updated", blockwise("        running_max = new_max\n", "")),
+    mutant("q5_blockwise", "running maximum starting at 0", blockwise('running_max = query.new_full(rows, float("-inf"))', "running_max = query.new_zeros(rows)")),
     mutant("q5_blockwise", "last, shorter block dropped", blockwise("range(0, key.size(-2), block_size)", "range(0, key.size(-2) - block_size + 1, block_size)")),
     mutant("q5_blockwise", "blocks overlap by one key", blockwise("stop = start + block_size", "stop = start + block_size + 1")),
     mutant("q5_blockwise", "mask of the first block reused", blockwise("block = mask[..., start:stop]", "block = mask[..., :block_size]")),
@@ -174,6 +175,8 @@ VARIANTS = [
         generate(TOP_K, '                    top = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1)\n                    logits = torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)'),
     ),
     mutant("q5_beam", "no length normalisation", beam(NORMALISED, "h[1]")),
+    mutant("q5_beam", "length counted with the prompt", beam(NORMALISED, "h[1] / len(h[0]) ** alpha")),
+    mutant("q5_beam", "no early stop once every beam has ended", beam("            if not live:\n                break\n", "")),
     mutant("q5_beam", "normalised score returned", beam("return tokens[len(prompt):], score", "return tokens[len(prompt):], score / (len(tokens) - len(prompt)) ** alpha")),
     mutant("q5_beam", "finished beams extended further", beam("(finished if token == eos_id else extended).append", "extended.append")),
     mutant("q5_beam", "finished hypotheses dropped while beams are live", beam("finished.extend(live)", "finished = live or finished")),

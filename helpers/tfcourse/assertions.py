@@ -86,8 +86,8 @@ def _first_index(flags: Tensor) -> tuple[int, ...]:
 
 def is_instance(value: object, kind: type) -> bool:
     """``isinstance(value, kind)``, also for the stand-ins the grader passes to tests in place
-    of the notebook's objects (:class:`tfcourse_instructor.grading.remote.Proxy`): the notebook
-    answers."""
+    of the notebook's objects (:class:`tfcourse_instructor.grading.submission.remote.Proxy`): the
+    notebook answers."""
     check = getattr(type(value), "_isinstance_in_notebook", None)
     return bool(check(value, kind)) if check is not None else isinstance(value, kind)
 

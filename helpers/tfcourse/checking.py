@@ -6,13 +6,14 @@ runs every test case against the notebook's globals and returns a :class:`CheckR
 A student sees a report (HTML in JupyterLab and Colab, text elsewhere): which case passed,
 and for a failed public case what was expected and what came back. Output from the code under
 test is swallowed. When graded, the kit runs the test files itself and writes the test cells'
-outputs (:mod:`tfcourse_instructor.grading.execution`); this module only serves students.
+outputs (:mod:`tfcourse_instructor.grading.submission.execution`); this module only serves students.
 
 nbgrader's *Validate* button and ``nbgrader validate`` (``NBGRADER_VALIDATING`` is set) read a
-test cell as passed unless it raised: there a check whose public cases do not all pass raises
-:class:`ChecksFailed` with the report, so validation names the failing check and case, and a
+test cell's standard error as its failure and a value it returns as its points. There a check
+shows its report instead of returning it: on standard error when a public case failed, so
+validation names the check and the case (with no traceback), and displayed otherwise, so a
 correct notebook validates without a "partial credit" complaint about points that only the
-hidden tests can award.
+hidden tests can award, and without a warning about a value that is not a number.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from typing import Any
 import tqdm.auto
 from otter.test_files.exception_test import ExceptionTestFile
 
-from tfcourse import shortcuts
-from tfcourse.callwatch import CallWatch
-from tfcourse.hidden_points import read_hidden_points
+from tfcourse.declarations import shortcuts
+from tfcourse.declarations.callwatch import CallWatch
+from tfcourse.declarations.hidden_points import read_hidden_points
 
 VALIDATING_VARIABLE = "NBGRADER_VALIDATING"
 """Set by nbgrader while it validates a notebook (its Validate button, ``nbgrader validate``)."""
@@ -64,7 +65,7 @@ class CheckResult:
     """Points of hidden cases that are not in this test file (they run when graded)."""
     shortcut: str = ""
     """Why the question earns nothing whatever its cases did: its solution calls what the
-    question forbids (:func:`tfcourse.shortcuts.verdict`)."""
+    question forbids (:func:`tfcourse.declarations.shortcuts.verdict`)."""
 
     @property
     def score(self) -> float:
@@ -131,9 +132,10 @@ class Grader:
     def __init__(self, tests_dir: str | os.PathLike[str] = "tests") -> None:
         self.tests_dir = Path(tests_dir)
 
-    def check(self, question: str, global_env: dict[str, Any] | None = None) -> CheckResult:
+    def check(self, question: str, global_env: dict[str, Any] | None = None) -> CheckResult | None:
         """Run every test case of ``question`` against ``global_env`` (default: the caller's
-        globals, i.e. the notebook's variables)."""
+        globals, i.e. the notebook's variables). Under nbgrader's validation the report is
+        shown and None returned (see the module's docstring)."""
         if global_env is None:
             caller = inspect.currentframe().f_back  # type: ignore[union-attr]
             global_env = caller.f_globals  # type: ignore[union-attr]
@@ -157,13 +159,22 @@ class Grader:
         solution, context = shortcuts.history_cells(history, tested)
         found = shortcuts.find_shortcuts(solution, context, forbidden, tested) + called
         result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))
-        if os.environ.get(VALIDATING_VARIABLE) and (result.shortcut or not result.passed):
-            raise ChecksFailed(result.report())
+        if os.environ.get(VALIDATING_VARIABLE):
+            _show_for_validation(result)
+            return None
         return result
 
 
-class ChecksFailed(AssertionError):
-    """Raised by :meth:`Grader.check` under ``nbgrader validate`` when a public case fails."""
+def _show_for_validation(result: CheckResult) -> None:
+    if result.shortcut or not result.passed:
+        print(result.report(), file=sys.stderr)
+        return
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(result.report())
+    else:
+        display(result)
 
 
 def check_source(

@@ -72,7 +72,17 @@ class SubmissionReport:
 def check_submission(notebook_file: str | Path) -> SubmissionReport:
     """Check the saved notebook ``notebook_file`` (relative to the working directory)."""
     path = Path(notebook_file)
-    notebook = _load(path)
+    try:
+        notebook = _load(path)
+    except Exception as error:  # nbformat raises many kinds on a damaged file
+        broken = (
+            f"{path.name} as saved is not a notebook file the grader can read "
+            f"({type(error).__name__}): it would be graded as the blank notebook, 0 points. "
+            "Save it again from JupyterLab (File > Save Notebook) and run this cell again; if "
+            "that fails, restore it (File > Revert Notebook to Checkpoint) or copy your "
+            "answers into a fresh copy of the notebook."
+        )
+        return SubmissionReport(path.name, (broken,))
     if notebook is None:
         missing = (
             f"{path} is not in {Path.cwd()}: save the notebook under its original name, in the "
@@ -148,8 +158,11 @@ def find_problems(notebook: nbformat.NotebookNode) -> list[str]:
 
 
 def _load(path: Path) -> nbformat.NotebookNode | None:
+    """The notebook as saved (None if there is none); raises if it is damaged."""
     if path.is_file():
-        return nbformat.read(path, as_version=4)
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)  # what the grader requires of it
+        return notebook
     try:  # Colab keeps the notebook in the browser and in Drive, not beside the kernel.
         from google.colab import _message  # type: ignore[import-not-found]
     except ImportError:

@@ -128,10 +128,23 @@ def test_exhaustive(beam_search):
 @test_case(name="with eos_id: alpha=0 prefers the short sequence, alpha=1 the likelier per token",
            points=1, hidden=True)
 def test_length_normalisation(beam_search):
+    model = BigramLM(WITH_EOS)
+    # L counts new tokens only: after a prompt of 12 tokens ending in 0, the same choices.
+    for prompt in (torch.tensor([[0]]), torch.tensor([[0, 1, 2, 3, 1, 2, 3, 2, 3, 1, 3, 0]])):
+        for alpha in (0.0, 1.0):
+            expected = exhaustive_best(model, prompt, 4, eos_id=4, alpha=alpha)[1]
+            check_against(
+                beam_search, model, prompt, 4, 625, list(expected), eos_id=4, alpha=alpha
+            )
+
+
+@test_case(name="beam_width=1 with eos_id: the search ends when its only beam ends",
+           points=1, hidden=True)
+def test_search_ends_with_its_beams(beam_search):
     model, prompt = BigramLM(WITH_EOS), torch.tensor([[0]])
     for alpha in (0.0, 1.0):
-        expected = exhaustive_best(model, prompt, 4, eos_id=4, alpha=alpha)[1]
-        check_against(beam_search, model, prompt, 4, 625, list(expected), eos_id=4, alpha=alpha)
+        # Greedy from 0 takes 4 (0.40) at once: the one beam ends after one token.
+        check_against(beam_search, model, prompt, 4, 1, [4], eos_id=4, alpha=alpha)
 
 
 @test_case(name="width 3 past block_size: the reference's beam and its log-probability",

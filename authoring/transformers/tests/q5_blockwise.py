@@ -84,3 +84,9 @@ def test_block_sizes(blockwise_attention):
         check(blockwise_attention, [(3, 7, 4)] * 3, causal, block_size, 6, "causal", masked_attention)
     shapes = [(2, 20, 8)] * 3
     check(blockwise_attention, shapes, None, 6, 7, "float64", masked_attention, torch.float64)
+    # Every score of row 3 lies near -1000, where exp underflows to 0 unless the running
+    # maximum starts at -inf: the row's weights are those of the unshifted scores.
+    shifted = torch.zeros(20, 20, dtype=torch.float64)
+    shifted[3] = -1000.0
+    check(blockwise_attention, shapes, shifted, 6, 8, "a row near -1000", masked_attention,
+          torch.float64)

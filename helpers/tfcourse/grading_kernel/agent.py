@@ -1,7 +1,7 @@
 """Inside a student's kernel while it is graded: answer the test runner's requests.
 
-The trusted test runner (:mod:`tfcourse_instructor.grading.remote`) sends each request as a user
-expression of an empty execute request::
+The trusted test runner (:mod:`tfcourse_instructor.grading.submission.remote`) sends each request as
+a user expression of an empty execute request::
 
     __import__("tfcourse.grading_kernel.agent", fromlist=["serve"]).serve(REQUEST, PICKLE)
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from tfcourse.callwatch import CallWatch
 from tfcourse.checking import quiet
+from tfcourse.declarations.callwatch import CallWatch
 from tfcourse.grading_kernel import wire
 
 MIME = "application/vnd.tfcourse.reply+json"

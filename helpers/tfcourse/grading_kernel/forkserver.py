@@ -85,9 +85,8 @@ nbgrader set for it; the rest of the grader's environment stays outside."""
 
 class ForkServer:
     """A fork server process listening on ``socket_path``, started at once by ``popen``
-    (e.g. :meth:`tfcourse_instructor.grading.sandbox.Sandbox.popen`, which confines it and every
-    kernel
-    it forks); it is ready once its imports are done."""
+    (e.g. :meth:`tfcourse_instructor.grading.submission.sandbox.Sandbox.popen`, which confines it
+    and every kernel it forks); it is ready once its imports are done."""
 
     def __init__(
         self, socket_path: Path, popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen

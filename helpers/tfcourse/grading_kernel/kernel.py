@@ -6,8 +6,8 @@ the files it writes (:data:`FILE_LIMIT_MB`) and the address space of the kernel 
 memory blow-up raises ``MemoryError`` in the cell that caused it instead of taking the
 machine down), records what the sandbox refuses in ``--attempts-log``
 (:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel. It never reads a test file:
-the trusted runner (:mod:`tfcourse_instructor.grading.remote`) runs them outside this process, so
-hidden tests never enter a student's kernel.
+the trusted runner (:mod:`tfcourse_instructor.grading.submission.remote`) runs them outside this
+process, so hidden tests never enter a student's kernel.
 
 With ``--fork-server`` the kernel is forked from that server
 (:mod:`tfcourse.grading_kernel.forkserver`), which has imported torch and the rest already and runs

@@ -1,8 +1,8 @@
 """The grading wire: what may cross between the trusted test runner and a student's kernel.
 
-While a notebook is graded, the test runner (:mod:`tfcourse_instructor.grading.remote`) asks the
-student's kernel (:mod:`tfcourse.grading_kernel.agent`) to look up names, call functions and read
-attributes. Both directions use the encoding of this module: JSON text whose values are
+While a notebook is graded, the test runner (:mod:`tfcourse_instructor.grading.submission.remote`)
+asks the student's kernel (:mod:`tfcourse.grading_kernel.agent`) to look up names, call functions
+and read attributes. Both directions use the encoding of this module: JSON text whose values are
 
 ================  ============================================================
 JSON              Python value

@@ -1,4 +1,20 @@
-"""Grading glue around nbgrader and otter: build, release, samples, autograde, scores.
+"""The instructor's commands: building, releasing, grading and testing the tests.
 
-Each module is one step; :mod:`tfcourse_instructor.grading.cli` composes them.
+``python -m tfcourse_instructor.grading COMMAND`` (:mod:`.cli`) maps each command to the
+sub-package that does it; a newcomer who knows the command knows the folder:
+
+- :mod:`.build` - ``build``, ``release``, ``publish``: authoring twins to source notebooks,
+  public tests, the release, the student distribution and its scan for graded answers,
+  Gradescope zips;
+- :mod:`.classroom` - ``grade``, ``reproduce``: grading a class, from an LMS download to
+  the gradebook, feedback, scores and the copy report;
+- :mod:`.submission` - grading one submission: its scratch course, its checks run outside
+  its kernel by the trusted runner, its sandbox (``sandbox`` explains it);
+- :mod:`.selftest` - ``samples``, ``mutants``: testing the tests with sample submissions,
+  mutants and the trusted runner's parity with the notebook;
+- :mod:`.course` - where things live in a course directory, used by all of them.
+
+Imports point one way: :mod:`.cli` -> :mod:`.selftest` -> :mod:`.classroom` or
+:mod:`.build` -> :mod:`.submission` -> :mod:`.course` and the student package
+(:mod:`tfcourse`); no sub-package imports another's private names.
 """

@@ -9,6 +9,10 @@ grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, 
 reproduce  re-run one submitted notebook top to bottom: which stored outputs it reproduces
 mutants    grade the wrong answers and correct alternatives declared in authoring/mutants/:
            per question, mutants killed and alternatives accepted (exit 1 if any is not)
+parity     check each question of the sample submissions inside a kernel and through the
+           trusted runner: the cases whose verdicts differ (exit 1 if any)
+gradescope otter autograder zips for Gradescope, one per notebook, in gradescope/
+sandbox    explain what a submission's code sees and can do while graded
 """
 
 from __future__ import annotations
@@ -19,25 +23,31 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse_instructor.grading import authoring, mutants, publish, samples, sandbox
-from tfcourse_instructor.grading.archive import ArchiveRefused
-from tfcourse_instructor.grading.cells import placeholder_warning
-from tfcourse_instructor.grading.copies import DEFAULT_THRESHOLD
-from tfcourse_instructor.grading.copies_report import COPIES_CSV, report_copies
-from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.intake import (
+from tfcourse_instructor.grading.build import authoring, gradescope, publish
+from tfcourse_instructor.grading.build.cells import placeholder_warning
+from tfcourse_instructor.grading.build.release import generate_release
+from tfcourse_instructor.grading.classroom.archive import ArchiveRefused
+from tfcourse_instructor.grading.classroom.copies import DEFAULT_THRESHOLD
+from tfcourse_instructor.grading.classroom.copies_report import COPIES_CSV, report_copies
+from tfcourse_instructor.grading.classroom.intake import (
     UNATTRIBUTED,
     Problem,
     collect_lms_zip,
     submitted_students,
     with_intake_problems,
 )
-from tfcourse_instructor.grading.pipeline import SandboxUnavailable, default_jobs, grade_class
-from tfcourse_instructor.grading.release import generate_release
-from tfcourse_instructor.grading.reproduce import check_notebook, format_report
-from tfcourse_instructor.grading.scores import format_table, read_scores, write_csv
-from tfcourse_instructor.grading.summary import format_summary
-from tfcourse_instructor.grading.workspace import Limits
+from tfcourse_instructor.grading.classroom.pipeline import (
+    SandboxUnavailable,
+    default_jobs,
+    grade_class,
+)
+from tfcourse_instructor.grading.classroom.reproduce import check_notebook, format_report
+from tfcourse_instructor.grading.classroom.scores import format_table, read_scores, write_csv
+from tfcourse_instructor.grading.classroom.summary import format_summary
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.selftest import mutants, parity, samples
+from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission.workspace import Limits
 
 SCORES_CSV = "grades_by_question.csv"
 
@@ -83,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             metavar="SCORE",
             help=f"report answers this similar or more (0 to 1, default {DEFAULT_THRESHOLD:g})",
         )
+    parity_parser = commands.add_parser(
+        "parity", help="the trusted runner's verdicts against checks inside the notebook"
+    )
+    parity_parser.add_argument("samples", nargs="*", help="sample ids (default: all)")
+    parity_parser.add_argument("--notebook", action="append", help="only these notebooks")
+    parity_parser.add_argument("--question", action="append", help="only these questions")
+    gradescope_parser = commands.add_parser(
+        "gradescope", help="write otter autograder zips for Gradescope in gradescope/"
+    )
+    gradescope_parser.add_argument(
+        "notebooks", nargs="*", help="names such as 01_attention (default: all)"
+    )
     commands.add_parser(
         "sandbox", help="explain what a submission's code sees and can do while graded"
     )
@@ -123,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return grade(course, students, args, refused)
     elif args.command == "mutants":
         return run_mutants(course, args)
+    elif args.command == "parity":
+        return parity.report_parity(course, args.samples, args.notebook or (), args.question or ())
+    elif args.command == "gradescope":
+        for path in gradescope.write_autograders(course, args.notebooks):
+            print(f"wrote {path.relative_to(course.root)}")
     elif args.command == "sandbox":
         run = Path(tempfile.gettempdir(), "tfcourse-grading-RUN")
         scratch = Course(run / "students" / "STUDENT", course.assignment)
@@ -158,6 +185,13 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
         help="memory of all the processes of one submission together",
     )
     parser.add_argument(
+        "--grader-memory-mb",
+        type=int,
+        default=defaults.grader_memory_mb,
+        metavar="MB",
+        help="memory of the trusted process that runs one submission's checks",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=defaults.processes,
@@ -177,6 +211,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         notebook_seconds=args.notebook_timeout,
         memory_mb=args.memory_mb,
         submission_memory_mb=args.submission_memory_mb,
+        grader_memory_mb=args.grader_memory_mb,
         processes=args.processes,
         threads=max(1, default_jobs() // args.jobs),
     )
@@ -204,7 +239,15 @@ def grade(
     """Grade ``students``, write the CSVs and feedback, print the scores and the summary (with
     the files intake ``refused``); return the exit code."""
     limits = _limits(args)
-    print(f"grading {len(students)} submission(s) of {course.assignment!r} ...", flush=True)
+
+    def announce(to_grade: int, unchanged: int) -> None:
+        kept = f", {unchanged} unchanged since last graded (kept; --force grades them again)"
+        print(
+            f"{len(students)} submission(s) of {course.assignment!r}: grading {to_grade}"
+            f"{kept if unchanged else ''} ...",
+            flush=True,
+        )
+
     try:
         records = grade_class(
             course,
@@ -213,6 +256,7 @@ def grade(
             limits=limits,
             force=getattr(args, "force", False),
             sandboxed=not args.unsandboxed,
+            on_start=announce,
         )
     except SandboxUnavailable as error:
         print(

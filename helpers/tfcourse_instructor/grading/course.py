@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -75,10 +76,16 @@ class Course:
         return sorted(path.stem for path in self.source_dir.glob("*.ipynb"))
 
     def nbgrader(
-        self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        memory_mb: int | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``nbgrader ARGS`` in the course root; raise with its output if it fails or
-        runs longer than ``timeout`` seconds. ``env`` adds environment variables."""
+        runs longer than ``timeout`` seconds. ``env`` adds environment variables;
+        ``memory_mb`` caps the address space nbgrader may map (for a run whose memory a
+        submission steers, such as its autograde)."""
         full_env = {**os.environ, **(env or {})}
         # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
@@ -93,6 +100,9 @@ class Course:
                 command, cwd=self.root, env=full_env, stdout=out, stderr=err, start_new_session=True
             ) as process,
         ):
+            if memory_mb is not None:
+                limit = memory_mb << 20
+                resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -101,6 +111,8 @@ class Course:
                 raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s") from None
             stdout, stderr = (_read(stream) for stream in (out, err))
         if process.returncode != 0:
+            if memory_mb is not None and any(sign in stderr for sign in _OUT_OF_MEMORY):
+                raise RuntimeError(f"`nbgrader {args[0]}` ran out of its {memory_mb} MiB of memory")
             raise RuntimeError(
                 f"`nbgrader {' '.join(args)}` failed ({process.returncode}):\n{stdout}\n{stderr}"
             )
@@ -108,6 +120,13 @@ class Course:
 
 
 _MAX_OUTPUT = 1 << 20
+_OUT_OF_MEMORY = (
+    "MemoryError",
+    "failed to map segment",  # a shared library that no longer fits
+    "Cannot allocate memory",
+    "std::bad_alloc",
+)
+"""How a Python process says it reached its address-space limit."""
 
 
 def _read(stream: IO[str]) -> str:

@@ -115,4 +115,4 @@ def test_trap(beam_search):
     expected = exhaustive_best(model, prompt, 2)[1]
     check_against(beam_search, model, prompt, 2, 2, list(expected))
 
-hidden_points = 3
+hidden_points = 4

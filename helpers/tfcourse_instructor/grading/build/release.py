@@ -1,0 +1,34 @@
+"""Build ``release/`` from ``source/``: nbgrader's student notebooks plus public test files."""
+
+from __future__ import annotations
+
+import shutil
+
+from tfcourse_instructor.grading.build.public_tests import public_test_source
+from tfcourse_instructor.grading.course import Course
+
+
+def write_public_tests(course: Course) -> None:
+    """Write the students' copy of every test file (:attr:`Course.public_tests_dir`) from the
+    full ones (:attr:`Course.tests_dir`), removing copies of tests that no longer exist."""
+    target = course.public_tests_dir
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for test_file in sorted(course.tests_dir.glob("*.py")):
+        public = public_test_source(test_file.read_text(encoding="utf-8"))
+        (target / test_file.name).write_text(public, encoding="utf-8")
+
+
+def generate_release(course: Course) -> None:
+    """Regenerate the release of ``course`` from scratch.
+
+    The release is exactly what plain ``nbgrader generate_assignment`` (formgrader's Generate
+    button) writes once ``source/`` holds the public test files, so either route gives the
+    same files. The gradebook is left alone, so a release can be rebuilt at any time, even
+    after grading has started.
+    """
+    write_public_tests(course)
+    if course.release_dir.exists():
+        shutil.rmtree(course.release_dir)
+    course.nbgrader("generate_assignment", course.assignment, "--force", "--no-db")

@@ -1,0 +1,20 @@
+"""Grading a class: every submission in, grades, feedback and reports out.
+
+:mod:`.pipeline` composes the steps; each submission is graded by
+:mod:`tfcourse_instructor.grading.submission`.
+
+- :mod:`.intake` - submissions from an LMS download, or already in ``submitted/``;
+- :mod:`.archive` - reading an LMS download within limits: nothing a zip says is trusted;
+- :mod:`.preflight` - pre-flight checks: each notebook made safe for nbgrader, and what was
+  fixed;
+- :mod:`.pipeline` - the class pipeline, composed in one place (``grade``);
+- :mod:`.merge` - the grades of scratch courses written into the class gradebook;
+- :mod:`.summary` - what grading did to each submission, kept between runs;
+- :mod:`.feedback` - feedback HTML per student, kept in step with the gradebook;
+- :mod:`.scores` - per-student, per-question scores: a table and a CSV;
+- :mod:`.copies` - near-identical answers, by copydetect's fingerprints;
+- :mod:`.copies_report` - the copy report: summary lines, ``copies.csv`` and ``copies.html``;
+- :mod:`.reproduce` - does a submission's code produce the outputs it was saved with
+  (``reproduce``);
+- :mod:`.doors` - what plain ``nbgrader autograde`` and ``zip_collect`` do here: they stop.
+"""

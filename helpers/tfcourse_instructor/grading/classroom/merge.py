@@ -1,0 +1,83 @@
+"""Write the grades of submissions graded in scratch courses into the class gradebook.
+
+One nbgrader process does it, so the class gradebook (SQLite) has a single writer however
+many submissions were graded in parallel. It is nbgrader's own ``autograde`` with the
+executed notebooks as submissions, sanitising and execution switched off: only
+``SaveAutoGrades`` (and late penalties) run, which score each test cell from its output
+exactly as a normal autograde would. ``autograded/`` then holds the executed notebooks,
+which formgrader shows for manual grading.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.submission.workspace import KIT_EXPORTER, GradedSubmission
+
+GRADES_CSV = "grades.csv"
+TIMESTAMP = "timestamp.txt"
+EXCHANGE_FILES = (TIMESTAMP, "submission_secret.txt")
+"""What nbgrader's exchange stores beside a collected submission: its time, and the secret by
+which the student's *Fetch Feedback* finds the feedback released to them. ``autograded/`` and
+``feedback/`` keep both, so formgrader's *Release Feedback* works after the kit graded."""
+
+
+def record_assignment(course: Course) -> None:
+    """Record the source notebooks and their grade cells in the gradebook, which autograde
+    reads. nbgrader refuses when the set of notebooks changed after submissions were graded:
+    the error then says how to proceed rather than losing grades."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            course.nbgrader(
+                "generate_assignment",
+                course.assignment,
+                "--force",
+                f"--CourseDirectory.release_directory={scratch}",
+            )
+        except RuntimeError as error:
+            if "there are submissions associated with it" not in str(error):
+                raise
+            raise RuntimeError(
+                f"{course.gradebook.name} holds grades for a version of {course.assignment!r} "
+                "with other notebooks than source/ has now. Export the grades, then move "
+                f"{course.gradebook.name} aside to grade the new version."
+            ) from None
+
+
+def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
+    """Save the scores of ``graded`` in the class gradebook (submissions that could not be
+    graded are left out)."""
+    done = [submission for submission in graded if submission.autograded is not None]
+    if not done:
+        return
+    with tempfile.TemporaryDirectory() as staging:
+        for submission in done:
+            folder = Path(staging) / submission.student / course.assignment
+            folder.mkdir(parents=True)
+            for notebook in submission.autograded.glob("*.ipynb"):  # type: ignore[union-attr]
+                shutil.copy(notebook, folder / notebook.name)
+            submitted = course.submitted_dir / submission.student / course.assignment
+            for name in EXCHANGE_FILES:
+                if (submitted / name).is_file():
+                    shutil.copy(submitted / name, folder / name)
+        course.nbgrader(
+            "autograde",
+            course.assignment,
+            "--force",
+            f"--CourseDirectory.submitted_directory={staging}",
+            f"--Autograde.exporter_class={KIT_EXPORTER}",
+            "--Autograde.sanitize_preprocessors=nbconvert.preprocessors.Preprocessor",
+            "--Autograde.autograde_preprocessors=nbgrader.preprocessors.SaveAutoGrades",
+            "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",
+        )
+
+
+def export_grades(course: Course) -> Path:
+    """nbgrader's grades CSV (one row per student) at the course root."""
+    csv_path = course.root / GRADES_CSV
+    course.nbgrader("export", f"--to={csv_path}")
+    return csv_path

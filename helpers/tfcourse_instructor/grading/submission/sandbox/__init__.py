@@ -1,0 +1,259 @@
+"""One sandbox per submission: what its code can see, write, reach and start.
+
+:class:`Sandbox` starts a process (the submission's kernel fork server) confined by
+bubblewrap (:mod:`.bwrap`) inside a control group (:mod:`.resources`), and when the
+submission is done, reports what the code in it did against its limits, kills everything it
+left and removes the group. Without bubblewrap (``Sandbox(..., mounts=None)``) the same
+process runs unconfined: a grader must ask for that explicitly (``grade --unsandboxed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import tfcourse
+import tfcourse_instructor
+from tfcourse_instructor.grading.submission.sandbox import bwrap, resources
+from tfcourse_instructor.grading.submission.sandbox.bwrap import Mounts
+
+__all__ = [
+    "Mounts",
+    "Sandbox",
+    "explain",
+    "protection",
+    "sandbox_environment",
+    "submission_mounts",
+    "unavailable_reason",
+]
+
+_GRACE_SECONDS = 3.0
+
+
+def protection(sandboxed: bool) -> str:
+    """A line for the summary: how submissions were confined and limited in this run."""
+    group = resources.create(f"tfcourse-probe-{uuid.uuid4().hex[:8]}", 64, 16)
+    limits = group.mechanism if group else "per-process limits only (no control group here)"
+    if group:
+        group.remove()
+    if not sandboxed:
+        return (
+            "submissions ran UNSANDBOXED (--unsandboxed): grades are not protected against "
+            f"hostile code; limits: {limits}"
+        )
+    return f"each submission ran in its own bubblewrap sandbox; limits: {limits}"
+
+
+def submission_mounts(shared: tuple[Path, ...], workdir: Path) -> Mounts:
+    """What a submission's code sees (an allowlist): the system's runtime, the interpreter,
+    its environment and the student package read-only, with any instructor package among
+    them masked; ``shared`` read-write; ``workdir`` as a private folder; an environment of
+    the kit's making."""
+    package = Path(tfcourse.__file__).resolve().parent
+    readable = {Path(sys.prefix), Path(sys.base_prefix), package}
+    readable |= {path.resolve() for path in readable}
+    readable |= {Path(path) for path in bwrap.SYSTEM_RUNTIME}
+    instructor = Path(tfcourse_instructor.__file__).resolve().parent
+    masked = tuple(
+        folder
+        for folder in {instructor, Path(tfcourse_instructor.__file__).parent}
+        if any(folder.is_relative_to(path) for path in readable)
+    )
+    return Mounts(
+        readable=tuple(sorted(readable)),
+        shared=shared,
+        workdir=workdir,
+        environment=tuple(sorted(sandbox_environment(workdir).items())),
+        masked=masked,
+    )
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why submissions cannot be sandboxed on this machine, or None if they can: a sandbox
+    is started the way grading starts one (as the unprivileged user, for a root grader)."""
+    if reason := bwrap.unavailable_reason():
+        return reason
+    with tempfile.TemporaryDirectory(prefix="tfcourse-probe-") as folder:
+        sandbox = Sandbox(submission_mounts((), Path(folder) / "work"), 256, 32)
+        probe = sandbox.popen(
+            [sys.executable, "-c", "import tfcourse"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, error = probe.communicate(timeout=120)
+        sandbox.close()
+    if probe.returncode != 0:
+        lines = error.decode(errors="replace").strip().splitlines() or ["no message"]
+        return f"a sandbox cannot start here ({lines[-1][:200]})"
+    return None
+
+
+def explain(mounts: Mounts) -> str:
+    """What a submission confined by ``mounts`` sees, as a grader reads it
+    (``python -m tfcourse_instructor.grading sandbox``)."""
+    if reason := unavailable_reason():
+        return f"submissions cannot be sandboxed here: {reason}"
+    outside = (
+        f"uid {bwrap.GRADING_UID} (the grader is root: it drops to this user before bwrap)"
+        if os.geteuid() == 0
+        else f"uid {os.geteuid()} (the grader's own: run as root to grade as another user)"
+    )
+    lines = [
+        f"user: uid {bwrap.SANDBOX_UID} inside, {outside}; every capability dropped",
+        "namespaces: user, mount, PID (its own /proc), network (none reachable), IPC, UTS",
+        "file system: an empty root, and only",
+        *(
+            f"  read-only  {path}" + (f" -> {os.readlink(path)}" if path.is_symlink() else "")
+            for path in mounts.readable
+            if path.is_symlink() or path.exists()
+        ),
+        *(f"  masked     {path} (an empty folder)" for path in mounts.masked),
+        *(f"  writable   {path} (shared with the grader)" for path in mounts.shared),
+        f"  private    {mounts.workdir} (tmpfs, {mounts.workdir_mb} MiB: its working folder)",
+        f"  private    /tmp, /dev/shm (tmpfs, {mounts.tmp_mb} MiB each), a minimal /dev",
+        "environment (nothing else of the grader's):",
+        *(f"  {name}={value}" for name, value in mounts.environment),
+    ]
+    return "\n".join(lines)
+
+
+def sandbox_environment(home: Path) -> dict[str, str]:
+    """The whole environment a sandbox starts with: nothing of the grader's but the settings
+    that keep OpenBLAS computing correctly on this processor."""
+    path = [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
+    environment = {
+        "PATH": os.pathsep.join(path),
+        "HOME": str(home),
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "USER": "student",
+        "LOGNAME": "student",
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    return environment
+
+
+class Sandbox:
+    """Processes of one submission: confined by ``mounts`` (None: unconfined) and limited
+    together to ``memory_mb`` MiB and ``processes`` tasks. A root grader's sandbox runs as
+    :data:`~.bwrap.GRADING_UID` outside its namespace (:mod:`.launch`), and its shared
+    folders are given to that user."""
+
+    def __init__(self, mounts: Mounts | None, memory_mb: int, processes: int) -> None:
+        self.mounts = mounts
+        self.group = resources.create(f"tfcourse-{uuid.uuid4().hex[:12]}", memory_mb, processes)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stage: Path | None = None
+        if mounts and os.geteuid() == 0:
+            self._stage = Path(tempfile.mkdtemp(prefix="tfcourse-stage-", dir="/tmp"))
+            self._stage.chmod(0o755)
+            for folder in mounts.shared:
+                os.chown(folder, bwrap.GRADING_UID, bwrap.GRADING_UID)
+
+    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the sandbox (one process per sandbox)."""
+        line = argv
+        if self.mounts and self._stage:
+            line = [
+                *(sys.executable, "-m", "tfcourse_instructor.grading.submission.sandbox.launch"),
+                *("--stage", str(self._stage), "--uid", str(bwrap.GRADING_UID)),
+                *(f"--read={path}" for path in self.mounts.readable),
+                *(f"--write={path}" for path in self.mounts.shared),
+                "--",
+                *bwrap.command(self.mounts, argv, sources=self._stage),
+            ]
+        elif self.mounts:
+            line = bwrap.command(self.mounts, argv)
+        if self.group:
+            line = self.group.wrap(line)
+        self._process = subprocess.Popen(line, start_new_session=True, **options)
+        return self._process
+
+    def close(self) -> list[str]:
+        """Stop everything in the sandbox; return what its code did that a grader should
+        know: limits hit, processes that were still running once its work was done."""
+        problems = []
+        survivors = self._wait_for_survivors()
+        if survivors:
+            problems.append(
+                f"left {survivors} process(es) running after its kernels were shut down "
+                "(killed with the sandbox)"
+            )
+        if self.group:
+            usage = self.group.usage()
+            if usage.memory_limit_hits:
+                problems.append(
+                    f"hit the memory limit of the whole submission ({usage.memory_limit_hits} "
+                    "time(s))"
+                )
+            if usage.process_limit_hits:
+                problems.append(
+                    f"hit the limit on processes ({usage.process_limit_hits} fork(s) refused)"
+                )
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        if self.group:
+            self.group.remove()
+        if self._stage:
+            with contextlib.suppress(OSError):
+                self._stage.rmdir()  # empty on the host: the staging lived in the launcher
+        return problems
+
+    def _wait_for_survivors(self) -> int:
+        """Processes of the submission other than the sandbox's own and its first process,
+        after a grace period for kernels that are shutting down."""
+        if self._process is None:
+            return 0
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while True:
+            others = [pid for pid in _descendants(self._process.pid) if not self._own(pid)]
+            if not others or time.monotonic() > deadline:
+                return len(others)
+            time.sleep(0.1)
+
+    def _own(self, pid: int) -> bool:
+        """True for bubblewrap's processes and the process it started (pid 2 inside)."""
+        if not self.mounts:
+            return False  # unconfined: every descendant is the submission's
+        namespace_pids = _namespace_pids(pid)
+        return len(namespace_pids) == 1 or namespace_pids[-1] in (1, 2)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _namespace_pids(pid: int) -> list[int]:
+    """The ids of ``pid`` in its PID namespace and those above it, outermost first."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return [int(value) for value in line.split()[1:]]
+    return [pid]

@@ -1,0 +1,340 @@
+"""Grade one submission in a scratch course of its own, its code in a sandbox of its own.
+
+Every submission gets a fresh copy of a template course: the source notebooks (without
+their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
+class gradebook without its students (it knows the assignment), the test files in a folder
+of their own (read by the trusted runner only), and a Jupyter kernel spec that starts
+:mod:`tfcourse.grading_kernel.kernel` with the memory limit. nbgrader there runs
+:class:`~tfcourse_instructor.grading.submission.execution.GuardedExecute` outside the sandbox, and
+with it the test cells' checks; the submission's kernels are forked by a fork server inside it
+(:mod:`tfcourse_instructor.grading.submission.sandbox`), and reached through Unix sockets in a
+folder of their own, the only place the sandbox shares with the grader. That folder lies on a memory
+file system where there is one, so what a submission writes there counts against its memory limit
+and never reaches the grader's disk; the grader reaches the sockets through links it makes in a
+folder of its own (:mod:`tfcourse.grading_kernel.pinned`). Submissions graded in parallel thus never
+share a gradebook, a kernel or a test file, and none can see another's files, the course repository
+or the grading run; the class gradebook is written later by one process
+(:mod:`tfcourse_instructor.grading.classroom.merge`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader import utils
+from nbgrader.api import Gradebook
+
+from tfcourse.grading_kernel import attempts, forkserver
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.submission.execution import limit_notes
+from tfcourse_instructor.grading.submission.issues import (
+    Issue,
+    execution_issues,
+    graded_better_than_stored,
+)
+from tfcourse_instructor.grading.submission.sandbox import Mounts, Sandbox, submission_mounts
+from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
+from tfcourse_instructor.grading.submission.shown_outputs import show_submitted_outputs
+
+KIT_EXPORTER = "nbconvert.exporters.NotebookExporter"
+"""The exporter nbgrader's autograde uses by default, named where the kit runs it."""
+
+GRADING_CONFIG = """
+# Added for grading one submission in a scratch course
+# (tfcourse_instructor.grading.submission.workspace).
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from tfcourse_instructor.grading.submission.execution import GuardedExecute
+
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]
+c.Autograde.exporter_class = "{exporter}"
+c.GuardedExecute.timeout = {cell_seconds}
+c.GuardedExecute.notebook_timeout = {notebook_seconds}
+# Kernels run in a sandbox without a network: they are reached through Unix sockets.
+c.KernelManager.transport = "ipc"
+"""
+
+_MAX_SOCKET_PATH = 100
+"""Unix socket paths are limited to 107 bytes; jupyter_client appends about 50."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-cell and per-notebook seconds, memory (MiB) per kernel, and limits on the whole
+    submission: memory of all its processes together, processes (threads count)."""
+
+    cell_seconds: int = 120
+    notebook_seconds: int = 600
+    memory_mb: int = 3072
+    submission_memory_mb: int = 4096
+    processes: int = 256
+    threads: int = 1
+    """Threads torch may use in each kernel (cores divided by parallel jobs)."""
+    grader_memory_mb: int = 4096
+    """Address space of the trusted process that grades the submission (nbgrader with the
+    test runner, which holds what the kernel sends back)."""
+
+
+@dataclass
+class GradedSubmission:
+    """The outcome of grading one submission in its scratch course."""
+
+    student: str
+    issues: list[Issue]
+    autograded: Path | None = None
+    """Folder of the executed notebooks (None if grading failed altogether)."""
+
+
+class Workspace:
+    """Scratch courses under ``root``, one per submission, copied from a template."""
+
+    def __init__(self, course: Course, root: Path, limits: Limits, sandboxed: bool = True) -> None:
+        self.course = course
+        self.root = root
+        self.limits = limits
+        self.sandboxed = sandboxed
+        """Whether each submission's kernels run in a bubblewrap sandbox."""
+        self.template = root / "template"
+        self.exchange = root
+        """Where the sandboxes' sockets folders and the connection files live (same file
+        system: the grader hard-links the sockets), on a memory file system if there is one."""
+
+    def prepare(self) -> None:
+        """Write the template course. Its gradebook is a copy of the class gradebook, which
+        must already record the assignment
+        (:func:`tfcourse_instructor.grading.classroom.merge.record_assignment`),
+        without its students."""
+        template = Course(self.template, self.course.assignment)
+        config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
+        config += GRADING_CONFIG.format(
+            exporter=KIT_EXPORTER,
+            cell_seconds=self.limits.cell_seconds,
+            notebook_seconds=self.limits.notebook_seconds,
+        )
+        self.template.mkdir(parents=True)
+        self.exchange = memory_folder() or self.root
+        (self.exchange / "sockets").mkdir()
+        (self.exchange / "connections").mkdir(mode=0o700)
+        (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
+        shutil.copytree(
+            self.course.source_dir,
+            template.source_dir,
+            ignore=shutil.ignore_patterns(
+                self.course.public_tests_dir.name, "__pycache__", ".ipynb_checkpoints"
+            ),
+        )
+        shutil.copytree(self.course.tests_dir, self.template / "grading_tests")
+        with (
+            contextlib.closing(sqlite3.connect(self.course.gradebook)) as class_gradebook,
+            contextlib.closing(sqlite3.connect(template.gradebook)) as copy,
+        ):
+            class_gradebook.backup(copy)
+        # Student code can read the scratch course's files: leave no other student in it.
+        with Gradebook(f"sqlite:///{template.gradebook}") as gradebook:
+            for student in gradebook.students:
+                gradebook.remove_student(student.id)
+        with contextlib.closing(sqlite3.connect(template.gradebook)) as copy:
+            copy.execute("VACUUM")  # deleted rows would stay readable in free pages
+
+    def close(self) -> None:
+        """Remove what :meth:`prepare` put outside ``root``."""
+        if self.exchange != self.root:
+            shutil.rmtree(self.exchange, ignore_errors=True)
+
+    def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
+        """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
+        they hit, what their code tried in its sandbox and the outputs withheld become issues."""
+        scratch = Course(self.root / "students" / student, self.course.assignment)
+        if scratch.root.exists():
+            shutil.rmtree(scratch.root)
+        shutil.copytree(self.template, scratch.root)
+        folder = scratch.submitted_dir / student / scratch.assignment
+        folder.mkdir(parents=True)
+        for name, notebook in notebooks.items():
+            nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
+        autograded = scratch.autograded_dir / student / scratch.assignment
+        sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "sockets"))
+        connections = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "connections"))
+        sandbox = Sandbox(
+            self._mounts(sockets, autograded) if self.sandboxed else None,
+            self.limits.submission_memory_mb,
+            self.limits.processes,
+        )
+        try:
+            issues = self._autograde(
+                scratch, student, len(notebooks), (sockets, connections), sandbox
+            )
+        finally:
+            tried = sandbox.close() + attempts.read(sockets)
+            issues = [Issue("", problem) for problem in tried] + issues
+            shutil.rmtree(sockets, ignore_errors=True)
+            shutil.rmtree(connections, ignore_errors=True)
+        if any(issue.problem.startswith("not graded") for issue in issues):
+            return GradedSubmission(student, issues)
+        issues += self._check_outputs(autograded, notebooks)
+        return GradedSubmission(student, issues, autograded)
+
+    def _autograde(
+        self,
+        scratch: Course,
+        student: str,
+        count: int,
+        folders: tuple[Path, Path],
+        sandbox: Sandbox,
+    ) -> list[Issue]:
+        """Start the submission's fork server in ``sandbox``, then nbgrader's autograde.
+        ``folders``: the sandbox's sockets (it writes there) and the kernels' connection
+        files (the grader writes there, where the sandbox cannot: the kernel gets a copy)."""
+        sockets, connections = folders
+        server = None
+        if forkserver.SUPPORTED:
+            server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
+            if not server.wait_ready():
+                return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
+        workdir = scratch.autograded_dir / student / scratch.assignment
+        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
+        budget = self.limits.notebook_seconds * max(1, count) + 300
+        try:
+            scratch.nbgrader(
+                "autograde",
+                scratch.assignment,
+                f"--student={student}",
+                "--force",
+                f"--KernelManager.connection_file={connections / 'kernel.json'}",
+                # Where the client finds the kernel's sockets (kernel-ipc-N): links the
+                # kernel's stand-in makes to the sockets it binds in the sandbox's folder.
+                f"--KernelManager.ip={connections / 'kernel-ipc'}",
+                timeout=budget,
+                env=env,
+                memory_mb=self.limits.grader_memory_mb,
+            )
+        except RuntimeError as error:
+            return [Issue("", f"not graded: {_last_line(error)}")]
+        return []
+
+    def _mounts(self, sockets: Path, workdir: Path) -> Mounts:
+        """The submission's view
+        (:func:`~tfcourse_instructor.grading.submission.sandbox.submission_mounts`)."""
+        if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
+            raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
+        return submission_mounts((sockets,), workdir)
+
+    def _check_outputs(
+        self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]
+    ) -> list[Issue]:
+        """Report the limits each executed notebook hit and what its cells raised; then let
+        it show the outputs the student submitted."""
+        issues = []
+        notes = limit_notes(self.limits.cell_seconds, self.limits.notebook_seconds)
+        for path in sorted(autograded.glob("*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            issues += execution_issues(path.stem, notebook)
+            issues += graded_better_than_stored(path.stem, notebook, submitted[path.stem])
+            show_submitted_outputs(notebook, submitted[path.stem], notes)
+            nbformat.write(notebook, path)
+        return issues
+
+    def _kernel_spec(
+        self, scratch: Path, server: forkserver.ForkServer | None, workdir: Path
+    ) -> Path:
+        """A ``python3`` kernel spec (found before the installed one) that starts the
+        grading kernel from the submission's fork server, at home in ``workdir``."""
+        jupyter = scratch / "jupyter"
+        spec = jupyter / "kernels" / "python3"
+        spec.mkdir(parents=True)
+        server_args = []
+        if server:
+            log = server.socket_path.parent / attempts.LOG_NAME
+            server_args = ["--fork-server", str(server.socket_path), "--attempts-log", str(log)]
+            server_args += ["--kernel-sockets", str(server.socket_path.parent)]
+            if os.geteuid() == 0 and self.sandboxed:
+                server_args += ["--server-uid", str(GRADING_UID)]
+        argv = [
+            sys.executable,
+            "-m",
+            "tfcourse.grading_kernel.kernel",
+            *server_args,
+            "--memory-mb",
+            str(self.limits.memory_mb),
+            "-f",
+            "{connection_file}",
+        ]
+        threads = str(self.limits.threads)
+        kernel = {
+            "argv": argv,
+            "display_name": "Python 3 (grading)",
+            "language": "python",
+            "env": {
+                "OMP_NUM_THREADS": threads,
+                "MKL_NUM_THREADS": threads,
+                # Its own folder (for IPython's profile, matplotlib's cache) and /tmp are
+                # the places a kernel may write in its sandbox.
+                "HOME": str(workdir),
+                "TMPDIR": "/tmp",
+            },
+        }
+        (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
+        return jupyter
+
+
+def memory_folder(shm: Path = Path("/dev/shm")) -> Path | None:
+    """A new folder of the grader's on the machine's memory file system (``/dev/shm``), or
+    None where there is none: pages written there are charged to the memory control group
+    of the process that writes them, and vanish with the folder. Its name holds the grading
+    process's id, so that the folders of runs that were killed are removed by the next."""
+    with contextlib.suppress(OSError):
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+        if any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts):
+            remove_abandoned_folders(shm)
+            return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=shm))
+    return None
+
+
+_FOLDER_PREFIX = "tfcourse-"
+
+
+def remove_abandoned_folders(shm: Path) -> list[Path]:
+    """Remove the folders :func:`memory_folder` made in ``shm`` for grading processes of this
+    user that no longer run (a killed run never reached its clean-up); return them. Their
+    contents were made by sandboxes: the removal follows no link."""
+    removed = []
+    for folder in shm.glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
+        with contextlib.suppress(OSError):
+            info = folder.lstat()
+            mine = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            if mine and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(folder)  # fd-based on Linux: never follows a symbolic link
+                removed.append(folder)
+    return removed
+
+
+def _without_check_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` whose test cells hold no output: what the student's own run
+    left there is compared with the grading afterwards, and never reaches nbgrader, which
+    would read points in it."""
+    copy = nbformat.from_dict(notebook)
+    for cell in copy.cells:
+        if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
+            cell.outputs = []
+    return copy
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(error).__name__
