@@ -34,10 +34,12 @@ samples: install  ## the main job: release, grade the bundled sample submissions
 mutants: install  ## grade every declared mutant and alternative: killed / accepted per question
 	$(PY) -m tfcourse_instructor.grading mutants $(ARGS)
 
-# Grading a class: `make grade` (submitted/), `make grade ZIP=download.zip` (an LMS zip),
-# options for the command in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
+# Grading a class: `make grade` (every released assignment under submitted/),
+# `make grade ASSIGNMENT=02_encoder` (one), `make grade ASSIGNMENT=02_encoder ZIP=download.zip`
+# (an LMS zip of one assignment), options in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
 grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, summary
-	$(PY) -m tfcourse_instructor.grading grade $(if $(ZIP),--zip $(ZIP)) $(ARGS)
+	$(PY) -m tfcourse_instructor.grading grade $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) \
+		$(if $(ZIP),--zip $(ZIP)) $(ARGS)
 
 autograde: grade
 

@@ -35,3 +35,8 @@ c.ZipCollectApp.extractor_plugin = "tfcourse_instructor.grading.classroom.doors.
 # kit's command before touching anything: it would run students' code unsandboxed, against the
 # public tests only (tfcourse_instructor.grading.classroom.doors).
 c.Autograde.exporter_class = "tfcourse_instructor.grading.classroom.doors.KitGradesOnly"
+
+# Late submissions (a submission's time is its timestamp.txt; each assignment's due date is in
+# course.toml): a late notebook loses a tenth of the points it earned per day or part of a day.
+c.AssignLatePenalties.plugin_class = "tfcourse_instructor.grading.classroom.merge.PenaltyPerDay"
+c.PenaltyPerDay.per_day = 0.1

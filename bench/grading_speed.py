@@ -36,25 +36,29 @@ from pathlib import Path
 import nbformat
 
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import COURSE_FILE, courses
 from tfcourse_instructor.grading.selftest.samples import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_course(root: Path, students: int) -> Course:
-    """A released copy of the course with ``students`` synthetic submissions."""
+def make_course(root: Path, students: int) -> list[Course]:
+    """A released copy of the course with ``students`` synthetic submissions of every
+    assignment; its assignments."""
     root.mkdir(parents=True)
-    shutil.copy(REPO / "nbgrader_config.py", root)
+    for name in ("nbgrader_config.py", COURSE_FILE):
+        shutil.copy(REPO / name, root)
     for folder in ("source", "release"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    course = Course(root)
-    for number in range(students):
-        sample = SAMPLES[number % len(SAMPLES)]
-        folder = course.submitted_dir / f"s{number:03d}-{sample.student_id}" / course.assignment
-        shutil.copytree(course.release_dir, folder)
-        for name, notebook in sample.make(course).items():
-            nbformat.write(notebook, folder / f"{name}.ipynb")
-    return course
+    for course in courses(root):
+        for number in range(students):
+            sample = SAMPLES[number % len(SAMPLES)]
+            student = f"s{number:03d}-{sample.student_id}"
+            folder = course.submitted_dir / student / course.assignment
+            shutil.copytree(course.release_dir, folder)
+            for name, notebook in sample.make(course).items():
+                nbformat.write(notebook, folder / f"{name}.ipynb")
+    return courses(root)
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -90,31 +94,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tfcourse-bench-") as scratch:
         modes = ("plain", "unsandboxed", "serial", "parallel")
         courses = {mode: make_course(Path(scratch) / mode, n) for mode in modes}
-        notebooks = len(courses["plain"].notebook_names())
+        notebooks = len(courses["plain"])
         print(f"{n} submissions of {notebooks} notebooks each, {os.cpu_count()} cores")
         print(f"before: {other_load()}")
-        plain = courses["plain"]
-        timed(
-            [
-                sys.executable,
-                "-m",
-                "nbgrader",
-                "generate_assignment",
-                plain.assignment,
-                "--force",
-                f"--CourseDirectory.release_directory={Path(scratch) / 'plain-release'}",
-            ],
-            plain.root,
-        )
+        release = Path(scratch) / "plain-release"
+        plain = [sys.executable, "-m", "nbgrader"]
+        for course in courses["plain"]:
+            timed(
+                [*plain, "generate_assignment", course.assignment, "--force",
+                 f"--CourseDirectory.release_directory={release}"],
+                course.root,
+            )
+        start = time.perf_counter()
+        for course in courses["plain"]:
+            timed([*plain, "autograde", course.assignment], course.root)
         seconds = {
-            "plain": timed(
-                [sys.executable, "-m", "nbgrader", "autograde", plain.assignment], plain.root
-            ),
+            "plain": time.perf_counter() - start,
             "unsandboxed": timed(
-                [*kit, "--jobs", "1", "--unsandboxed"], courses["unsandboxed"].root
+                [*kit, "--jobs", "1", "--unsandboxed"], courses["unsandboxed"][0].root
             ),
-            "serial": timed([*kit, "--jobs", "1"], courses["serial"].root),
-            "parallel": timed([*kit, "--jobs", str(args.jobs)], courses["parallel"].root),
+            "serial": timed([*kit, "--jobs", "1"], courses["serial"][0].root),
+            "parallel": timed([*kit, "--jobs", str(args.jobs)], courses["parallel"][0].root),
         }
         print(f"after: {other_load()}")
     print()

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 
 from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
 from tfcourse_instructor.grading.build.authoring import QUICK_ENV
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import Course, find_root
 
 
 def cell_seconds(cell: nbformat.NotebookNode) -> float:
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="time the quick (graded) mode")
     args = parser.parse_args()
 
-    course = Course.find(Path(__file__).parent)
+    course = Course(find_root(Path(__file__).parent), args.name)
     env = {k: v for k, v in os.environ.items() if k not in (GRADING_VARIABLE, QUICK_VARIABLE)}
     if args.quick:
         env.update(QUICK_ENV)

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -21,41 +22,72 @@ import pytest
 
 from tfcourse_instructor.grading.build.public_tests import hidden_cases, public_test_source
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import COURSE_FILE, courses, read_schedule
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def copy_course(destination: Path) -> Course:
-    """A copy of the course's configuration, twins and source notebooks (no release)."""
+@dataclass(frozen=True)
+class Tree:
+    """A course directory with every assignment it lists (one notebook each)."""
+
+    root: Path
+
+    def __getitem__(self, assignment: str) -> Course:
+        return Course(self.root, assignment)
+
+    @property
+    def courses(self) -> list[Course]:
+        return courses(self.root)
+
+
+def copy_course(destination: Path, assignments: Sequence[str] | None = None) -> Tree:
+    """A copy of the course's configuration, twins and source notebooks (no release), of every
+    assignment or of ``assignments`` only (the course file then lists just those)."""
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "nbgrader_config.py", destination / "nbgrader_config.py")
-    for folder in ("source", "authoring"):
-        shutil.copytree(
-            REPO / folder,
-            destination / folder,
-            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG"),
-        )
-    return Course(destination)
+    kept = [a for a in read_schedule(REPO) if assignments is None or a.name in assignments]
+    (destination / COURSE_FILE).write_text(
+        "".join(
+            f'[[assignment]]\nname = "{a.name}"\nreleased = {str(a.released).lower()}\n'
+            + (f"due = {a.due.isoformat()}\n" if a.due else "")
+            for a in kept
+        ),
+        encoding="utf-8",
+    )
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG")
+    folders = [Path(top, a.name) for a in kept for top in ("source", "authoring")]
+    for folder in (*folders, Path("authoring", "mutants"), Path("authoring", "student")):
+        shutil.copytree(REPO / folder, destination / folder, ignore=ignore)
+    return Tree(destination)
 
 
 def one_notebook_course(destination: Path, notebook: str = "01_attention") -> Course:
-    """A copy of the course reduced to one source notebook, released: a small class to grade."""
-    course = copy_course(destination)
-    for path in course.source_dir.glob("*.ipynb"):
-        if path.stem != notebook:
-            path.unlink()
-    result = run_kit(course, "release")
+    """A copy of the course reduced to one assignment, released: a small class to grade."""
+    tree = copy_course(destination, [notebook])
+    result = run_kit(tree, "release")
     assert result.returncode == 0, result.stderr
-    return course
+    return tree[notebook]
 
 
-def run_kit(course: Course, *args: str) -> subprocess.CompletedProcess[str]:
+def all_reference_notebooks(tree: Tree) -> dict[str, nbformat.NotebookNode]:
+    """The model solutions of every assignment, by notebook name."""
+    return {name: nb for c in tree.courses for name, nb in reference_notebooks(c).items()}
+
+
+def each(course: Course | Tree) -> list[Course]:
+    """The assignments of a tree, or the one course."""
+    return course.courses if isinstance(course, Tree) else [course]
+
+
+def run_kit(course: Course | Tree, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tfcourse_instructor.grading ARGS`` in ``course`` as a grader would."""
     return run_module(course, "tfcourse_instructor.grading", *args)
 
 
 def run_module(
-    course: Course, module: str, *args: str, timeout: float | None = None
+    course: Course | Tree, module: str, *args: str, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m MODULE ARGS`` in ``course``, with this interpreter's scripts on PATH."""
     env = dict(os.environ)
@@ -95,13 +127,13 @@ def substantial_lines(text: str) -> set[str]:
     return {line.strip() for line in text.splitlines() if len(line.strip()) > 12}
 
 
-def solution_lines(course: Course) -> set[str]:
+def solution_lines(course: Course | Tree) -> set[str]:
     """Every substantial line written between solution delimiters in the source notebooks,
     except idioms students are shown anyway (e.g. ``loss.backward()``): lines that also stand
     outside every solution region. A public test file must not show a solution line."""
     lines, given = set(), set()
-    for name in course.notebook_names():
-        notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
+    for path in source_notebooks(course):
+        notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             pattern = r"### BEGIN SOLUTION(.*?)### END SOLUTION"
             for region in re.findall(pattern, cell.source, re.S):
@@ -110,21 +142,32 @@ def solution_lines(course: Course) -> set[str]:
     return lines - given
 
 
-def student_facing_leaks(folder: Path, course: Course, holds_answers: bool = False) -> list[str]:
+def source_notebooks(course: Course | Tree) -> list[Path]:
+    return [c.source_dir / f"{name}.ipynb" for c in each(course) for name in c.notebook_names()]
+
+
+def test_files(course: Course | Tree) -> list[Path]:
+    """Every full test file (hidden cases included)."""
+    return [path for c in each(course) for path in sorted(c.tests_dir.glob("*.py"))]
+
+
+def student_facing_leaks(
+    folder: Path, course: Course | Tree, holds_answers: bool = False
+) -> list[str]:
     """What, under ``folder``, a student must never see: solution delimiters or lines, rubric
     and model-answer markers, hidden test cases (names, functions, lines). In a folder that
     ``holds_answers`` (feedback, grading pages: the sample students' answers are the model
     solutions), only the hidden tests count."""
     secrets = solution_lines(course)
     # Hidden-test lines that the public files also hold (`with torch.no_grad():`) prove nothing.
-    public = [public_test_source(p.read_text()) for p in course.tests_dir.glob("*.py")]
-    for name in course.notebook_names():
-        notebook = nbformat.read(course.source_dir / f"{name}.ipynb", as_version=4)
+    public = [public_test_source(p.read_text()) for p in test_files(course)]
+    for path in source_notebooks(course):
+        notebook = nbformat.read(path, as_version=4)
         public += [cell.source for cell in notebook.cells]
     known = "\n".join(public)
-    hidden = {line for line in hidden_lines(course.tests_dir) if line not in known}
+    hidden = {line for c in each(course) for line in hidden_lines(c.tests_dir) if line not in known}
     names = set()
-    for path in course.tests_dir.glob("*.py"):
+    for path in test_files(course):
         for case in hidden_cases(path.read_text(encoding="utf-8")):
             if f"def {case.name}(" not in known:  # another file's public case may share it
                 names.add(f"def {case.name}(")
@@ -215,13 +258,13 @@ def check_outputs(notebook):
 
 
 @pytest.fixture(scope="session")
-def repo_course() -> Course:
+def repo_course() -> Tree:
     """The course as committed (read only)."""
-    return Course(REPO)
+    return Tree(REPO)
 
 
 @pytest.fixture(scope="session")
-def released_course(tmp_path_factory) -> Course:
+def released_course(tmp_path_factory) -> Tree:
     """A scratch copy of the course with its release regenerated by the real command."""
     course = copy_course(tmp_path_factory.mktemp("released"))
     result = run_kit(course, "release")
@@ -230,7 +273,7 @@ def released_course(tmp_path_factory) -> Course:
 
 
 @pytest.fixture(scope="session")
-def graded_samples(tmp_path_factory) -> tuple[Course, subprocess.CompletedProcess[str]]:
+def graded_samples(tmp_path_factory) -> tuple[Tree, subprocess.CompletedProcess[str]]:
     """A scratch copy of the course after the main job (`samples`) ran in it."""
     course = copy_course(tmp_path_factory.mktemp("graded"))
     result = run_kit(course, "samples")

@@ -5,12 +5,13 @@ import pytest
 
 from tfcourse_instructor.grading.build.authoring import build_notebook, question_points
 from tfcourse_instructor.grading.build.cells import SETUP_ID, SUBMIT_ID
+from tfcourse_instructor.grading.schedule import assignment_names
 
 from conftest import REPO
 
 
 def twins():
-    return sorted((REPO / "authoring" / "transformers").glob("*.py"))
+    return [REPO / "authoring" / name / f"{name}.py" for name in assignment_names(REPO)]
 
 
 def comparable(notebook):
@@ -19,8 +20,9 @@ def comparable(notebook):
 
 @pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
 def test_source_notebook_is_built_from_its_twin(twin, repo_course):
-    built = build_notebook(twin, repo_course.tests_dir)
-    committed = nbformat.read(repo_course.source_dir / f"{twin.stem}.ipynb", as_version=4)
+    course = repo_course[twin.stem]
+    built = build_notebook(twin, course.tests_dir)
+    committed = nbformat.read(course.source_dir / f"{twin.stem}.ipynb", as_version=4)
     assert comparable(committed) == comparable(built), (
         f"{twin.name} and its source notebook differ: run `make notebooks`"
     )
@@ -29,7 +31,7 @@ def test_source_notebook_is_built_from_its_twin(twin, repo_course):
 @pytest.mark.parametrize("twin", twins(), ids=lambda p: p.stem)
 def test_build_adds_the_shared_setup_and_submit_cells_the_twin_leaves_out(twin, repo_course):
     assert SETUP_ID not in twin.read_text() and "check_submission" not in twin.read_text()
-    built = build_notebook(twin, repo_course.tests_dir)
+    built = build_notebook(twin, repo_course[twin.stem].tests_dir)
     code = [cell for cell in built.cells if cell.cell_type == "code"]
     assert (code[0].id, code[-1].id) == (SETUP_ID, SUBMIT_ID)
     assert [c.id for c in built.cells].count(SETUP_ID) == 1
@@ -41,12 +43,12 @@ def test_build_adds_the_shared_setup_and_submit_cells_the_twin_leaves_out(twin, 
 
 
 def test_every_test_cell_has_a_test_file_worth_its_points(repo_course):
-    for name in repo_course.notebook_names():
-        notebook = nbformat.read(repo_course.source_dir / f"{name}.ipynb", as_version=4)
+    for course in repo_course.courses:
+        notebook = nbformat.read(course.source_dir / f"{course.assignment}.ipynb", as_version=4)
         for cell in notebook.cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
-                test_file = repo_course.tests_dir / f"{meta['grade_id']}.py"
+                test_file = course.tests_dir / f"{meta['grade_id']}.py"
                 assert meta["points"] == question_points(test_file) > 0
 
 
@@ -69,4 +71,4 @@ def test_build_rejects_a_cell_that_breaks_the_grading_contract(tmp_path, repo_co
     twin = tmp_path / "99_bad.py"
     twin.write_text(text)
     with pytest.raises(ValueError, match=error):
-        build_notebook(twin, repo_course.tests_dir)
+        build_notebook(twin, repo_course["01_attention"].tests_dir)

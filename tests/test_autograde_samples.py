@@ -8,18 +8,20 @@ import csv
 import pytest
 
 from tfcourse_instructor.grading.classroom.copies import MODEL
-from tfcourse_instructor.grading.classroom.copies_report import COPIES_CSV
+from tfcourse_instructor.grading.classroom.copies_report import report_paths
 from tfcourse_instructor.grading.classroom.scores import read_scores
+from tfcourse_instructor.grading.selftest.samples import LATE
 
 from conftest import run_kit
 
 pytestmark = pytest.mark.slow
 
 
-def auto_scores(course, student, notebook=None):
-    """(earned, possible) over the autograded questions of ``student``."""
+def auto_scores(tree, student, notebook=None):
+    """(earned, possible) over the autograded questions of ``student`` (in ``notebook``)."""
     scores = [
         s
+        for course in tree.courses
         for s in read_scores(course, [student])
         if s.autograded and (notebook is None or s.notebook == notebook)
     ]
@@ -52,14 +54,15 @@ def test_a_realistic_bug_earns_something_in_between(graded_samples, student, not
     course, _ = graded_samples
     earned, possible = auto_scores(course, student, notebook)
     assert 0 < earned < possible
-    others = [name for name in course.notebook_names() if name != notebook]
+    others = [c.assignment for c in course.courses if c.assignment != notebook]
     for other in others:
         assert auto_scores(course, student, other) == auto_scores(course, "reference", other)
 
 
 def test_the_bug_costs_points_only_where_it_is(graded_samples):
     course, _ = graded_samples
-    by_question = {s.question: s for s in read_scores(course, ["bug-head-split"]) if s.autograded}
+    scores = read_scores(course["01_attention"], ["bug-head-split"])
+    by_question = {s.question: s for s in scores if s.autograded}
     assert by_question["q1_sdpa"].score == by_question["q1_sdpa"].max_score
     assert by_question["q1_masks"].score == by_question["q1_masks"].max_score
     assert by_question["q1_heads"].score < by_question["q1_heads"].max_score
@@ -74,12 +77,13 @@ def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):
     course, result = graded_samples
     table = result.stdout[result.stdout.index("\nstudent ") + 1 :].split("\n\n")[0]
     lines = table.splitlines()
-    numbers = [name.split("_")[0] for name in course.notebook_names()]
+    names = [c.assignment for c in course.courses]
+    numbers = [name.split("_")[0] for name in names]
     assert lines[0].split() == ["student", *numbers, "auto", "total", "by", "hand"]
     assert max(map(len, lines)) <= 100
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
     for student in ("reference", "untouched", "bug-unscaled", "bug-head-split", "noisy-correct"):
-        per_notebook = [auto_scores(course, student, name)[0] for name in course.notebook_names()]
+        per_notebook = [auto_scores(course, student, name)[0] for name in names]
         expected = [f"{points:g}" for points in per_notebook] + [f"{sum(per_notebook):g}"]
         assert rows[student][: len(expected)] == expected, student
 
@@ -87,17 +91,34 @@ def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):
 def test_grades_csv_totals_match_the_gradebook(graded_samples):
     course, _ = graded_samples
     with (course.root / "grades.csv").open() as handle:
-        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
-    for student in ("reference", "untouched", "bug-unscaled"):
-        earned, _ = auto_scores(course, student)
-        assert float(rows[student]["raw_score"]) == pytest.approx(earned)
+        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+    for name in (c.assignment for c in course.courses):
+        for student in ("reference", "untouched", "bug-unscaled"):
+            earned, _ = auto_scores(course, student, name)
+            assert float(rows[name, student]["raw_score"]) == pytest.approx(earned)
+
+
+def test_a_late_submission_loses_a_tenth_per_day_late_and_is_named(graded_samples):
+    """The late sample hands in the model solutions 36 hours after each due date: two days
+    (a part of a day counts), so 20 % of its points, in grades.csv and in the summary."""
+    course, result = graded_samples
+    with (course.root / "grades.csv").open() as handle:
+        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+    for name in (c.assignment for c in course.courses):
+        on_time, late = rows[name, "reference"], rows[name, LATE]
+        raw = float(on_time["raw_score"])
+        assert float(late["raw_score"]) == pytest.approx(raw)
+        assert float(late["late_submission_penalty"]) == pytest.approx(0.2 * raw)
+        assert float(late["score"]) == pytest.approx(0.8 * raw)
+        assert float(on_time["late_submission_penalty"]) == 0
+        assert f"{name}: {LATE} handed in 1.5 days late: -{0.2 * raw:g} points" in result.stdout
 
 
 def test_the_copy_report_names_the_samples_that_share_the_model_solution(graded_samples):
     """Every sample but the untouched release is the model solution with at most one edit."""
     course, result = graded_samples
     assert "copies: " in result.stdout and "not a verdict" in result.stdout
-    with (course.root / COPIES_CSV).open(encoding="utf-8") as handle:
+    with report_paths(course["01_attention"])[0].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     pairs = {(row["student"], row["other"]) for row in rows}
     assert {("reference", MODEL), ("bug-unscaled", "reference")} <= pairs
@@ -106,9 +127,9 @@ def test_the_copy_report_names_the_samples_that_share_the_model_solution(graded_
 
 def test_feedback_is_html_only_and_shows_no_hidden_test(graded_samples):
     course, _ = graded_samples
-    hidden_sources = [p.read_text() for p in course.tests_dir.glob("*.py")]
+    hidden_sources = [p.read_text() for c in course.courses for p in c.tests_dir.glob("*.py")]
     for student in ("reference", "bug-unscaled"):
-        folder = course.root / "feedback" / student / course.assignment
+        folder = course.root / "feedback" / student
         files = [p for p in folder.rglob("*") if p.is_file()]
         assert files and all(p.suffix == ".html" for p in files), files
         for page in files:
@@ -116,13 +137,13 @@ def test_feedback_is_html_only_and_shows_no_hidden_test(graded_samples):
             assert "hidden=True" not in text and "def test_" not in text
             assert not any(source[:200] in text for source in hidden_sources)
     # The bug fails hidden cases of notebook 1: the feedback names them, without details.
-    page = course.root / "feedback" / "bug-unscaled" / course.assignment / "01_attention.html"
+    page = course.root / "feedback" / "bug-unscaled" / "01_attention" / "01_attention.html"
     assert "details withheld (hidden test)" in page.read_text()
 
 
 def test_release_can_be_rebuilt_after_grading(graded_samples):
     course, _ = graded_samples
-    before = read_scores(course, ["reference"])
+    before = [read_scores(c, ["reference"]) for c in course.courses]
     result = run_kit(course, "release")
     assert result.returncode == 0, result.stderr
-    assert read_scores(course, ["reference"]) == before
+    assert [read_scores(c, ["reference"]) for c in course.courses] == before

@@ -36,7 +36,7 @@ PAGE = 60
 def lab(graded_samples):
     """A JupyterLab server in the graded course, with a solved release notebook in
     ``student/``; yields its base URL and token."""
-    course, _ = graded_samples
+    course = graded_samples[0][NOTEBOOK]
     folder = course.root / STUDENT_FOLDER
     shutil.copytree(course.release_dir, folder)
     nbformat.write(reference_notebooks(course)[NOTEBOOK], folder / f"{NOTEBOOK}.ipynb")
@@ -85,7 +85,7 @@ def public_points(course, question):
 
 
 def test_jupyterlab_runs_a_release_notebook_and_shows_its_checks(lab, browser, graded_samples):
-    course, _ = graded_samples
+    course = graded_samples[0][NOTEBOOK]
     base, token = lab
     browser.get(f"{base}/lab/tree/{STUDENT_FOLDER}/{NOTEBOOK}.ipynb?token={token}")
     ready = (
@@ -142,17 +142,19 @@ def test_jupyterlab_runs_a_release_notebook_and_shows_its_checks(lab, browser, g
     )
 
 
-def test_formgrader_lists_the_assignment_and_its_submissions(lab, browser, graded_samples):
-    course, _ = graded_samples
+def test_formgrader_lists_every_assignment_and_its_submissions(lab, browser, graded_samples):
+    tree, _ = graded_samples
+    course = tree[NOTEBOOK]
     base, token = lab
     browser.get(f"{base}/formgrader?token={token}")
+    names = [c.assignment for c in tree.courses]
     wait_until(
-        lambda: course.assignment in " ".join(page_text(browser, "table")),
+        lambda: all(name in " ".join(page_text(browser, "table")) for name in names),
         PAGE,
-        "the assignment in formgrader",
+        f"the assignments {names} in formgrader",
     )
     screenshot(browser, "formgrader-assignments")
-    students = sorted(path.name for path in (course.root / "submitted").iterdir())
+    students = sorted(p.parent.name for p in course.submitted_dir.glob(f"*/{NOTEBOOK}"))
     browser.get(f"{base}/formgrader/manage_submissions/{course.assignment}")
     wait_until(
         lambda: all(s in " ".join(page_text(browser, "table")) for s in students),

@@ -53,7 +53,7 @@ def colab_kernel(tmp_path, monkeypatch):
 def course_folder(repo_course, tmp_path, monkeypatch):
     """The student distribution, as the repository Colab clones holds it."""
     folder = tmp_path / "course"
-    publish(repo_course, folder)
+    publish(repo_course.root, [c.assignment for c in repo_course.courses], folder)
     monkeypatch.setenv(REPOSITORY_VARIABLE, str(folder))
     return folder
 
@@ -67,7 +67,7 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
 ):
     monkeypatch.setenv(QUICK_VARIABLE, "1")  # notebooks that train do so at their graded size
     before = snapshot(course_folder)
-    solved = reference_notebooks(repo_course)
+    solved = {n: nb for c in repo_course.courses for n, nb in reference_notebooks(c).items()}
     for index, (name, notebook) in enumerate(solved.items()):
         folder = tmp_path / "colab" / name
         folder.mkdir(parents=True)
@@ -98,8 +98,8 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
 
 
 def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
-    release = repo_course.release_dir
-    for name in repo_course.notebook_names():
+    for course in repo_course.courses:
+        name, release = course.assignment, course.release_dir
         notebook = nbformat.read(release / f"{name}.ipynb", as_version=4)
         setup = next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
         before = sorted(release.rglob("*"))
@@ -116,7 +116,7 @@ def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
 
 
 def test_setup_cell_explains_an_unreachable_course(tmp_path):
-    setup = colab_setup_cell("transformers", ["q1_sdpa"]).source
+    setup = colab_setup_cell("01_attention", ["q1_sdpa"]).source
     missing = tmp_path / "no-such-course.git"
     result = subprocess.run(
         [sys.executable, "-c", setup],

@@ -25,10 +25,9 @@ import pytest
 from tfcourse_instructor.grading.classroom import copies, copies_report
 from tfcourse_instructor.grading.classroom.copies import MODEL, find_copies
 from tfcourse_instructor.grading.classroom.copies_report import (
-    COPIES_CSV,
-    COPIES_HTML,
     format_copies,
     report_copies,
+    report_paths,
     write_copies_csv,
     write_copies_html,
 )
@@ -174,7 +173,7 @@ def solution_cell(folder: Path, grade_id: str) -> str:
 
 def model_copied() -> str:
     """The model solution of q1_sdpa with other names, a comment and other spacing."""
-    text = solution_cell(REPO / "source" / "transformers", "sdpa")
+    text = solution_cell(REPO / "source" / NOTEBOOK, "sdpa")
     text = "\n".join(line for line in text.splitlines() if "### " not in line)
     for old, new in [("scores", "att"), ("weights", "probabilities"), ("blocked_rows", "dead")]:
         text = text.replace(old, new)
@@ -185,7 +184,7 @@ def model_copied() -> str:
 
 def written(answer: str) -> str:
     """The released q1_why_scale cell with ``answer`` in place of YOUR ANSWER HERE."""
-    release = solution_cell(REPO / "release" / "transformers", "q1_why_scale")
+    release = solution_cell(REPO / "release" / NOTEBOOK, "q1_why_scale")
     return release.replace("YOUR ANSWER HERE", answer)
 
 
@@ -220,7 +219,7 @@ def linked_course(root: Path) -> Course:
     (root / "nbgrader_config.py").touch()
     for folder in ("source", "release"):
         (root / folder).symlink_to(REPO / folder)
-    return Course(root)
+    return Course(root, NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -297,8 +296,8 @@ def test_scores_are_the_same_in_every_process(small_class):
         "import sys; from pathlib import Path; "
         "from tfcourse_instructor.grading.course import Course; "
         "from tfcourse_instructor.grading.classroom.copies import find_copies; "
-        "print(sorted((m.question, m.first.owner, m.second.owner, round(m.score, 9)) "
-        "for m in find_copies(Course(Path(sys.argv[1])), sys.argv[2:], threshold=0.01)))"
+        "print(sorted((m.question, m.first.owner, m.second.owner, round(m.score, 9)) for m in "
+        f"find_copies(Course(Path(sys.argv[1]), {NOTEBOOK!r}), sys.argv[2:], threshold=0.01)))"
     )
     outputs = set()
     for seed in ("1", "2", "3"):
@@ -356,7 +355,7 @@ def test_the_csv_has_both_answers_side_by_side_and_no_formulas(small_class, tmp_
     _, matches = small_class
     match = next(m for m in matches if m.question == "q1_sdpa" and m.first.owner == "alice")
     formula = copies.Answer("=HYPERLINK(1)", "=cmd|' /C calc'!A0", "")
-    path = tmp_path / COPIES_CSV
+    path = tmp_path / "copies.csv"
     write_copies_csv(
         [match, copies.Match(NOTEBOOK, "q1_sdpa", formula, match.second, 0.9, 30)], path
     )
@@ -377,7 +376,7 @@ def test_the_html_report_escapes_answers_and_highlights_what_is_shared(small_cla
         "<script>alert(1)</script>" + match.first.compared,
         tuple((a + 25, b + 25) for a, b in match.first.spans),
     )
-    path = tmp_path / COPIES_HTML
+    path = tmp_path / "copies.html"
     write_copies_html(
         [match, copies.Match(NOTEBOOK, "q1_sdpa", hostile, match.second, 1.0, 9)], 0.5, path
     )
@@ -390,16 +389,16 @@ def test_the_html_report_escapes_answers_and_highlights_what_is_shared(small_cla
 
 def test_the_summary_is_one_line_naming_the_closest_pair_and_the_report(small_class):
     _, matches = small_class
-    summary = format_copies(matches, 0.5)
+    summary = format_copies(matches, 0.5, "copies/a.csv", "copies/a.html")
     assert "\n" not in summary
     assert summary.startswith("copies: 2 pair(s) share answers scoring 0.5 or more")
     assert "(most: alice ~ carol, 3 answers)" in summary
-    assert "not a verdict" in summary and COPIES_HTML in summary and COPIES_CSV in summary
-    assert "no two answers" in format_copies([], 0.5)
+    assert "not a verdict" in summary and "copies/a.html and copies/a.csv" in summary
+    assert "no two answers" in format_copies([], 0.5, "copies/a.csv", "copies/a.html")
 
 
 def test_boilerplate_hashes_cover_the_whole_stub():
-    release = solution_cell(REPO / "release" / "transformers", "sdpa")
+    release = solution_cell(REPO / "release" / NOTEBOOK, "sdpa")
     boilerplate = copies.boilerplate_hashes(release, "code")
     assert boilerplate.size > 0
     assert copies.fingerprint(release, "code", boilerplate) is None
@@ -409,7 +408,8 @@ def test_boilerplate_hashes_cover_the_whole_stub():
 def test_a_failed_comparison_leaves_no_stale_report(small_class, monkeypatch):
     course, _ = small_class
     assert "alice ~ carol, 3 answers" in report_copies(course, list(CLASS), 0.5)
-    assert (course.root / COPIES_CSV).is_file() and (course.root / COPIES_HTML).is_file()
+    csv_path, page = report_paths(course)
+    assert csv_path.is_file() and page.is_file()
 
     def broken(*args, **kwargs):
         raise ValueError("unexpected")
@@ -418,7 +418,7 @@ def test_a_failed_comparison_leaves_no_stale_report(small_class, monkeypatch):
     assert (
         report_copies(course, list(CLASS), 0.5) == "copies: not compared (ValueError: unexpected)"
     )
-    assert not (course.root / COPIES_CSV).exists() and not (course.root / COPIES_HTML).exists()
+    assert not csv_path.exists() and not page.exists()
 
 
 @pytest.mark.slow
@@ -434,14 +434,15 @@ def test_grade_reports_copies_beside_the_grades(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "copies: 1 pair(s) share answers scoring" in result.stdout
     assert "(most: alice ~ carol, 1 answer)" in result.stdout
-    with (course.root / COPIES_CSV).open(encoding="utf-8") as handle:
+    csv_path, page = report_paths(course)
+    with csv_path.open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert [row[:5] for row in rows[1:]] == [[NOTEBOOK, "q1_sdpa", "alice", "carol", "1.000"]]
-    assert "alice ~ carol" in (course.root / COPIES_HTML).read_text(encoding="utf-8")
+    assert "alice ~ carol" in page.read_text(encoding="utf-8")
     graded = time.monotonic()
 
     again = run_kit(course, "grade", "--jobs", "2", "--copy-threshold", "1.01")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "copies: no two answers to a question score 1.01 or more" in again.stdout
-    assert (course.root / COPIES_CSV).read_text(encoding="utf-8").count("\n") == 1
+    assert csv_path.read_text(encoding="utf-8").count("\n") == 1
     print(f"graded in {graded - started:.0f} s, re-ran in {time.monotonic() - graded:.0f} s")

@@ -41,7 +41,7 @@ def autograders(graded_samples):
 
 @pytest.mark.parametrize("notebook", SUBMISSIONS.values())
 def test_autograder_carries_every_test_hidden_included_and_the_helpers(autograders, notebook):
-    course = autograders
+    course = autograders[notebook]
     with zipfile.ZipFile(course.root / OUTPUT_DIR / f"{notebook}.zip") as archive:
         names = set(archive.namelist())
         questions = notebook_questions(course, notebook)
@@ -62,7 +62,7 @@ def test_autograder_carries_every_test_hidden_included_and_the_helpers(autograde
 def test_otter_run_gives_nbgraders_score_for_every_question(
     autograders, student, notebook, tmp_path
 ):
-    course = autograders
+    course = autograders[notebook]
     submission = course.submitted_dir / student / course.assignment / f"{notebook}.ipynb"
     command = [
         *(sys.executable, "-m", "otter", "run", str(submission)),

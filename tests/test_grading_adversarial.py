@@ -196,7 +196,7 @@ def escapes(notebook: Notebook) -> None:
         "from pathlib import Path\n"
         "import tfcourse\n"
         "kit = Path(tfcourse.__file__).resolve().parents[2]\n"
-        "targets = [kit / 'authoring/transformers/tests/q1_sdpa.py', kit / 'nbgrader_config.py',\n"
+        "targets = [kit / 'authoring/01_attention/tests/q1_sdpa.py', kit / 'nbgrader_config.py',\n"
         "           kit / '.git/hooks/pre-commit', Path(site.getsitepackages()[0]) / 'zz.pth',\n"
         "           Path(tfcourse.__file__).parent / 'checking.py']\n"
         "targets += [p / 'submitted' for p in Path.cwd().parents]\n"
@@ -334,9 +334,9 @@ READS_HOST = _correct_if(
     "paths = [\n"
     "    '/etc/shadow', '/etc/passwd', '/var/log',\n"
     "    str(package.parent / 'tfcourse_instructor/reference/attention.py'),\n"
-    "    str(package.parents[1] / 'authoring/transformers/tests/q1_sdpa.py'),\n"
-    f"    '{OTHER_CHECKOUT}/authoring/transformers/tests/q1_mha.py',\n"
-    f"    '{OTHER_CHECKOUT}/source/transformers/01_attention.ipynb',\n"
+    "    str(package.parents[1] / 'authoring/01_attention/tests/q1_sdpa.py'),\n"
+    f"    '{OTHER_CHECKOUT}/authoring/01_attention/tests/q1_mha.py',\n"
+    f"    '{OTHER_CHECKOUT}/source/01_attention/01_attention.ipynb',\n"
     "]\n"
     "readable = []\n"
     "for path in paths:\n"
@@ -446,7 +446,7 @@ def grading_aware(notebook: Notebook) -> None:
         "if os.environ.get('NBGRADER' + '_EXEC' + 'UTION'):\n"
         f"{model}\n",
     )
-    source = nbformat.read(REPO / "source" / "transformers" / f"{NOTEBOOK}.ipynb", as_version=4)
+    source = nbformat.read(REPO / "source" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
     stored = copy.deepcopy(source.cells[cell_index(source, "q1_sdpa")].outputs)
     for output in stored:
         for kind, text in output.get("data", {}).items():
@@ -540,8 +540,8 @@ def daemons_alive() -> list[int]:
 
 def other_checkout(course: Course) -> None:
     """Write the answers and hidden tests of ``course`` where another checkout would be."""
-    (OTHER_CHECKOUT / "authoring" / "transformers").mkdir(parents=True)
-    shutil.copytree(course.tests_dir, OTHER_CHECKOUT / "authoring" / "transformers" / "tests")
+    (OTHER_CHECKOUT / "authoring" / NOTEBOOK).mkdir(parents=True)
+    shutil.copytree(course.tests_dir, OTHER_CHECKOUT / "authoring" / NOTEBOOK / "tests")
     shutil.copytree(course.source_dir, OTHER_CHECKOUT / "source" / course.assignment)
 
 
@@ -806,7 +806,7 @@ def test_the_class_gradebook_is_intact(graded):
 
 def test_parallel_grades_equal_serial_grades(graded, tmp_path):
     course, *_ = graded
-    serial = Course(tmp_path / "serial")
+    serial = Course(tmp_path / "serial", course.assignment)
     shutil.copytree(
         course.root,
         serial.root,
@@ -835,7 +835,7 @@ def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
     again = run_kit(course, "grade", *LIMITS)
     assert again.returncode == 0, again.stderr
     students = len(list(course.submitted_dir.iterdir()))
-    assert f": grading 0, {students} unchanged since last graded" in again.stdout
+    assert f"submission(s), grading 0, {students} unchanged since last graded" in again.stdout
     assert (course.root / "grades.csv").read_text() == grades
     assert {p: p.read_bytes() for p in feedback.rglob("*.html")} == before
 
@@ -843,7 +843,7 @@ def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
     first = {s: (scores(course, s), issues(course, s)) for s in load_records(course)}
     forced = run_kit(course, "grade", *LIMITS, "--force")
     assert forced.returncode == 0, forced.stderr
-    assert f": grading {students} ..." in forced.stdout
+    assert f"submission(s), grading {students} ..." in forced.stdout
     assert {s: (scores(course, s), issues(course, s)) for s in load_records(course)} == first
     assert (course.root / "grades.csv").read_text() == grades
     times = {p: p.stat().st_mtime_ns for p in before}
@@ -853,7 +853,7 @@ def test_rerunning_changes_nothing_and_regrades_only_what_changed(graded):
     nbformat.write(reference_notebooks(course)[NOTEBOOK], fixed)
     third = run_kit(course, "grade", *LIMITS)
     assert third.returncode == 0, third.stderr
-    assert f": grading 1, {students - 1} unchanged since last graded" in third.stdout
+    assert f"submission(s), grading 1, {students - 1} unchanged since last graded" in third.stdout
     assert scores(course, "bug-unscaled") == scores(course, "reference")
     changed = {p for p, t in times.items() if p.stat().st_mtime_ns != t}
     assert changed == {feedback / "bug-unscaled" / course.assignment / f"{NOTEBOOK}.html"}

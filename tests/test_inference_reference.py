@@ -25,12 +25,12 @@ STUDENT_SAFE = {
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_reference_passes_every_case(question):
     answers = {**vars(backward), **vars(blockwise), **vars(kv_cache), **vars(beam)}
-    result = Grader(REPO / "authoring" / "transformers" / "tests").check(question, answers)
+    result = Grader(REPO / "authoring" / "05_inference" / "tests").check(question, answers)
     assert result.passed, result.report()
 
 
 def test_notebook_imports_only_student_safe_helpers():
-    twin = REPO / "authoring" / "transformers" / "05_inference.py"
+    twin = REPO / "authoring" / "05_inference" / "05_inference.py"
     imported = set()
     for node in ast.walk(ast.parse(twin.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:

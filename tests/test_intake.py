@@ -38,7 +38,7 @@ from tfcourse_instructor.grading.submission.issues import Issue
 from conftest import REPO, one_notebook_course, run_kit
 
 NOTEBOOK = "01_attention"
-RELEASE = REPO / "release" / "transformers" / f"{NOTEBOOK}.ipynb"
+RELEASE = REPO / "release" / NOTEBOOK / f"{NOTEBOOK}.ipynb"
 
 
 def notebook_of(student: str, cells: int | None = None) -> bytes:
@@ -82,10 +82,9 @@ def lines_of(problems: list[Problem], student: str) -> list[str]:
 def course(tmp_path: Path) -> Course:
     """A scratch course with the committed notebooks' names (what intake reads of a course)
     and a victim whose submission is already filed."""
-    scratch = Course(tmp_path / "course")
+    scratch = Course(tmp_path / "course", NOTEBOOK)
     scratch.source_dir.mkdir(parents=True)
-    for path in (REPO / "source" / "transformers").glob("*.ipynb"):
-        (scratch.source_dir / path.name).touch()
+    (scratch.source_dir / f"{NOTEBOOK}.ipynb").touch()
     folder = scratch.submitted_dir / "victim" / scratch.assignment
     folder.mkdir(parents=True)
     (folder / f"{NOTEBOOK}.ipynb").write_bytes(notebook_of("victim"))
@@ -94,7 +93,7 @@ def course(tmp_path: Path) -> Course:
 
 @pytest.mark.slow
 def test_an_lms_zip_lands_in_submitted(released_course, tmp_path):
-    course = Course(tmp_path / "course")
+    course = Course(tmp_path / "course", NOTEBOOK)
     shutil.copytree(released_course.root, course.root)
     notebook = (course.release_dir / "01_attention.ipynb").read_bytes()
     archive = tmp_path / "download.zip"
@@ -111,7 +110,7 @@ def test_an_lms_zip_lands_in_submitted(released_course, tmp_path):
         assert (folder / "01_attention.ipynb").read_bytes() == notebook
         assert not (folder / "asmith_notes.txt").exists()
     assert [p.student for p in problems] == ["asmith"]
-    assert "'asmith_notes.txt': not one of the course's notebooks" in problems[0].line
+    assert "'asmith_notes.txt': not the assignment's notebook" in problems[0].line
 
 
 def test_both_namings_collect_every_notebook_and_replace_an_earlier_submission(course, tmp_path):
@@ -142,7 +141,7 @@ def test_a_nested_archive_cannot_file_under_another_student(course, tmp_path):
     before = tree(course.submitted_dir / "victim")
     entries = [
         (f"mallory_{NOTEBOOK}.zip", inner.getvalue()),  # an archive by its name
-        ("mallory_02_encoder.ipynb", inner.getvalue()),  # ... and by its first bytes
+        (f"eve_{NOTEBOOK}.ipynb", inner.getvalue()),  # ... and by its first bytes
         (f"honest_{NOTEBOOK}.ipynb", notebook_of("honest")),
     ]
 
@@ -151,9 +150,9 @@ def test_a_nested_archive_cannot_file_under_another_student(course, tmp_path):
     assert tree(course.submitted_dir / "victim") == before
     assert submitted(course, "honest") == notebook_of("honest")
     assert submitted_students(course) == ["honest", "victim"]
-    refused = lines_of(problems, "mallory")
+    refused = lines_of(problems, "mallory") + lines_of(problems, "eve")
     assert len(refused) == 2 and all("nested archive" in line for line in refused)
-    assert {p.student for p in problems} == {"mallory"}
+    assert {p.student for p in problems} == {"mallory", "eve"}
 
 
 def test_dotdot_and_absolute_entries_are_refused(course, tmp_path):
@@ -177,7 +176,7 @@ def test_dotdot_and_absolute_entries_are_refused(course, tmp_path):
 
     after = tree(tmp_path)
     added = {key for key in after if key not in before}
-    expected_added = {f"course/submitted/honest/transformers/{NOTEBOOK}.ipynb", "download.zip"}
+    expected_added = {f"course/submitted/honest/{NOTEBOOK}/{NOTEBOOK}.ipynb", "download.zip"}
     assert added == expected_added
     assert all(after[key] == value for key, value in before.items())
     assert submitted(course, "honest") == notebook_of("honest")
@@ -194,7 +193,7 @@ def test_a_link_entry_is_refused_and_no_link_is_followed(course, tmp_path):
     (course.submitted_dir / "trudy").symlink_to(course.submitted_dir / "victim")
     before = tree(course.submitted_dir)
     entries = [
-        (link, f"../../victim/transformers/{NOTEBOOK}.ipynb".encode()),
+        (link, f"../../victim/{NOTEBOOK}/{NOTEBOOK}.ipynb".encode()),
         (f"trudy_{NOTEBOOK}.ipynb", notebook_of("trudy")),
         (f"honest_{NOTEBOOK}.ipynb", notebook_of("honest")),
     ]
@@ -264,7 +263,7 @@ import json, resource, sys
 from pathlib import Path
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.classroom.intake import collect_lms_zip
-course = Course(Path(sys.argv[1]))
+course = Course(Path(sys.argv[1]), sys.argv[3])
 course.notebook_names()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 problems = collect_lms_zip(course, Path(sys.argv[2]))
@@ -281,7 +280,7 @@ def test_a_zip_bomb_is_refused_in_bounded_memory(course, tmp_path):
 
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(course.root), str(tmp_path / "download.zip")],
+        [sys.executable, "-c", MEASURE, str(course.root), str(tmp_path / "download.zip"), NOTEBOOK],
         capture_output=True,
         text=True,
         check=True,

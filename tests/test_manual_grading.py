@@ -42,7 +42,7 @@ def graded_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[bool, float
 
 
 def source_notebook() -> nbformat.NotebookNode:
-    return nbformat.read(REPO / "source" / "transformers" / f"{NOTEBOOK}.ipynb", as_version=4)
+    return nbformat.read(REPO / "source" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
 
 
 def test_every_written_answer_has_a_model_answer_and_rubric_inside_its_solution():
@@ -65,7 +65,7 @@ def test_every_written_answer_has_a_model_answer_and_rubric_inside_its_solution(
 @pytest.mark.slow
 def test_hand_scores_reach_the_exported_grades_and_the_feedback(graded_samples, tmp_path):
     graded, _ = graded_samples
-    course = Course(tmp_path / "course")
+    course = Course(tmp_path / "course", NOTEBOOK)
     shutil.copytree(graded.root, course.root)  # a copy: other tests read the graded samples
     cells = graded_cells(source_notebook())
     manual_max = {name: points for name, (by_hand, points) in cells.items() if by_hand}
@@ -106,7 +106,8 @@ def test_hand_scores_reach_the_exported_grades_and_the_feedback(graded_samples, 
     result = run_kit(course, "grade")
     assert result.returncode == 0, result.stdout + result.stderr
     with (course.root / "grades.csv").open(newline="", encoding="utf-8") as handle:
-        (row,) = [r for r in csv.DictReader(handle) if r["student_id"] == STUDENT]
+        rows = csv.DictReader(handle)
+        (row,) = [r for r in rows if (r["assignment"], r["student_id"]) == (NOTEBOOK, STUDENT)]
     assert float(row["score"]) == pytest.approx(total_before + sum(entered.values()))
     possible = sum(s.max_score for s in read_scores(course, [STUDENT]))
     assert float(row["max_score"]) == pytest.approx(possible)

@@ -10,9 +10,9 @@ import copy
 import pytest
 
 from tfcourse_instructor.grading.selftest import mutants
-from tfcourse_instructor.grading.selftest.samples import Edit, reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import Edit
 
-from conftest import copy_course
+from conftest import all_reference_notebooks, copy_course
 
 # Fewest declared per autograded question: coding questions of notebooks 1-3 and 5, and the
 # numeric answers of notebook 4.
@@ -32,6 +32,11 @@ SUBSET = (
 )
 
 
+def declared_variants(tree):
+    """Every variant declared, of every assignment."""
+    return [variant for course in tree.courses for variant in mutants.load_variants(course)]
+
+
 def autograded_questions(notebook):
     """Grade ids of the test cells (graded, not answers) of ``notebook``."""
     return [
@@ -43,8 +48,8 @@ def autograded_questions(notebook):
 
 
 def test_every_declared_edit_applies_to_the_current_notebooks(repo_course):
-    reference = reference_notebooks(repo_course)
-    for variant in mutants.load_variants(repo_course):
+    reference = all_reference_notebooks(repo_course)
+    for variant in declared_variants(repo_course):
         notebooks = {variant.notebook: copy.deepcopy(reference[variant.notebook])}
         for edit in variant.edits:
             edit.apply(notebooks)  # raises when the solution changed under the edit
@@ -52,8 +57,8 @@ def test_every_declared_edit_applies_to_the_current_notebooks(repo_course):
 
 
 def test_every_autograded_question_has_its_mutants(repo_course):
-    variants = mutants.load_variants(repo_course)
-    reference = reference_notebooks(repo_course)
+    variants = declared_variants(repo_course)
+    reference = all_reference_notebooks(repo_course)
     for name, least in LEAST_MUTANTS.items():
         for question in autograded_questions(reference[name]):
             declared = [v for v in variants if v.question == question and not v.correct]
@@ -61,7 +66,7 @@ def test_every_autograded_question_has_its_mutants(repo_course):
 
 
 def test_a_variant_may_edit_only_its_own_notebook(tmp_path):
-    course = copy_course(tmp_path / "course")
+    course = copy_course(tmp_path / "course")["01_attention"]
     path = mutants.declarations_dir(course) / "01_attention.py"
     path.write_text(
         "from tfcourse_instructor.grading.selftest.mutants import mutant\n"
@@ -74,15 +79,20 @@ def test_a_variant_may_edit_only_its_own_notebook(tmp_path):
 
 @pytest.mark.slow
 def test_a_subset_is_killed_or_accepted_and_a_survivor_is_reported(tmp_path, repo_course):
-    declared = {v.student: v for v in mutants.load_variants(repo_course)}
+    declared = {v.student: v for v in declared_variants(repo_course)}
     planted = mutants.mutant(
         "q4_cost",
         "planted: the model solution reordered",
         Edit("04_theory", "cost_functions", "return scores + mixing", "return mixing + scores"),
     )
     variants = [declared[student] for student in SUBSET] + [planted]
-    course = copy_course(tmp_path / "course")
-    reference, outcomes = mutants.run_variants(course, variants, jobs=1, progress=False)
+    tree = copy_course(tmp_path / "course")
+    reference, outcomes = [], []
+    for name in sorted({variant.notebook for variant in variants}):
+        own = [variant for variant in variants if variant.notebook == name]
+        scores, found = mutants.run_variants(tree[name], own, jobs=1, progress=False)
+        reference += scores
+        outcomes += found
 
     assert {s.notebook for s in reference} == {"01_attention", "04_theory", "05_inference"}
     assert not mutants.reference_shortfalls(reference)

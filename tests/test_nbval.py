@@ -14,7 +14,7 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOKS = sorted((REPO / "source" / "transformers").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "source").glob("*/*.ipynb"))
 
 
 def nbval(path):
@@ -36,7 +36,7 @@ def test_source_outputs_are_reproduced(notebook):
 
 def test_nbval_catches_an_output_the_code_does_not_produce(tmp_path):
     folder = tmp_path / "course"
-    shutil.copytree(REPO / "source" / "transformers", folder)
+    shutil.copytree(NOTEBOOKS[0].parent, folder)
     path = folder / NOTEBOOKS[0].name
     notebook = nbformat.read(path, as_version=4)
     stream = next(

@@ -24,12 +24,12 @@ NOTEBOOK = "01_attention"
 
 @pytest.fixture(scope="module")
 def release(repo_course):
-    return nbformat.read(repo_course.release_dir / f"{NOTEBOOK}.ipynb", as_version=4)
+    return nbformat.read(repo_course[NOTEBOOK].release_dir / f"{NOTEBOOK}.ipynb", as_version=4)
 
 
 @pytest.fixture
 def answered(repo_course):
-    return copy.deepcopy(reference_notebooks(repo_course)[NOTEBOOK])
+    return copy.deepcopy(reference_notebooks(repo_course[NOTEBOOK])[NOTEBOOK])
 
 
 def graded_layout(notebook):
@@ -167,7 +167,7 @@ def test_a_cell_of_the_students_own_that_reaches_a_forbidden_call_is_flagged(
 ):
     rules = {
         path.stem: shortcuts.forbidden_calls(path.read_text())
-        for path in repo_course.tests_dir.glob("q1_*.py")
+        for path in repo_course[NOTEBOOK].tests_dir.glob("q1_*.py")
     }
     assert scan_own_cells(NOTEBOOK, answered, release, rules) == []  # given cells only
     answered.cells.insert(

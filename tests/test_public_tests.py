@@ -7,7 +7,7 @@ from tfcourse_instructor.grading.build.public_tests import public_test_source, r
 
 from conftest import REPO
 
-SOURCE_TESTS = sorted((REPO / "authoring" / "transformers" / "tests").glob("*.py"))
+SOURCE_TESTS = sorted((REPO / "authoring").glob("*/tests/*.py"))
 
 
 @pytest.mark.parametrize("path", SOURCE_TESTS, ids=lambda p: p.stem)

@@ -16,19 +16,18 @@ import pytest
 import torch
 
 from tfcourse_instructor.grading.selftest.parity import Kernel, compare_notebook
-from tfcourse_instructor.grading.selftest.samples import UNSCALED, reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import UNSCALED
 from tfcourse_instructor.grading.submission import remote
 
-from conftest import REPO
+from conftest import REPO, all_reference_notebooks
 
 pytestmark = pytest.mark.slow
 
-TESTS = REPO / "authoring" / "transformers" / "tests"
 
 
 @pytest.fixture(scope="module")
 def references(repo_course):
-    return reference_notebooks(repo_course)
+    return all_reference_notebooks(repo_course)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +43,8 @@ def test_remote_checks_give_the_in_kernel_outcomes(references, notebook, questio
     notebooks = {notebook: references[notebook]}
     if bug:
         UNSCALED.apply(notebooks)
-    found = compare_notebook(notebooks[notebook], TESTS, questions)
+    tests = REPO / "authoring" / notebook / "tests"
+    found = compare_notebook(notebooks[notebook], tests, questions)
     assert {parity.question for parity in found} == questions
     for parity in found:
         assert parity.same, (parity.question, parity.messages)

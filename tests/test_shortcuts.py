@@ -34,6 +34,7 @@ from tfcourse_instructor.grading.selftest import mutants
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 from tfcourse_instructor.grading.submission.execution import checked_question, notebook_shortcuts
 
+from conftest import all_reference_notebooks
 from shortcut_cheats import CHEATS, NOTEBOOK, mentions_only
 
 SETUP = "import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import Tensor, nn\n"
@@ -221,7 +222,7 @@ def coding_questions(notebook: nbformat.NotebookNode) -> list[str]:
 
 @pytest.mark.parametrize("name", CODING_NOTEBOOKS)
 def test_every_coding_question_declares_its_rule_and_states_it_in_its_task(repo_course, name):
-    notebook = nbformat.read(repo_course.source_dir / f"{name}.ipynb", as_version=4)
+    notebook = nbformat.read(repo_course[name].source_dir / f"{name}.ipynb", as_version=4)
     text = ""
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
@@ -229,7 +230,7 @@ def test_every_coding_question_declares_its_rule_and_states_it_in_its_task(repo_
         question = checked_question(cell.source) if cell.cell_type == "code" else None
         if question is None:
             continue
-        source = (repo_course.root / "authoring/transformers/tests" / f"{question}.py").read_text()
+        source = (repo_course[name].tests_dir / f"{question}.py").read_text()
         rule = forbidden_calls(source)
         assert "tfcourse_instructor.reference" in rule, question
         stated = re.search(r"\*\*Not allowed here:\*\*(.*?)scores 0", text, re.S)
@@ -241,22 +242,23 @@ def test_every_coding_question_declares_its_rule_and_states_it_in_its_task(repo_
 
 @pytest.mark.parametrize("name", CODING_NOTEBOOKS)
 def test_no_model_solution_takes_a_shortcut(repo_course, name):
-    notebook = reference_notebooks(repo_course)[name]
+    notebook = reference_notebooks(repo_course[name])[name]
     for question in coding_questions(notebook):
-        source = (repo_course.source_dir / "tests" / f"{question}.py").read_text()
+        source = (repo_course[name].public_tests_dir / f"{question}.py").read_text()
         rule, tested = forbidden_calls(source), tuple(names_tested(source))
         assert notebook_shortcuts(notebook, question, rule, tested) == [], question
 
 
 def test_no_declared_correct_alternative_takes_a_shortcut(repo_course):
-    reference = reference_notebooks(repo_course)
-    for variant in mutants.load_variants(repo_course):
+    reference = all_reference_notebooks(repo_course)
+    for variant in (v for c in repo_course.courses for v in mutants.load_variants(c)):
         if not variant.correct:
             continue
         notebooks = {variant.notebook: copy.deepcopy(reference[variant.notebook])}
         for edit in variant.edits:
             edit.apply(notebooks)
-        source = (repo_course.source_dir / "tests" / f"{variant.question}.py").read_text()
+        tests = repo_course[variant.notebook].public_tests_dir
+        source = (tests / f"{variant.question}.py").read_text()
         rule, tested = forbidden_calls(source), tuple(names_tested(source))
         found = notebook_shortcuts(notebooks[variant.notebook], variant.question, rule, tested)
         assert found == [], variant.student
@@ -266,7 +268,7 @@ def test_no_declared_correct_alternative_takes_a_shortcut(repo_course):
 def test_grader_check_in_a_kernel_gives_the_grading_verdict(repo_course, tmp_path):
     """One kernel runs each cheat, then the honest answer again: the check reads the kernel's
     history, so each verdict follows the last run of the answer cell."""
-    reference = reference_notebooks(repo_course)[NOTEBOOK]
+    reference = reference_notebooks(repo_course[NOTEBOOK])[NOTEBOOK]
     cells = {cell.get("id"): cell for cell in reference.cells}
     notebook = nbformat.v4.new_notebook(cells=[copy.deepcopy(cells["setup"])])
     expected = []
@@ -283,7 +285,7 @@ def test_grader_check_in_a_kernel_gives_the_grading_verdict(repo_course, tmp_pat
         notebook.cells += [*answer, copy.deepcopy(cells["q1_sdpa"])]
         expected.append((student, line))
     folder = tmp_path / "student"
-    shutil.copytree(repo_course.source_dir / "tests", folder / "tests")
+    shutil.copytree(repo_course[NOTEBOOK].public_tests_dir, folder / "tests")
     NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     ).execute()

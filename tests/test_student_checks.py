@@ -13,10 +13,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_untouched_release_reports_what_to_do(released_course, tmp_path):
-    name = released_course.notebook_names()[0]
-    notebook = nbformat.read(released_course.release_dir / f"{name}.ipynb", as_version=4)
+    course = released_course.courses[0]
+    name = course.assignment
+    notebook = nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
     folder = tmp_path / "student"
-    shutil.copytree(released_course.release_dir, folder)
+    shutil.copytree(course.release_dir, folder)
     NotebookClient(
         notebook,
         timeout=300,

@@ -26,10 +26,10 @@ from nbclient import NotebookClient
 
 from tfcourse_instructor.grading.build.answers import Answers
 from tfcourse_instructor.grading.build.publish import STUDENT_PACKAGE, AnswersFound, publish
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import COURSE_FILE
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
-from conftest import REPO, check_outputs, run_kit
+from conftest import REPO, Tree, check_outputs, copy_course, run_kit
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ CHEAT = "from tfcourse.attention import scaled_dot_product_attention as answer"
 
 
 @pytest.fixture(scope="module")
-def clean_copy(tmp_path_factory) -> Course:
+def clean_copy(tmp_path_factory) -> Tree:
     """The repository's tracked files, as a fresh clone would have them."""
     root = tmp_path_factory.mktemp("clean") / "course"
     listed = subprocess.run(
@@ -55,7 +55,7 @@ def clean_copy(tmp_path_factory) -> Course:
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
-    return Course(root)
+    return Tree(root)
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
 ):
     monkeypatch.setenv("JUPYTER_PATH", str(student_env["jupyter"]))
     folder = tmp_path / "work"
-    shutil.copytree(distribution / "release" / clean_copy.assignment / "tests", folder / "tests")
-    notebook = reference_notebooks(clean_copy)["01_attention"]
+    shutil.copytree(distribution / "release" / "01_attention" / "tests", folder / "tests")
+    notebook = reference_notebooks(clean_copy["01_attention"])["01_attention"]
     checks = len(check_outputs(notebook))
     probes = [
         "import tfcourse; print(tfcourse.__file__)",
@@ -144,7 +144,7 @@ def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
 
 
 def test_no_graded_answer_reaches_students(repo_course, distribution, student_env):
-    answers = Answers.of(repo_course)
+    answers = Answers.of(repo_course.root)
     # The search has something to find: every question's code, hidden cases, model answers.
     assert len(answers.code) > 100 and len(answers.phrases) > 100
     for folder in (distribution, student_env["site_packages"] / "tfcourse"):
@@ -173,19 +173,19 @@ def test_a_reference_module_in_the_student_package_stops_the_publication(repo_co
     shutil.copy(reference, package / "reference" / "attention.py")
     out = tmp_path / "student"
     with pytest.raises(AnswersFound) as raised:
-        publish(repo_course, out, package)
+        publish(repo_course.root, ["01_attention"], out, package)
     assert any(str(leak.path).endswith("reference/attention.py") for leak in raised.value.leaks)
     assert not out.exists()
 
 
 def test_renamed_answers_hidden_cases_and_model_answers_are_found(repo_course, tmp_path):
-    answers = Answers.of(repo_course)
+    answers = Answers.of(repo_course.root)
     reference = REPO / "helpers" / "tfcourse_instructor" / "reference" / "attention.py"
     reference = reference.read_text()
     renamed = reference.replace("query", "q").replace("weights", "probabilities")
     (tmp_path / "renamed.py").write_text(renamed.replace("scaled_dot_product", "my"))
-    shutil.copy(repo_course.tests_dir / "q1_sdpa.py", tmp_path / "q1_sdpa.py")
-    source = nbformat.read(repo_course.source_dir / "02_encoder.ipynb", as_version=4)
+    shutil.copy(repo_course["01_attention"].tests_dir / "q1_sdpa.py", tmp_path / "q1_sdpa.py")
+    source = nbformat.read(repo_course["02_encoder"].source_dir / "02_encoder.ipynb", as_version=4)
     rubric = next(c for c in source.cells if c.cell_type == "markdown" and "Rubric" in c.source)
     (tmp_path / "notes.md").write_text(rubric.source)
     found = {leak.path.name: leak for leak in answers.find(tmp_path)}
@@ -195,15 +195,36 @@ def test_renamed_answers_hidden_cases_and_model_answers_are_found(repo_course, t
 
 def test_publishing_again_keeps_git_and_drops_stale_files(repo_course, tmp_path):
     out = tmp_path / "student"
-    publish(repo_course, out)
+    publish(repo_course.root, ["01_attention"], out)
     (out / ".git").mkdir()
     (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (out / "stale.txt").write_text("a file the course no longer has")
-    publish(repo_course, out)
+    publish(repo_course.root, ["01_attention"], out)
     assert (out / ".git" / "HEAD").is_file() and not (out / "stale.txt").exists()
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("not a distribution")
     with pytest.raises(FileExistsError):
-        publish(repo_course, mine)
+        publish(repo_course.root, ["01_attention"], mine)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_the_distribution_holds_only_the_released_assignments(tmp_path):
+    """Assignment 1 released, the others not yet: students get notebook 1 alone, and the
+    search for graded answers still covers every assignment."""
+    tree = copy_course(tmp_path / "course")
+    schedule = (tree.root / COURSE_FILE).read_text(encoding="utf-8")
+    first = schedule.index("[[assignment]]", 1)
+    (tree.root / COURSE_FILE).write_text(
+        schedule[:first] + schedule[first:].replace("released = true", "released = false"),
+        encoding="utf-8",
+    )
+    assert run_kit(tree, "release").returncode == 0
+    result = run_kit(tree, "publish", "--out", "student")
+    assert result.returncode == 0, result.stderr
+    assert "01_attention" in result.stdout and "02_encoder" not in result.stdout
+    assert sorted(p.name for p in (tree.root / "student" / "release").iterdir()) == [
+        "01_attention"
+    ]
+    source = tree["02_encoder"].source_dir / "02_encoder.ipynb"
+    assert Answers.of(tree.root).find(source.parent), "unreleased answers are searched for too"

@@ -23,7 +23,7 @@ def cell(notebook, grade_id):
 
 
 def test_a_finished_notebook_is_ready(repo_course, tmp_path, monkeypatch):
-    nbformat.write(source_notebook(repo_course), tmp_path / f"{NOTEBOOK}.ipynb")
+    nbformat.write(source_notebook(repo_course[NOTEBOOK]), tmp_path / f"{NOTEBOOK}.ipynb")
     monkeypatch.chdir(tmp_path)
     report = check_submission(f"{NOTEBOOK}.ipynb")
     assert report.ready, report.report()
@@ -31,7 +31,7 @@ def test_a_finished_notebook_is_ready(repo_course, tmp_path, monkeypatch):
 
 
 def test_the_release_as_received_lists_every_unanswered_cell(repo_course):
-    notebook = nbformat.read(repo_course.release_dir / f"{NOTEBOOK}.ipynb", as_version=4)
+    notebook = nbformat.read(repo_course[NOTEBOOK].release_dir / f"{NOTEBOOK}.ipynb", as_version=4)
     solutions = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")]
     problems = find_problems(notebook)
     unanswered = [p for p in problems if "is not answered yet" in p]
@@ -43,7 +43,7 @@ def test_the_release_as_received_lists_every_unanswered_cell(repo_course):
 
 
 def test_errors_short_checks_and_disorder_are_named(repo_course):
-    notebook = source_notebook(repo_course)
+    notebook = source_notebook(repo_course[NOTEBOOK])
     cell(notebook, "sdpa").outputs = [
         new_output("error", ename="NotImplementedError", evalue="", traceback=[])
     ]
@@ -92,9 +92,9 @@ def submit_report(client, notebook):
 def test_a_save_older_than_the_run_asks_for_a_save_not_for_answers(repo_course, tmp_path):
     """Restart & Run All without saving: the file still holds a stub that the kernel has just
     run as a passing answer. The report must not call it missing; after a save it is ready."""
-    shutil.copytree(repo_course.public_tests_dir, tmp_path / "tests")
-    answered = source_notebook(repo_course)
-    older = source_notebook(repo_course)
+    shutil.copytree(repo_course[NOTEBOOK].public_tests_dir, tmp_path / "tests")
+    answered = source_notebook(repo_course[NOTEBOOK])
+    older = source_notebook(repo_course[NOTEBOOK])
     cell(older, "heads").source = f"def split_heads(x, num_heads):\n    {CODE_STUB}\n"
     path = tmp_path / f"{NOTEBOOK}.ipynb"
     nbformat.write(older, path)

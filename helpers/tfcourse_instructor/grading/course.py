@@ -13,24 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-ASSIGNMENT = "transformers"
+
+def find_root(start: Path | None = None) -> Path:
+    """The course root (the folder holding ``nbgrader_config.py``), searching upwards from
+    ``start`` (default: the working directory)."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "nbgrader_config.py").is_file():
+            return folder
+    raise FileNotFoundError(f"no nbgrader_config.py in {start} or any parent folder")
 
 
 @dataclass(frozen=True)
 class Course:
-    """A course directory laid out as the kit expects (``nbgrader_config.py`` at its root)."""
+    """One assignment of a course directory laid out as the kit expects
+    (``nbgrader_config.py`` and ``course.toml`` at its root; :mod:`.schedule` lists the
+    assignments). Every assignment is one notebook, with its own tests."""
 
     root: Path
-    assignment: str = ASSIGNMENT
-
-    @classmethod
-    def find(cls, start: Path | None = None) -> Course:
-        """The course whose root holds ``nbgrader_config.py``, searching upwards from ``start``."""
-        start = (start or Path.cwd()).resolve()
-        for folder in (start, *start.parents):
-            if (folder / "nbgrader_config.py").is_file():
-                return cls(folder)
-        raise FileNotFoundError(f"no nbgrader_config.py in {start} or any parent folder")
+    assignment: str
 
     @property
     def authoring_dir(self) -> Path:

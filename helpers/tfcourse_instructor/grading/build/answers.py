@@ -26,14 +26,18 @@ from pathlib import Path
 
 import nbformat
 
+import tfcourse_instructor.reference
 from tfcourse_instructor.grading.build.public_tests import hidden_cases
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import assignment_names
 
 MIN_NODES = 15
 """Smallest normalised function (in AST nodes) that counts as an answer."""
 MIN_PHRASE = 40
 """Shortest line of a model answer or hidden case name that is looked for as text."""
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+REFERENCE = Path(tfcourse_instructor.reference.__file__).parent
+"""The instructor's reference implementations."""
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".toml", ".cfg", ".json", ".html"}
 
 
@@ -47,18 +51,19 @@ class Answers:
     """Whitespace-collapsed text -> where it comes from."""
 
     @classmethod
-    def of(cls, course: Course) -> Answers:
-        """The answers of ``course``: its source notebooks, references and full tests."""
+    def of(cls, root: Path) -> Answers:
+        """The answers of every assignment of the course at ``root``, released or not: its
+        source notebooks, the references and the full tests."""
+        courses = [Course(root, name) for name in assignment_names(root)]
         answers = cls()
         given: set[str] = set()
-        for path in sorted(course.source_dir.glob("*.ipynb")):
+        for path in sorted(p for course in courses for p in course.source_dir.glob("*.ipynb")):
             given |= answers._add_notebook(path)
         # A reference may repeat code the notebooks give (a model students use, not write).
-        reference = course.root / "helpers" / "tfcourse" / "reference"
-        for path in sorted(reference.glob("*.py")):
+        for path in sorted(REFERENCE.glob("*.py")):
             for fingerprint in fingerprints(path.read_text(encoding="utf-8")) - given:
                 answers.code.setdefault(fingerprint, f"reference {path.name}")
-        for path in sorted(course.tests_dir.glob("*.py")):
+        for path in sorted(p for course in courses for p in course.tests_dir.glob("*.py")):
             for case in hidden_cases(path.read_text(encoding="utf-8")):
                 where = f"hidden case {case.name} of {path.name}"
                 for fingerprint in fingerprints(ast.unparse(case)):

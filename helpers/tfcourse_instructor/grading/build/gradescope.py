@@ -15,7 +15,6 @@ import importlib.metadata
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -84,14 +83,6 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
                 files=["tfcourse"],
             )
     return zip_path
-
-
-def write_autograders(course: Course, notebooks: Sequence[str] = ()) -> list[Path]:
-    """Write the autograder of every notebook (or of those named) under ``gradescope/``."""
-    return [
-        write_autograder(course, name, course.root / OUTPUT_DIR / f"{name}.zip")
-        for name in notebooks or course.notebook_names()
-    ]
 
 
 def _name(requirement: str) -> str:

@@ -1,4 +1,4 @@
-"""The copy report for the grader: a summary line, ``copies.csv`` and ``copies.html``.
+"""The copy report for the grader: a summary line, a CSV and a page per assignment.
 
 Both files hold the two answers of every pair side by side. Answers are students' text:
 the page escapes all of it and runs no script, and a CSV field that a spreadsheet would read
@@ -19,29 +19,39 @@ from tfcourse_instructor.grading.classroom.copies import Answer, Match, find_cop
 from tfcourse_instructor.grading.classroom.scores import spreadsheet_safe
 from tfcourse_instructor.grading.course import Course
 
-COPIES_CSV = "copies.csv"
-COPIES_HTML = "copies.html"
+COPIES_DIR = "copies"
+"""Where the reports go, at the course root: ``copies/<assignment>.csv`` and ``.html``."""
+
+
+def report_paths(course: Course) -> tuple[Path, Path]:
+    """The CSV and the page of ``course``'s assignment."""
+    folder = course.root / COPIES_DIR
+    return folder / f"{course.assignment}.csv", folder / f"{course.assignment}.html"
 
 
 def report_copies(course: Course, students: list[str], threshold: float) -> str:
-    """Compare the answers of ``students`` (and the model solution) afresh, write
-    :data:`COPIES_CSV` and :data:`COPIES_HTML` at the course root; return the summary. If
-    the comparison fails, the files of an earlier run are removed and the summary says so:
-    the grades are written by then, and a stale report would mislead."""
+    """Compare the answers of ``students`` (and the model solution) afresh, write the CSV and
+    the page of :func:`report_paths`; return the summary line. If the comparison fails, the
+    files of an earlier run are removed and the summary says so: the grades are written by
+    then, and a stale report would mislead."""
+    paths = report_paths(course)
     try:
         matches = find_copies(course, students, threshold)
     except Exception as error:
-        for name in (COPIES_CSV, COPIES_HTML):
-            (course.root / name).unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
         return f"copies: not compared ({type(error).__name__}: {str(error)[:200]})"
-    write_copies_csv(matches, course.root / COPIES_CSV)
-    write_copies_html(matches, threshold, course.root / COPIES_HTML)
-    return format_copies(matches, threshold)
+    paths[0].parent.mkdir(exist_ok=True)
+    write_copies_csv(matches, paths[0])
+    write_copies_html(matches, threshold, paths[1])
+    return format_copies(matches, threshold, *(path.relative_to(course.root) for path in paths))
 
 
-def format_copies(matches: list[Match], threshold: float) -> str:
+def format_copies(
+    matches: list[Match], threshold: float, csv_path: Path | str, page: Path | str
+) -> str:
     """One summary line: how many pairs of owners share near-identical answers, the pair
-    sharing most, and where to read them (:data:`COPIES_HTML`, :data:`COPIES_CSV`)."""
+    sharing most, and where to read them."""
     if not matches:
         return f"copies: no two answers to a question score {threshold:g} or more"
     by_pair: dict[tuple[str, str], list[Match]] = defaultdict(list)
@@ -54,7 +64,7 @@ def format_copies(matches: list[Match], threshold: float) -> str:
     return (
         f"copies: {len(by_pair)} pair(s) share answers scoring {threshold:g} or more (most: "
         f"{first} ~ {second}, {shared}); evidence to read, not a verdict, side by side in "
-        f"{COPIES_HTML} and {COPIES_CSV}"
+        f"{page} and {csv_path}"
     )
 
 

@@ -10,7 +10,7 @@ id from the entry's top-level name in that zip only, never from anything inside 
 Every entry is checked on its own (:mod:`tfcourse_instructor.grading.classroom.archive` reads the
 zip within caps), and a refused entry costs only its student, with a line saying why: names with no
 valid id, ``..`` or an absolute path; links and special files; nested archives; files that are not
-one of the course's notebooks; notebooks over :data:`MAX_NOTEBOOK_BYTES`, :data:`MAX_CELLS` cells or
+the assignment's notebook; notebooks over :data:`MAX_NOTEBOOK_BYTES`, :data:`MAX_CELLS` cells or
 :data:`MAX_OUTPUT_BYTES` of stored outputs; past :data:`MAX_TOTAL_BYTES` read from the whole
 download. Of two or more files for one notebook of one student, the one with the latest timestamp in
 the zip is kept (on a tie, the name that sorts last). A file that is not valid notebook JSON is
@@ -152,7 +152,7 @@ def _classify(info: zipfile.ZipInfo, notebooks: Sequence[str]) -> tuple[str, str
         named = stem == notebook or (len(parts) == 1 and stem.endswith(f"_{notebook}"))
         if rest.endswith(".ipynb") and named:
             return student, notebook, None
-    return student, "", f"not one of the course's notebooks ({', '.join(notebooks)})"
+    return student, "", f"not the assignment's notebook ({', '.join(notebooks)}.ipynb)"
 
 
 def _read_notebook(

@@ -3,19 +3,26 @@
 One nbgrader process does it, so the class gradebook (SQLite) has a single writer however
 many submissions were graded in parallel. It is nbgrader's own ``autograde`` with the
 executed notebooks as submissions, sanitising and execution switched off: only
-``SaveAutoGrades`` (and late penalties) run, which score each test cell from its output
-exactly as a normal autograde would. ``autograded/`` then holds the executed notebooks,
-which formgrader shows for manual grading.
+``SaveAutoGrades`` and late penalties (:class:`PenaltyPerDay`) run, which score each test
+cell from its output exactly as a normal autograde would. ``autograded/`` then holds the
+executed notebooks, which formgrader shows for manual grading.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from collections.abc import Sequence
+from datetime import timezone
 from pathlib import Path
 
+from nbgrader.api import Gradebook
+from nbgrader.plugins import LateSubmissionPlugin
+from traitlets import Float
+
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY, read_schedule
 from tfcourse_instructor.grading.submission.workspace import KIT_EXPORTER, GradedSubmission
 
 GRADES_CSV = "grades.csv"
@@ -26,10 +33,26 @@ which the student's *Fetch Feedback* finds the feedback released to them. ``auto
 ``feedback/`` keep both, so formgrader's *Release Feedback* works after the kit graded."""
 
 
+class PenaltyPerDay(LateSubmissionPlugin):
+    """nbgrader's late penalty as the kit sets it (``nbgrader_config.py``): a notebook handed
+    in after its assignment's due date loses :attr:`per_day` of the points it earned for
+    each day, or part of a day, it is late, down to 0."""
+
+    per_day = Float(0.1, help="share of the points earned lost per day late").tag(config=True)
+
+    def late_submission_penalty(
+        self, student_id: str, score: float, total_seconds_late: float
+    ) -> float:
+        days = math.ceil(total_seconds_late / SECONDS_PER_DAY)
+        return min(score, score * self.per_day * days)
+
+
+
 def record_assignment(course: Course) -> None:
     """Record the source notebooks and their grade cells in the gradebook, which autograde
-    reads. nbgrader refuses when the set of notebooks changed after submissions were graded:
-    the error then says how to proceed rather than losing grades."""
+    reads, and the assignment's due date from the course file. nbgrader refuses when the set
+    of notebooks changed after submissions were graded: the error then says how to proceed
+    rather than losing grades."""
     with tempfile.TemporaryDirectory() as scratch:
         try:
             course.nbgrader(
@@ -46,6 +69,11 @@ def record_assignment(course: Course) -> None:
                 "with other notebooks than source/ has now. Export the grades, then move "
                 f"{course.gradebook.name} aside to grade the new version."
             ) from None
+    due = next(a.due for a in read_schedule(course.root) if a.name == course.assignment)
+    if due is not None:  # nbgrader keeps times as naive UTC
+        due = due.astimezone(timezone.utc).replace(tzinfo=None)
+    with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+        gradebook.update_or_create_assignment(course.assignment, duedate=due)
 
 
 def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:

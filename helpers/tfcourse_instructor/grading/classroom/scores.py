@@ -14,6 +14,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -41,6 +42,27 @@ def read_scores(course: Course, students: list[str]) -> list[QuestionScore]:
                 for cell in notebook.grade_cells:
                     scores.append(_score(gradebook, course, student, notebook.name, cell.name))
     return scores
+
+
+def late_lines(course: Course, students: list[str]) -> list[str]:
+    """A line per submission of ``students`` handed in after the assignment's due date:
+    how late, and the points its late penalty took."""
+    lines = []
+    with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(course.assignment, student)
+            except MissingEntry:
+                continue
+            if submission.total_seconds_late > 0:
+                days = submission.total_seconds_late / SECONDS_PER_DAY
+                penalty = submission.late_submission_penalty or 0.0
+                lines.append(
+                    f"{course.assignment}: {student} handed in {days:.1f} days late: "
+                    f"-{penalty:g} points"
+                )
+    return lines
+
 
 
 def _score(

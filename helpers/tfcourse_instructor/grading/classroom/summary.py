@@ -1,9 +1,9 @@
 """What the grading of a class did to each submission, kept between runs.
 
-``grading_summary.json`` at the course root records, per student, the fingerprint of the
-submission that was graded, the issues found and a digest of the gradebook entries its
-feedback shows, so that a re-run grades only what changed, still reports every problem and
-rewrites only the feedback that is out of date.
+``grading_summary.json`` at the course root records, per assignment and student, the
+fingerprint of the submission that was graded, the issues found and a digest of the gradebook
+entries its feedback shows, so that a re-run grades only what changed, still reports every
+problem and rewrites only the feedback that is out of date.
 """
 
 from __future__ import annotations
@@ -29,11 +29,8 @@ class Record:
 
 
 def load_records(course: Course) -> dict[str, Record]:
-    """The records of the previous runs (empty before the first)."""
-    path = course.root / SUMMARY_JSON
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """The records of the previous runs of ``course``'s assignment (empty before the first)."""
+    data = _load_all(course).get(course.assignment, {})
     return {
         student: Record(
             item["fingerprint"],
@@ -46,7 +43,8 @@ def load_records(course: Course) -> dict[str, Record]:
 
 
 def save_records(course: Course, records: dict[str, Record]) -> None:
-    """Write ``records`` (sorted by student, so that equal runs write equal files)."""
+    """Write ``records`` of ``course``'s assignment (sorted by student, so that equal runs
+    write equal files), keeping the other assignments'."""
     data = {
         student: {
             "fingerprint": record.fingerprint,
@@ -56,16 +54,24 @@ def save_records(course: Course, records: dict[str, Record]) -> None:
         }
         for student, record in sorted(records.items())
     }
+    everything = {**_load_all(course), course.assignment: data}
     path = course.root / SUMMARY_JSON
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(dict(sorted(everything.items())), indent=1, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
-def format_summary(records: dict[str, Record]) -> str:
-    """Which submissions need attention and why, one line per issue."""
+def _load_all(course: Course) -> dict[str, dict[str, dict]]:
+    """Every assignment's records as stored: assignment -> student -> record."""
+    path = course.root / SUMMARY_JSON
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def format_summary(assignment: str, records: dict[str, Record]) -> str:
+    """Which submissions of ``assignment`` need attention and why, one line per issue."""
     flagged = {student: r for student, r in sorted(records.items()) if r.issues or not r.graded}
     if not flagged:
-        return f"all {len(records)} submission(s) graded without problems"
-    lines = [f"{len(flagged)} of {len(records)} submission(s) need attention:"]
+        return f"{assignment}: all {len(records)} submission(s) graded without problems"
+    lines = [f"{assignment}: {len(flagged)} of {len(records)} submission(s) need attention:"]
     width = max(len(student) for student in flagged)
     for student, record in flagged.items():
         if not record.graded:

