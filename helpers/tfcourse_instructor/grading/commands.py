@@ -174,7 +174,7 @@ def run_mutants(root: Path, args: argparse.Namespace) -> int:
             continue
         print(f"{name}: grading {len(variants)} variant(s) and the reference ...", flush=True)
         reference, outcomes = mutants.run_variants(
-            course, variants, jobs=args.jobs, limits=_limits(args)
+            course, variants, jobs=args.jobs, limits=_limits(args), sandboxed=not args.unsandboxed
         )
         print(mutants.format_report(reference, outcomes))
         if not mutants.all_as_expected(reference, outcomes):
