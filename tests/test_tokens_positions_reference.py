@@ -72,7 +72,7 @@ def test_reference_passes_every_case(question):
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_model_solution_passes_every_case(question, answers):
     result = Grader(REPO / "authoring" / "transformers" / "tests").check(question, answers)
-    assert result.passed and result.points == result.possible, result.report()
+    assert result.passed and result.score == result.possible, result.report()
 
 
 def test_model_solution_agrees_with_the_reference(answers):

@@ -39,8 +39,7 @@ def first_merge(word_counts):
     """The pair of highest weighted count (ties: the smallest pair) before any merge."""
     counts = Counter()
     for word, count in word_counts.items():
-        ids = list(word.encode())
-        for pair in pairwise(ids):
+        for pair in pairwise(word.encode()):
             counts[pair] += count
     return max(counts, key=lambda p: (counts[p], -p[0], -p[1]))
 

@@ -40,8 +40,8 @@ def module(embed_dim, num_heads, seed, bias=True, dtype=torch.float32):
 
 def rotate(x, base):
     """x (B, H, T, D) at positions 0..T-1, through complex multiplication, in float64."""
-    half = x.size(-1) // 2
-    theta = base ** (-2.0 * torch.arange(half, dtype=torch.float64) / x.size(-1))
+    half = x.shape[-1] // 2
+    theta = base ** (-torch.arange(0, 2 * half, 2, dtype=torch.float64) / (2 * half))
     angles = torch.arange(x.size(-2), dtype=torch.float64)[:, None] * theta
     z = torch.complex(x[..., :half].double(), x[..., half:].double()) * torch.polar(
         torch.ones_like(angles), angles
@@ -50,15 +50,15 @@ def rotate(x, base):
 
 
 def expected_attention(attn, x, base):
-    batch, length, embed_dim = x.shape
-    size = (batch, length, attn.num_heads, embed_dim // attn.num_heads)
+    batch, length, width = x.shape
+    size = (batch, length, attn.num_heads, width // attn.num_heads)
     with torch.no_grad():
         q, k, v = (t.view(size).transpose(1, 2)
                    for t in F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1))
         q, k = rotate(q, base), rotate(k, base)
         causal = torch.ones(length, length, dtype=torch.bool).tril()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
-        out = attn.out_proj(out.transpose(1, 2).reshape(batch, length, embed_dim))
+        out = attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
     return out, (k, v)
 
 
