@@ -32,8 +32,9 @@
 #
 # **Time**: about 2 to 2½ hours of work. Run top to bottom, the notebook takes about 2½
 # minutes on a laptop CPU, most of it training seven small models (progress bars show them);
-# no cell takes more than about half a minute. When it is graded it runs in a quick mode with smaller
-# sizes and a slice of a smaller corpus (see `QUICK` below); leave the sizes alone.
+# no cell takes more than about half a minute. When it is graded it runs in a quick mode
+# with smaller sizes and a slice of a smaller corpus (see `QUICK` below); leave the sizes
+# alone.
 #
 # **How to work**: fill in each `# YOUR CODE HERE` and delete the `raise NotImplementedError()`
 # line below it. Run the `grader.check(...)` cell after each task: it runs the public tests and
@@ -103,8 +104,8 @@ print("quick mode (graded sizes)" if QUICK else "full mode")
 # distinct pieces and their counts.
 #
 # The corpus is tiny Shakespeare (about 1.1 million characters, downloaded once). In quick
-# mode, and offline, the notebook uses a slice of the Python documentation that ships with
-# Python instead.
+# mode the notebook uses the first 200,000 characters of the Python documentation that ships
+# with Python instead, and offline all of it.
 
 # %%
 try:
@@ -168,7 +169,7 @@ grader.check("q6_bpe_merge")
 # thousand merges. Only pieces that hold the merged pair change: keep the counts in a dict
 # and, for each changed piece, subtract the counts of its old pairs and add those of its new
 # ones (a dict from each pair to the set of pieces that hold it finds them quickly). Full mode
-# trains 1,792 merges on about 25,000 distinct pieces; with incremental counts that takes a
+# trains 1,792 merges on about 14,000 distinct pieces; with incremental counts that takes a
 # few seconds. Finding the largest count with `max` over all pairs at every step is fine.
 #
 # **Not allowed here:** `tfcourse_instructor.reference`. A solution that calls it scores 0
@@ -300,8 +301,9 @@ grader.check("q6_bpe_codec")
 #
 # The model is given: `PosLM` is a pre-norm transformer language model whose positions are
 # `"learned"` (a table of `block_size` vectors, as in notebook 2), `"sinusoidal"` (notebook
-# 2's fixed encoding, with cosine and sine side by side in each pair of features) or `"rotary"` (Section 2: it calls your `rotary_self_attention`, so it
-# runs once you have written it). `train_lm` trains it on random windows with AdamW;
+# 2's fixed encoding, with cosine and sine side by side in each pair of features) or
+# `"rotary"` (Section 2: it calls your `rotary_self_attention`, so it runs once you have
+# written it). `train_lm` trains it on random windows with AdamW;
 # `window_losses` returns the loss of every position of non-overlapping windows.
 
 # %%
@@ -687,8 +689,8 @@ print(f"35 tokens (block_size 16): same with and without the cache: {torch.equal
 # the same seed: 2 layers, 64 wide, 4 heads, windows of 64 characters, 500 steps of 16
 # windows (about 15 seconds each; in quick mode 40 steps). We then score each model on
 # validation windows of **256** characters, four times the training length, and plot its
-# loss at each position, averaged over 256 windows. The learned table has no vector past position 63, so that model is
-# scored on 64-character windows only.
+# loss at each position, averaged over 256 windows. The learned table has no vector past
+# position 63, so that model is scored on 64-character windows only.
 
 # %%
 position_steps = 40 if QUICK else 500
