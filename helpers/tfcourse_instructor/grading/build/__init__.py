@@ -13,5 +13,5 @@
 - :mod:`.answers` - the graded answers (solutions, references, hidden cases, model answers)
   searched for in a folder: one found in the distribution stops its publication;
 - :mod:`.gradescope` - Otter autograders for Gradescope from the same test files
-  (``python -m tfcourse_instructor.grading gradescope``).
+  (``python -m tfcourse_instructor.grading.build.gradescope``).
 """

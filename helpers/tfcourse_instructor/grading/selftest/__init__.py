@@ -5,5 +5,5 @@
 - :mod:`.mutants` - every wrong answer in ``authoring/mutants/`` loses points, every
   correct alternative keeps them (``mutants``);
 - :mod:`.parity` - the trusted runner reaches the verdicts a check inside the notebook
-  reaches (``python -m tfcourse_instructor.grading parity``).
+  reaches (``python -m tfcourse_instructor.grading.selftest.parity``).
 """
