@@ -227,7 +227,7 @@ def run_mutants(course: Course, args: argparse.Namespace) -> int:
         return 1
     print(f"grading {len(variants)} variant(s) and the reference ...", flush=True)
     reference, outcomes = mutants.run_variants(
-        course, variants, jobs=args.jobs, limits=_limits(args)
+        course, variants, jobs=args.jobs, limits=_limits(args), sandboxed=not args.unsandboxed
     )
     print(mutants.format_report(reference, outcomes))
     return 0 if mutants.all_as_expected(reference, outcomes) else 1

@@ -156,19 +156,28 @@ def _refresh_feedback(
         records[student].feedback = digests[student]
 
 
-def grade_submission(
-    course: Course, workspace: Workspace, student: str, only_submitted: bool = False
-) -> GradedSubmission:
-    """Pre-flight checks, then autograde of one submission in its scratch course (of the
-    notebooks it holds only, with ``only_submitted``). A notebook graded as the release in
-    place of an unreadable file is named once, by pre-flight: what its cells raise is the
-    release's doing."""
-    folder = course.submitted_dir / student / course.assignment
-    notebooks, issues, substituted = {}, [], set()
-    rules = {
+def forbidden_rules(course: Course) -> dict[str, tuple[str, ...]]:
+    """What each question of ``course`` forbids (question -> qualified names), read once per
+    class: parsing in several threads at once trips CPython's AST constructor."""
+    return {
         path.stem: shortcuts.forbidden_calls(path.read_text(encoding="utf-8"))
         for path in sorted(course.tests_dir.glob("*.py"))
     }
+
+
+def grade_submission(
+    course: Course,
+    workspace: Workspace,
+    student: str,
+    rules: dict[str, tuple[str, ...]],
+    only_submitted: bool = False,
+) -> GradedSubmission:
+    """Pre-flight checks (``rules``: :func:`forbidden_rules`), then autograde of one
+    submission in its scratch course (of the notebooks it holds only, with
+    ``only_submitted``). A notebook graded as the release in place of an unreadable file is
+    named once, by pre-flight: what its cells raise is the release's doing."""
+    folder = course.submitted_dir / student / course.assignment
+    notebooks, issues, substituted = {}, [], set()
     for name in course.notebook_names():
         if only_submitted and not (folder / f"{name}.ipynb").is_file():
             continue
@@ -192,10 +201,11 @@ def _grade_all(
     only_submitted: bool,
 ) -> list[GradedSubmission]:
     """Grade ``students`` with ``jobs`` workers (threads: the work runs in subprocesses)."""
-    results = []
+    results, rules = [], forbidden_rules(course)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            pool.submit(grade_submission, course, workspace, s, only_submitted): s for s in students
+            pool.submit(grade_submission, course, workspace, s, rules, only_submitted): s
+            for s in students
         }
         bar = tqdm(
             as_completed(futures),

@@ -163,6 +163,7 @@ def run_variants(
     jobs: int = 1,
     limits: Limits | None = None,
     progress: bool = True,
+    sandboxed: bool = True,
 ) -> tuple[list[QuestionScore], list[Outcome]]:
     """Grade the reference and every variant in one class run in a scratch copy of
     ``course``; return the reference's scores on the notebooks the variants change, and each
@@ -179,6 +180,7 @@ def run_variants(
             progress=progress,
             only_submitted=True,
             feedback=False,
+            sandboxed=sandboxed,
         )
         scores = read_scores(scratch, students)
     by_student: dict[str, list[QuestionScore]] = {}
