@@ -48,6 +48,7 @@ def test_untouched_release_earns_nothing(graded_samples):
         ("bug-unshifted-targets", "03_language_models"),
         ("bug-attention-cost", "04_theory"),
         ("bug-online-nan", "05_inference"),
+        ("bug-rope-frequencies", "06_tokens_positions"),
     ],
 )
 def test_a_realistic_bug_earns_something_in_between(graded_samples, student, notebook):

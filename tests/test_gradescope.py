@@ -24,6 +24,7 @@ SUBMISSIONS = {
     "bug-unshifted-targets": "03_language_models",
     "bug-attention-cost": "04_theory",
     "bug-online-nan": "05_inference",
+    "bug-rope-frequencies": "06_tokens_positions",
 }
 
 

@@ -14,7 +14,7 @@ from tfcourse_instructor.grading.selftest.samples import Edit
 
 from conftest import all_reference_notebooks, copy_course
 
-# Fewest declared per autograded question: coding questions of notebooks 1-3 and 5, and the
+# Fewest declared per autograded question: coding questions of notebooks 1-3, 5 and 6, and the
 # numeric answers of notebook 4.
 LEAST_MUTANTS = {
     "01_attention": 4,
@@ -22,6 +22,7 @@ LEAST_MUTANTS = {
     "03_language_models": 4,
     "04_theory": 2,
     "05_inference": 4,
+    "06_tokens_positions": 4,
 }
 # A mutant of a coding question, an alternative of a numeric answer, a mutant of notebook 5
 # (and a planted survivor).

@@ -45,7 +45,9 @@ FORBIDDEN = (
     "tfcourse.attention",
     "tfcourse_instructor.reference",
 )
-CODING_NOTEBOOKS = ("01_attention", "02_encoder", "03_language_models", "05_inference")
+CODING_NOTEBOOKS = (
+    "01_attention", "02_encoder", "03_language_models", "05_inference", "06_tokens_positions"
+)
 
 
 def found(solution: str, context: str = SETUP) -> list[str]:

@@ -11,12 +11,20 @@ small vocabulary API here with the same semantics:
 [1, 0]
 
 :class:`CharTokenizer` is the character-level tokenizer the language-model notebook uses.
+
+:func:`split_words` splits text into the pieces a byte-level BPE tokenizer merges within
+(notebook 6): a token is at most one word with its leading space, one number, one run of
+punctuation or one run of spaces. The pattern follows GPT-2's pre-tokenizer with Python's own
+``re`` (letters are ``[^\\W\\d_]``, digits ``\\d``); on ASCII text such as tiny Shakespeare it
+splits exactly as the Hugging Face ``tokenizers`` ``ByteLevel`` pre-tokenizer does
+(``use_regex=True``, ``add_prefix_space=False``). The pieces joined give the text back.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -235,3 +243,18 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, unk_id={self.unk_id})"
+
+
+WORD_PATTERN = re.compile(
+    r"'(?:s|t|re|ve|m|ll|d)"  # English contractions
+    r"| ?[^\W\d_]+"  # a word, with the space before it
+    r"| ?\d+"  # a number
+    r"| ?(?:[^\s\w]|_)+"  # punctuation and symbols
+    r"|\s+(?!\S)"  # spaces, leaving the last one to the word after them
+    r"|\s+"
+)
+
+
+def split_words(text: str) -> list[str]:
+    """The pieces of ``text`` that byte-pair encoding merges within, in order."""
+    return WORD_PATTERN.findall(text)

@@ -9,5 +9,9 @@ Test files, benchmarks and the sample submissions import these modules; notebook
   softmax (notebook 5, section 2);
 - :mod:`~tfcourse_instructor.reference.kv_cache`: attention and a small causal language model that
   take and return a key/value cache, and generation with or without it (section 3);
-- :mod:`~tfcourse_instructor.reference.beam`: beam search with length normalisation (section 4).
+- :mod:`~tfcourse_instructor.reference.beam`: beam search with length normalisation (section 4);
+- :mod:`~tfcourse_instructor.reference.bpe`: byte-level byte-pair encoding: training with
+  incremental pair counts, encoding and decoding (notebook 6, section 1);
+- :mod:`~tfcourse_instructor.reference.rotary`: rotary position embeddings, and causal
+  self-attention with them and a key/value cache (notebook 6, section 2).
 """

@@ -172,6 +172,19 @@ SAMPLES = (
         reference_notebooks,
     ),
     Sample(
+        "bug-rope-frequencies",
+        "rotary frequencies θ_i = base^(-i/D) instead of base^(-2i/D): pairs turn at the wrong "
+        "speeds, so rotated scores differ from the reference's",
+        with_edits(
+            Edit(
+                "06_tokens_positions",
+                "rope",
+                "base ** (-2.0 * torch.arange",
+                "base ** (-1.0 * torch.arange",
+            )
+        ),
+    ),
+    Sample(
         "noisy-correct",
         "correct code that prints to stderr and warns while it is tested",
         with_edits(NOISY),
