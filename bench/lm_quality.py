@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from tfcourse.corpora import load_corpus, read_text_file
-from tfcourse.language_model import EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
 from tfcourse.ngram import NGramModel
 from tfcourse.optimizer import TrainConfig, make_optimizer
 from tfcourse.vocab import CharTokenizer

@@ -67,6 +67,8 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
 ):
     monkeypatch.setenv(QUICK_VARIABLE, "1")  # notebooks that train do so at their graded size
     before = snapshot(course_folder)
+    given = {c.assignment: [m.name for m in c.given_modules()] for c in repo_course.courses}
+    assert given["03_language_models"] == ["language_model.py"]
     solved = {n: nb for c in repo_course.courses for n, nb in reference_notebooks(c).items()}
     for index, (name, notebook) in enumerate(solved.items()):
         folder = tmp_path / "colab" / name
@@ -82,7 +84,10 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
 
         setup = next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
         printed = "".join(output.get("text", "") for output in setup.outputs)
-        assert f"Fetched {len(check_outputs(notebook))} test files" in printed, printed
+        fetched = len(check_outputs(notebook)) + len(given[name])
+        assert f"Fetched {fetched} files" in printed, printed
+        for module in given[name]:  # the notebook imported it: its checks passed below
+            assert (folder / module).is_file(), module
         # The first notebook installs the helpers; the others find them installed.
         assert ("installed the course helpers" in printed) == (index == 0), printed
         imported_from = notebook.cells[-1].outputs[0]["data"]["text/plain"]
@@ -116,7 +121,7 @@ def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
 
 
 def test_setup_cell_explains_an_unreachable_course(tmp_path):
-    setup = colab_setup_cell("01_attention", ["q1_sdpa"]).source
+    setup = colab_setup_cell("01_attention", ["q1_sdpa"], []).source
     missing = tmp_path / "no-such-course.git"
     result = subprocess.run(
         [sys.executable, "-c", setup],

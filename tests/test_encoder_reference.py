@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tfcourse.language_model import EncoderConfig, torch_encoder, torch_encoder_layer
+from tfcourse.encoder_config import EncoderConfig, torch_encoder, torch_encoder_layer
 from tfcourse_instructor.reference.attention import causal_mask, padding_mask
 from tfcourse_instructor.reference.encoder import (
     CausalLM,

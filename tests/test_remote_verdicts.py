@@ -19,7 +19,7 @@ from tfcourse_instructor.grading.selftest.parity import Kernel, compare_notebook
 from tfcourse_instructor.grading.selftest.samples import UNSCALED
 from tfcourse_instructor.grading.submission import remote
 
-from conftest import REPO, all_reference_notebooks
+from conftest import all_reference_notebooks
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +39,13 @@ def references(repo_course):
         ("04_theory", {"q4_kernel", "q4_bptt"}, False),
     ],
 )
-def test_remote_checks_give_the_in_kernel_outcomes(references, notebook, questions, bug):
+def test_remote_checks_give_the_in_kernel_outcomes(
+    repo_course, references, notebook, questions, bug
+):
     notebooks = {notebook: references[notebook]}
     if bug:
         UNSCALED.apply(notebooks)
-    tests = REPO / "authoring" / notebook / "tests"
-    found = compare_notebook(notebooks[notebook], tests, questions)
+    found = compare_notebook(notebooks[notebook], repo_course[notebook], questions)
     assert {parity.question for parity in found} == questions
     for parity in found:
         assert parity.same, (parity.question, parity.messages)

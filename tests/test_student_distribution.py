@@ -162,6 +162,9 @@ def test_no_graded_answer_reaches_students(repo_course, distribution, student_en
         assert not [m for m in imported if m and m.startswith(tuple(private))], path.name
     package = distribution / "helpers" / "tfcourse"
     assert not (package / "reference").exists() and not (package / "grading").exists()
+    # The model notebook 3 gives comes with notebook 3, not with the package.
+    assert (distribution / "release" / "03_language_models" / "language_model.py").is_file()
+    assert not (package / "language_model.py").exists()
     assert not (distribution / "source").exists() and not (distribution / "authoring").exists()
 
 
@@ -210,21 +213,27 @@ def test_publishing_again_keeps_git_and_drops_stale_files(repo_course, tmp_path)
 
 
 def test_the_distribution_holds_only_the_released_assignments(tmp_path):
-    """Assignment 1 released, the others not yet: students get notebook 1 alone, and the
-    search for graded answers still covers every assignment."""
+    """Assignments 1 and 2 released, the others not yet: students get notebooks 1 and 2
+    alone, without the model notebook 3 gives (a complete answer to notebook 2's language
+    model), and the search for graded answers still covers every assignment."""
     tree = copy_course(tmp_path / "course")
     schedule = (tree.root / COURSE_FILE).read_text(encoding="utf-8")
-    first = schedule.index("[[assignment]]", 1)
+    third = schedule.index("[[assignment]]", schedule.index("[[assignment]]", 1) + 1)
     (tree.root / COURSE_FILE).write_text(
-        schedule[:first] + schedule[first:].replace("released = true", "released = false"),
+        schedule[:third] + schedule[third:].replace("released = true", "released = false"),
         encoding="utf-8",
     )
     assert run_kit(tree, "release").returncode == 0
     result = run_kit(tree, "publish", "--out", "student")
     assert result.returncode == 0, result.stderr
-    assert "01_attention" in result.stdout and "02_encoder" not in result.stdout
-    assert sorted(p.name for p in (tree.root / "student" / "release").iterdir()) == [
-        "01_attention"
-    ]
+    assert "02_encoder" in result.stdout and "03_language_models" not in result.stdout
+    student = tree.root / "student"
+    assert sorted(p.name for p in (student / "release").iterdir()) == ["01_attention", "02_encoder"]
+    given = tree["03_language_models"].given_modules()
+    assert [module.name for module in given] == ["language_model.py"]
+    assert "class CausalLM" in given[0].read_text(encoding="utf-8")
+    shipped = [path for path in student.rglob("*.py") if path.is_file()]
+    assert not [path for path in shipped if path.name == "language_model.py"]
+    assert not [path for path in shipped if "class CausalLM" in path.read_text(encoding="utf-8")]
     source = tree["02_encoder"].source_dir / "02_encoder.ipynb"
     assert Answers.of(tree.root).find(source.parent), "unreleased answers are searched for too"

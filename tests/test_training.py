@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tfcourse.corpora import MarkovSource
-from tfcourse.language_model import EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
 from tfcourse.optimizer import TrainConfig, make_optimizer
 from tfcourse.vocab import CharTokenizer
 from tfcourse_instructor.reference.encoder import CausalLM

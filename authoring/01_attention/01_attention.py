@@ -82,7 +82,7 @@ grader = Grader("tests")
 #
 # **Not allowed here:** `F.scaled_dot_product_attention`,
 # `torch._C._nn.scaled_dot_product_attention`, `nn.MultiheadAttention`,
-# `F.multi_head_attention_forward`, `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution
+# `F.multi_head_attention_forward`, `tfcourse.encoder_config`, `tfcourse_instructor.reference`. A solution
 # that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "sdpa", "solution": true}
@@ -299,7 +299,7 @@ grader.check("q1_heads")
 #
 # **Not allowed here:** `nn.MultiheadAttention`, `F.multi_head_attention_forward`,
 # `F.scaled_dot_product_attention`, `torch._C._nn.scaled_dot_product_attention`,
-# `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
+# `tfcourse.encoder_config`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
 # this question.
 
 # %% nbgrader={"grade_id": "mha", "solution": true}

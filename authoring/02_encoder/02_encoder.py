@@ -218,7 +218,7 @@ grader.check("q2_positional")
 # defined in `__init__` (`linear1`, `activation`, `dropout`, `linear2`: the names PyTorch's
 # encoder layer uses). Dropout acts on the hidden layer.
 #
-# **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.language_model`,
+# **Not allowed here:** `nn.TransformerEncoderLayer`, `tfcourse.encoder_config`,
 # `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "feedforward", "solution": true}
@@ -283,7 +283,7 @@ grader.check("q2_feedforward")
 #   `self.norm_first`.
 #
 # **Not allowed here:** `nn.TransformerEncoderLayer`, `nn.TransformerEncoder`, `nn.Transformer`,
-# `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
+# `tfcourse.encoder_config`, `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on
 # this question.
 
 # %% nbgrader={"grade_id": "encoder_layer", "solution": true}
@@ -382,7 +382,7 @@ grader.check("q2_encoder_layer")
 # counted twice.
 #
 # **Not allowed here:** `nn.TransformerEncoder`, `nn.Transformer`,
-# `tfcourse.language_model.torch_encoder`, `tfcourse_instructor.reference`. A solution that calls one of
+# `tfcourse.encoder_config.torch_encoder`, `tfcourse_instructor.reference`. A solution that calls one of
 # them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "encoder", "solution": true}
@@ -505,8 +505,8 @@ with torch.no_grad():
 # very same `nn.Parameter` as `token_embedding.weight`); write `forward`. `count_parameters` is
 # given: `parameters()` lists a shared tensor once, so a tied matrix counts once.
 #
-# **Not allowed here:** `tfcourse.language_model.CausalLM`, `tfcourse_instructor.reference`. A solution
-# that calls one of them scores 0 on this question.
+# **Not allowed here:** `language_model.CausalLM` (the model notebook 3 gives),
+# `tfcourse_instructor.reference`. A solution that calls one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "lm", "solution": true}
 class CausalLM(nn.Module):
@@ -572,7 +572,7 @@ grader.check("q2_lm")
 # `CausalLM(config)`: token embedding, learned positions (sinusoidal ones have none),
 # `n_layer` layers, the final norm, and the head (nothing extra when tied). Do not build a model.
 #
-# **Not allowed here:** `tfcourse.language_model`, `tfcourse_instructor.reference`. A solution that calls
+# **Not allowed here:** `tfcourse.encoder_config`, `tfcourse_instructor.reference`. A solution that calls
 # one of them scores 0 on this question.
 
 # %% nbgrader={"grade_id": "params", "solution": true}

@@ -49,9 +49,10 @@
 # lists any answer still missing, any cell that raised or did not run, and any check short of
 # its public points. Then hand in the saved `.ipynb` file as your course asks.
 #
-# **The model is given.** You train the `CausalLM` of `tfcourse.language_model`, the model of
-# notebook 2 (pre-norm, learned positions, tied weights) built from PyTorch's own
-# `nn.TransformerEncoder`, so a mistake in notebook 2 costs you nothing here. `model(idx, targets)` returns `(logits, loss)`;
+# **The model is given.** You train the `CausalLM` of `language_model.py`, the file that came
+# with this notebook (keep it next to it): the model of notebook 2 (pre-norm, learned positions,
+# tied weights) built from PyTorch's own `nn.TransformerEncoder`, so a mistake in notebook 2
+# costs you nothing here. `model(idx, targets)` returns `(logits, loss)`;
 # `model.count_parameters()` counts its parameters; `model.config` is its `EncoderConfig`.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
@@ -68,10 +69,12 @@ from tqdm.auto import tqdm
 
 from tfcourse.checking import Grader
 from tfcourse.corpora import load_corpus
-from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
 from tfcourse.ngram import NGramModel
 from tfcourse.optimizer import TrainConfig, make_optimizer
 from tfcourse.runmode import quick_mode
+
+from language_model import CausalLM
 
 # QUICK is the notebook's one size switch. It is on while the notebook is graded (nbgrader,
 # Gradescope) or run by the kit's checks: training then shrinks so that the whole notebook

@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` holds the optimisation settings of a run (its defaults are nanoGPT's CPU
 recipe for tiny Shakespeare); :func:`make_optimizer` builds AdamW for a model that groups its
-parameters with ``optimizer_groups(weight_decay)``, as ``tfcourse.language_model.CausalLM`` does
+parameters with ``optimizer_groups(weight_decay)``, as ``tfcourse.encoder_config.CausalLM`` does
 with :func:`parameter_groups`.
 """
 

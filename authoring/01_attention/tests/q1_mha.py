@@ -18,7 +18,7 @@ forbidden = [
     "torch.nn.functional.multi_head_attention_forward",
     "torch.nn.functional.scaled_dot_product_attention",
     "torch._C._nn.scaled_dot_product_attention",
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse_instructor.reference",
 ]
 

@@ -11,9 +11,9 @@ import torch
 from otter.test_files import test_case
 from torch import nn
 
-from tfcourse import language_model
+from tfcourse import encoder_config
 from tfcourse.assertions import expect, expect_close, expect_shape, is_instance
-from tfcourse.language_model import torch_encoder_layer
+from tfcourse.encoder_config import torch_encoder_layer
 
 OK_FORMAT = False
 name = "q2_encoder"
@@ -21,7 +21,7 @@ name = "q2_encoder"
 forbidden = [
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
-    "tfcourse.language_model.torch_encoder",
+    "tfcourse.encoder_config.torch_encoder",
     "tfcourse_instructor.reference",
 ]
 
@@ -48,7 +48,7 @@ def twin_stacks(env, n_layer, norm_first, seed=0):
     # The reference's layers follow the test's own copy of the settings: the notebook's config
     # answers from the notebook, which must not shape what is expected.
     reference = nn.TransformerEncoder(
-        torch_encoder_layer(language_model.EncoderConfig(**settings)),
+        torch_encoder_layer(encoder_config.EncoderConfig(**settings)),
         n_layer,
         norm=nn.LayerNorm(16),
         enable_nested_tensor=False,

@@ -15,16 +15,16 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from tfcourse import language_model
+from tfcourse import encoder_config
 from tfcourse.assertions import expect, expect_close, expect_shape, shares_parameter
-from tfcourse.language_model import RandomPositions, torch_encoder, torch_encoder_layer
+from tfcourse.encoder_config import RandomPositions, torch_encoder, torch_encoder_layer
 from tfcourse_instructor.reference import encoder as reference
 
 OK_FORMAT = False
 name = "q2_lm"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.language_model.CausalLM",
+    "language_model.CausalLM",
     "tfcourse_instructor.reference",
 ]
 
@@ -59,7 +59,7 @@ def build(env, seed=0, positions=None, **overrides):
     config = env["EncoderConfig"](**{**settings, **overrides})
     with parts_in(env, {**STAND_INS, **(positions or {})}):
         model = env["CausalLM"](config)
-    return model, language_model.EncoderConfig(**{**settings, **overrides})
+    return model, encoder_config.EncoderConfig(**{**settings, **overrides})
 
 
 def random_weights(config):

@@ -7,7 +7,9 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import call_beside, expect, expect_shape, forward_graph_flags
-from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
+
+from language_model import CausalLM
 
 OK_FORMAT = False
 name = "q3_sampling"

@@ -13,8 +13,10 @@ from otter.test_files import test_case
 
 from tfcourse.assertions import expect
 from tfcourse.checking import progress_bars_off
-from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
 from tfcourse.optimizer import TrainConfig
+
+from language_model import CausalLM
 
 OK_FORMAT = False
 name = "q3_train"

@@ -52,7 +52,7 @@ PRELOAD = (
     "tqdm.auto",
     "tfcourse.grading_kernel.agent",
     "tfcourse.corpora",
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse.ngram",
     "tfcourse.optimizer",
     "tfcourse.plotting",

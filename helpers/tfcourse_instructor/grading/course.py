@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import signal
@@ -22,6 +23,23 @@ def find_root(start: Path | None = None) -> Path:
         if (folder / "nbgrader_config.py").is_file():
             return folder
     raise FileNotFoundError(f"no nbgrader_config.py in {start} or any parent folder")
+
+
+def import_given(folder: Path) -> None:
+    """Import the modules in ``folder`` under their names, once per process: the instructor's
+    copy of the modules an assignment gives (:attr:`Course.given_dir`), which its test files
+    import by name. While a submission is graded this copy, outside the sandbox, is in place
+    before any of the submission's code runs, so a module it writes beside its notebook is
+    never the one the checks get."""
+    for path in sorted(folder.resolve().glob("*.py")) if folder.is_dir() else []:
+        if getattr(sys.modules.get(path.stem), "__file__", None) == str(path):
+            continue
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{path} is not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,17 @@ class Course:
         """The students' test files (hidden cases cut out), generated from :attr:`tests_dir`;
         ``nbgrader generate_assignment`` copies them into the release."""
         return self.source_dir / "tests"
+
+    @property
+    def given_dir(self) -> Path:
+        """Modules the assignment gives (a model to train, say), released beside its notebook
+        rather than in the package students install on day one: one that answers an earlier
+        assignment's question reaches students with the later assignment."""
+        return self.authoring_dir / "given"
+
+    def given_modules(self) -> list[Path]:
+        """The given modules' files, in name order (none if the assignment gives none)."""
+        return sorted(self.given_dir.glob("*.py"))
 
     def notebook_names(self) -> list[str]:
         """Names (without .ipynb) of the assignment's notebooks, in order."""

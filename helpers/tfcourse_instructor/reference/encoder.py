@@ -1,6 +1,6 @@
 """Reference transformer encoder and causal language model, in the style of nanoGPT.
 
-One :class:`~tfcourse.language_model.EncoderConfig` holds every hyper-parameter; each module
+One :class:`~tfcourse.encoder_config.EncoderConfig` holds every hyper-parameter; each module
 takes it. The pieces:
 
 - :func:`sinusoidal_encoding`, :class:`SinusoidalPositionalEncoding` and
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tfcourse.language_model import EncoderConfig, torch_encoder
+from tfcourse.encoder_config import EncoderConfig, torch_encoder
 from tfcourse.optimizer import parameter_groups
 from tfcourse_instructor.reference.attention import MultiHeadAttention, causal_mask
 from tfcourse_instructor.reference.sampling import sample_next_token

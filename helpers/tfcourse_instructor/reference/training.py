@@ -1,7 +1,7 @@
 """Training a character-level language model, in the style of nanoGPT's ``train.py``.
 
 One :class:`~tfcourse.optimizer.TrainConfig` holds the optimisation settings; the model's own
-settings live in its :class:`~tfcourse.language_model.EncoderConfig`. The pieces, each usable alone:
+settings live in its :class:`~tfcourse.encoder_config.EncoderConfig`. The pieces, each usable alone:
 
 - :func:`split_ids` and :func:`get_batch`: a training/validation split and random windows
   whose targets are the inputs shifted by one position;
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tfcourse.language_model import EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
 from tfcourse.optimizer import TrainConfig, make_optimizer
 from tfcourse_instructor.reference.encoder import CausalLM
 

@@ -18,7 +18,7 @@ forbidden = [
     "torch._C._nn.scaled_dot_product_attention",
     "torch.nn.MultiheadAttention",
     "torch.nn.functional.multi_head_attention_forward",
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse_instructor.reference",
 ]
 

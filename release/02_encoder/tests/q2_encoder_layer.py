@@ -17,7 +17,7 @@ forbidden = [
     "torch.nn.TransformerEncoderLayer",
     "torch.nn.TransformerEncoder",
     "torch.nn.Transformer",
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse_instructor.reference",
 ]
 

@@ -15,7 +15,7 @@ name = "q2_feedforward"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
     "torch.nn.TransformerEncoderLayer",
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse_instructor.reference",
 ]
 

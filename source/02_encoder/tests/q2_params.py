@@ -4,14 +4,14 @@ form. Expected counts come from an equivalent model assembled from PyTorch modul
 from otter.test_files import test_case
 from torch import nn
 
-from tfcourse import language_model
+from tfcourse import encoder_config
 from tfcourse.assertions import expect
 
 OK_FORMAT = False
 name = "q2_params"
 # What the solution may not call (the question scores 0 if it does; the task says so).
 forbidden = [
-    "tfcourse.language_model",
+    "tfcourse.encoder_config",
     "tfcourse_instructor.reference",
 ]
 
@@ -40,7 +40,7 @@ def torch_model_count(config):
 def check(parameter_count, EncoderConfig, **settings):
     """parameter_count of the notebook's EncoderConfig(**settings). The expected count is that
     of the test's own config with the same settings: the notebook's answers from the notebook."""
-    config = language_model.EncoderConfig(**settings)
+    config = encoder_config.EncoderConfig(**settings)
     expected = torch_model_count(config)
     got = parameter_count(EncoderConfig(**settings))
     expect(

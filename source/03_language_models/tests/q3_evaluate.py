@@ -7,7 +7,9 @@ import torch
 from otter.test_files import test_case
 
 from tfcourse.assertions import expect
-from tfcourse.language_model import CausalLM, EncoderConfig
+from tfcourse.encoder_config import EncoderConfig
+
+from language_model import CausalLM
 
 OK_FORMAT = False
 name = "q3_evaluate"

@@ -59,6 +59,8 @@ class Answers:
         given: set[str] = set()
         for path in sorted(p for course in courses for p in course.source_dir.glob("*.ipynb")):
             given |= answers._add_notebook(path)
+        for module in (module for course in courses for module in course.given_modules()):
+            given |= fingerprints(module.read_text(encoding="utf-8"))
         # A reference may repeat code the notebooks give (a model students use, not write).
         for path in sorted(REFERENCE.glob("*.py")):
             for fingerprint in fingerprints(path.read_text(encoding="utf-8")) - given:

@@ -21,8 +21,8 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.runmode import QUICK_VARIABLE
 from tfcourse_instructor.grading.build.cells import add_course_cells
-from tfcourse_instructor.grading.build.release import write_public_tests
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.build.release import write_student_files
+from tfcourse_instructor.grading.course import Course, import_given
 
 NBGRADER_DEFAULTS = {
     "grade": False,
@@ -41,7 +41,10 @@ def build_notebook(twin: Path, tests_dir: Path) -> nbformat.NotebookNode:
     """The source notebook described by ``twin``, without outputs, with the set-up and
     submit cells every notebook of the course shares."""
     notebook = jupytext.read(twin)
-    add_course_cells(notebook, twin.parent.name, f"{twin.stem}.ipynb")
+    course = Course(twin.parents[2], twin.parent.name)  # twins: <root>/authoring/<assignment>/
+    import_given(course.given_dir)  # the test files, read for their points, import them
+    given = [module.name for module in course.given_modules()]
+    add_course_cells(notebook, course.assignment, f"{twin.stem}.ipynb", given)
     notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     for index, cell in enumerate(notebook.cells):
         nbgrader = cell.metadata.get("nbgrader")
@@ -82,7 +85,7 @@ def build_all(course: Course, run: bool = True, names: Sequence[str] = ()) -> li
     unknown = set(names) - {twin.stem for twin in twins}
     if unknown:
         raise FileNotFoundError(f"no twin in {course.authoring_dir} for {sorted(unknown)}")
-    write_public_tests(course)
+    write_student_files(course)
     written = []
     for twin in twins:
         if names and twin.stem not in names:

@@ -30,16 +30,17 @@ SUBMIT_ID = "submit_check"
 # Stdlib only: this runs before the helpers are installed. Names are kept inside a function
 # so that nothing but the function itself reaches the notebook's globals.
 COLAB_SETUP = """\
-# Set-up for Google Colab: fetches the course helpers and this notebook's tests when they are
-# missing. In a course checkout or JupyterLab it finds them and does nothing.
-def _setup_course(questions, assignment="{assignment}"):
+# Set-up for Google Colab: fetches the course helpers, this notebook's tests and the files it
+# gives when they are missing. In a course checkout or JupyterLab it finds them and does nothing.
+def _setup_course(questions, given, assignment="{assignment}"):
     import importlib.util, os, pathlib, shutil, subprocess, sys, tempfile
 
     if os.environ.get("NBGRADER_EXECUTION"):  # being graded: the grader supplies the tests
         return
     tests = [pathlib.Path("tests", f"{{question}}.py") for question in questions]
+    files = tests + [pathlib.Path(name) for name in given]
     has_helpers = importlib.util.find_spec("tfcourse") is not None
-    if has_helpers and all(test.is_file() for test in tests):
+    if has_helpers and all(file.is_file() for file in files):
         return
     source = os.environ.get("{variable}", "{repository}")
     # Everything is fetched and built in a scratch folder that goes at the end: pip builds
@@ -71,13 +72,13 @@ def _setup_course(questions, assignment="{assignment}"):
                 ) from None
             importlib.invalidate_caches()
         pathlib.Path("tests").mkdir(exist_ok=True)
-        for test in tests:
-            shutil.copy(course / "release" / assignment / test, test)
+        for file in files:
+            shutil.copy(course / "release" / assignment / file, file)
     installed = "" if has_helpers else " and installed the course helpers"
-    print(f"Fetched {{len(tests)}} test files{{installed}} from {{source}}.")
+    print(f"Fetched {{len(files)}} files{{installed}} from {{source}}.")
 
 
-_setup_course({questions!r})"""
+_setup_course({questions!r}, {given!r})"""
 
 SUBMIT_CHECK = """\
 # Checks the notebook as last saved: save it first (Ctrl+S or Cmd+S), then run this cell.
@@ -86,11 +87,15 @@ from tfcourse.submission import check_submission
 check_submission("{notebook}")"""
 
 
-def colab_setup_cell(assignment: str, questions: Sequence[str]) -> nbformat.NotebookNode:
-    """The set-up cell of a notebook whose checks are ``questions`` (test file names)."""
+def colab_setup_cell(
+    assignment: str, questions: Sequence[str], given: Sequence[str]
+) -> nbformat.NotebookNode:
+    """The set-up cell of a notebook whose checks are ``questions`` (test file names) and
+    which comes with the files ``given`` (names beside it in the release)."""
     source = COLAB_SETUP.format(
         assignment=assignment,
         questions=list(questions),
+        given=list(given),
         variable=REPOSITORY_VARIABLE,
         repository=COURSE_REPOSITORY,
     )
@@ -118,9 +123,11 @@ def submit_check_cell(notebook_file: str) -> nbformat.NotebookNode:
     return cell
 
 
-def add_course_cells(notebook: nbformat.NotebookNode, assignment: str, notebook_file: str) -> None:
-    """Insert the set-up cell before the first code cell of ``notebook``; append the submit
-    check."""
+def add_course_cells(
+    notebook: nbformat.NotebookNode, assignment: str, notebook_file: str, given: Sequence[str]
+) -> None:
+    """Insert the set-up cell before the first code cell of ``notebook`` (which comes with the
+    files ``given``); append the submit check."""
     questions = [
         cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells if _is_test_cell(cell)
     ]
@@ -128,7 +135,7 @@ def add_course_cells(notebook: nbformat.NotebookNode, assignment: str, notebook_
         (i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"),
         len(notebook.cells),
     )
-    notebook.cells.insert(first_code, colab_setup_cell(assignment, questions))
+    notebook.cells.insert(first_code, colab_setup_cell(assignment, questions, given))
     notebook.cells.append(submit_check_cell(notebook_file))
 
 

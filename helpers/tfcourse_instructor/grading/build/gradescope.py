@@ -3,10 +3,11 @@
 ``python -m tfcourse_instructor.grading gradescope`` writes ``gradescope/NN_name.zip`` for each
 notebook (Gradescope grades one notebook per assignment) with otter generate's Python entry
 point: the notebook's test files from ``source/`` (hidden cases included), the ``tfcourse`` package
-as a support file (otter copies it next to the submission, where the notebook imports it), marked so
-that notebooks train at their graded size (:mod:`tfcourse.runmode`), and the kit's pins of the
-package's dependencies. ``otter run -a gradescope/01_attention.zip sub.ipynb`` grades a submission
-locally, without Docker. The zips hold hidden tests: never put them in release/.
+and the modules the assignment gives as support files (otter copies them next to the
+submission, where the notebook imports them), the package marked so that notebooks train at
+their graded size (:mod:`tfcourse.runmode`), and the kit's pins of the package's dependencies.
+``otter run -a gradescope/01_attention.zip sub.ipynb`` grades a submission locally, without
+Docker. The zips hold hidden tests: never put them in release/.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
         (stage / "tfcourse" / AUTOGRADER_MARKER).write_text(
             "These helpers grade on Gradescope: notebooks train at their graded size.\n"
         )
+        given = [module.name for module in course.given_modules()]
+        for module in course.given_modules():
+            shutil.copy(module, stage)
         (stage / "requirements.txt").write_text("\n".join(grading_requirements(course)) + "\n")
         # otter generate takes support files relative to the working directory.
         with otter_chdir(stage):
@@ -80,7 +84,7 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
                 python_version=PYTHON_VERSION,
                 no_config=True,
                 no_environment=True,
-                files=["tfcourse"],
+                files=["tfcourse", *given],
             )
     return zip_path
 

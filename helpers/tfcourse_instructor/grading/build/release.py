@@ -1,4 +1,5 @@
-"""Build ``release/`` from ``source/``: nbgrader's student notebooks plus public test files."""
+"""Build ``release/`` from ``source/``: nbgrader's student notebooks, public test files and the
+modules an assignment gives."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from tfcourse_instructor.grading.build.public_tests import public_test_source
 from tfcourse_instructor.grading.course import Course
 
 
-def write_public_tests(course: Course) -> None:
-    """Write the students' copy of every test file (:attr:`Course.public_tests_dir`) from the
-    full ones (:attr:`Course.tests_dir`), removing copies of tests that no longer exist."""
+def write_student_files(course: Course) -> None:
+    """Write what ``source/`` hands out besides the notebook: the students' copy of every test
+    file (:attr:`Course.public_tests_dir`) from the full ones (:attr:`Course.tests_dir`), and
+    the given modules (:attr:`Course.given_dir`) beside the notebook; copies of files that no
+    longer exist are removed."""
     target = course.public_tests_dir
     if target.exists():
         shutil.rmtree(target)
@@ -18,6 +21,10 @@ def write_public_tests(course: Course) -> None:
     for test_file in sorted(course.tests_dir.glob("*.py")):
         public = public_test_source(test_file.read_text(encoding="utf-8"))
         (target / test_file.name).write_text(public, encoding="utf-8")
+    for stale in course.source_dir.glob("*.py"):
+        stale.unlink()
+    for module in course.given_modules():
+        shutil.copy(module, course.source_dir / module.name)
 
 
 def generate_release(course: Course) -> None:
@@ -28,7 +35,7 @@ def generate_release(course: Course) -> None:
     same files. The gradebook is left alone, so a release can be rebuilt at any time, even
     after grading has started.
     """
-    write_public_tests(course)
+    write_student_files(course)
     if course.release_dir.exists():
         shutil.rmtree(course.release_dir)
     course.nbgrader("generate_assignment", course.assignment, "--force", "--no-db")

@@ -22,7 +22,7 @@ from time import monotonic
 import nbformat
 from jupyter_client.manager import start_new_kernel
 
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import Course, import_given
 from tfcourse_instructor.grading.selftest.samples import SAMPLES
 from tfcourse_instructor.grading.submission import remote
 from tfcourse_instructor.grading.submission.execution import checked_question
@@ -76,13 +76,18 @@ class Kernel:
 
 
 def compare_notebook(
-    notebook: nbformat.NotebookNode, tests_dir: Path, questions: set[str] | None = None
+    notebook: nbformat.NotebookNode, course: Course, questions: set[str] | None = None
 ) -> list[QuestionParity]:
-    """Run ``notebook``'s cells; check its questions (all, or ``questions``) both ways."""
+    """Run ``notebook`` (of ``course``'s assignment) cell by cell beside the modules the
+    assignment gives; check its questions (all, or ``questions``) both ways."""
     results = []
+    tests_dir = course.tests_dir
+    import_given(course.given_dir)
     with tempfile.TemporaryDirectory(prefix="tfcourse-parity-") as scratch:
         folder = Path(scratch)
         shutil.copytree(tests_dir, folder / "tests")
+        for module in course.given_modules():
+            shutil.copy(module, folder)
         kernel = Kernel(folder)
         try:
             for cell in notebook.cells:
@@ -137,7 +142,7 @@ def report_parity(
         if students and sample.student_id not in students:
             continue
         for notebook in sample.make(course).values():
-            for found in compare_notebook(notebook, course.tests_dir, set(questions) or None):
+            for found in compare_notebook(notebook, course, set(questions) or None):
                 passed = sum(p for _, p in found.remote)
                 print(
                     f"{sample.student_id:22} {found.question:18} "

@@ -52,6 +52,7 @@ from tfcourse.checking import CheckResult
 from tfcourse.declarations import shortcuts
 from tfcourse.declarations.shortcuts import checked_question
 from tfcourse.grading_kernel import wire
+from tfcourse_instructor.grading.course import import_given
 from tfcourse_instructor.grading.submission import remote
 
 CELL_TIMEOUT = "CellTimeoutError"
@@ -202,6 +203,10 @@ class GuardedExecute(Execute):
         "grading_tests",
         help="Folder of the test files, public and hidden (relative: to where nbgrader runs).",
     ).tag(config=True)
+    given_dir = Unicode(
+        "grading_given",
+        help="Folder of the modules the assignment gives, which the test files import.",
+    ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
         self._deadline = monotonic() + self.notebook_timeout
@@ -209,6 +214,7 @@ class GuardedExecute(Execute):
         self._kernel_lost = False
         self._notes = limit_notes(self.timeout, self.notebook_timeout)
         self._tests = read_tests(Path(self.tests_dir))
+        import_given(Path(self.given_dir))
         self.error_on_timeout = {
             "ename": CELL_TIMEOUT,
             "evalue": self._notes[CELL_TIMEOUT],

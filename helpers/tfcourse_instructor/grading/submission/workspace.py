@@ -2,9 +2,10 @@
 
 Every submission gets a fresh copy of a template course: the source notebooks (without
 their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
-class gradebook without its students (it knows the assignment), the test files in a folder
-of their own (read by the trusted runner only), and a Jupyter kernel spec that starts
-:mod:`tfcourse.grading_kernel.kernel` with the memory limit. nbgrader there runs
+class gradebook without its students (it knows the assignment), the test files and the
+modules the assignment gives in folders of their own (read by the trusted runner only), and
+a Jupyter kernel spec that starts :mod:`tfcourse.grading_kernel.kernel` with the memory
+limit. nbgrader there runs
 :class:`~tfcourse_instructor.grading.submission.execution.GuardedExecute` outside the sandbox, and
 with it the test cells' checks; the submission's kernels are forked by a fork server inside it
 (:mod:`tfcourse_instructor.grading.submission.sandbox`), and reached through Unix sockets in a
@@ -139,6 +140,8 @@ class Workspace:
             ),
         )
         shutil.copytree(self.course.tests_dir, self.template / "grading_tests")
+        if self.course.given_dir.is_dir():
+            shutil.copytree(self.course.given_dir, self.template / "grading_given")
         with (
             contextlib.closing(sqlite3.connect(self.course.gradebook)) as class_gradebook,
             contextlib.closing(sqlite3.connect(template.gradebook)) as copy,
