@@ -95,6 +95,10 @@ def read_tests(folder: Path) -> dict[str, str]:
     return _TESTS[folder]
 
 
+GIVEN_FOLDER = "grading_given"
+"""Where a scratch course holds its copy of the modules the assignment gives: the trusted
+runner imports them from there, and the sandbox reads them, read-only, on its Python path."""
+
 SHORTCUT_METADATA = "tfcourse_shortcut"
 """Output metadata of a test cell whose question scored 0 for a forbidden shortcut: the line."""
 
@@ -204,7 +208,7 @@ class GuardedExecute(Execute):
         help="Folder of the test files, public and hidden (relative: to where nbgrader runs).",
     ).tag(config=True)
     given_dir = Unicode(
-        "grading_given",
+        GIVEN_FOLDER,
         help="Folder of the modules the assignment gives, which the test files import.",
     ).tag(config=True)
 

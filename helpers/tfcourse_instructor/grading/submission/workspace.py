@@ -2,10 +2,10 @@
 
 Every submission gets a fresh copy of a template course: the source notebooks (without
 their tests, so nbgrader copies no test file next to the student's notebook), a copy of the
-class gradebook without its students (it knows the assignment), the test files and the
-modules the assignment gives in folders of their own (read by the trusted runner only), and
-a Jupyter kernel spec that starts :mod:`tfcourse.grading_kernel.kernel` with the memory
-limit. nbgrader there runs
+class gradebook without its students (it knows the assignment), the test files in a folder
+of their own (read by the trusted runner only), the modules the assignment gives in another
+(which the trusted runner imports and the sandbox reads), and a Jupyter kernel spec that
+starts :mod:`tfcourse.grading_kernel.kernel` with the memory limit. nbgrader there runs
 :class:`~tfcourse_instructor.grading.submission.execution.GuardedExecute` outside the sandbox, and
 with it the test cells' checks; the submission's kernels are forked by a fork server inside it
 (:mod:`tfcourse_instructor.grading.submission.sandbox`), and reached through Unix sockets in a
@@ -37,7 +37,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.submission.execution import limit_notes
+from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER, limit_notes
 from tfcourse_instructor.grading.submission.issues import (
     Issue,
     execution_issues,
@@ -141,7 +141,7 @@ class Workspace:
         )
         shutil.copytree(self.course.tests_dir, self.template / "grading_tests")
         if self.course.given_dir.is_dir():
-            shutil.copytree(self.course.given_dir, self.template / "grading_given")
+            shutil.copytree(self.course.given_dir, self.template / GIVEN_FOLDER)
         with (
             contextlib.closing(sqlite3.connect(self.course.gradebook)) as class_gradebook,
             contextlib.closing(sqlite3.connect(template.gradebook)) as copy,
@@ -235,7 +235,8 @@ class Workspace:
         (:func:`~tfcourse_instructor.grading.submission.sandbox.submission_mounts`)."""
         if len(str(sockets)) > _MAX_SOCKET_PATH - 50:
             raise RuntimeError(f"{sockets}: too long a path for Unix sockets (set TMPDIR)")
-        return submission_mounts((sockets,), workdir)
+        given = self.template / GIVEN_FOLDER
+        return submission_mounts((sockets,), workdir, (given,) if given.is_dir() else ())
 
     def _check_outputs(
         self, autograded: Path, submitted: dict[str, nbformat.NotebookNode]

@@ -53,13 +53,16 @@ def protection(sandboxed: bool) -> str:
     return f"each submission ran in its own bubblewrap sandbox; limits: {limits}"
 
 
-def submission_mounts(shared: tuple[Path, ...], workdir: Path) -> Mounts:
+def submission_mounts(
+    shared: tuple[Path, ...], workdir: Path, importable: tuple[Path, ...] = ()
+) -> Mounts:
     """What a submission's code sees (an allowlist): the system's runtime, the interpreter,
     its environment and the student package read-only, with any instructor package among
     them masked; ``shared`` read-write; ``workdir`` as a private folder; an environment of
-    the kit's making."""
+    the kit's making, in which the folders ``importable`` (read-only: the modules the
+    assignment gives) are on Python's path."""
     package = Path(tfcourse.__file__).resolve().parent
-    readable = {Path(sys.prefix), Path(sys.base_prefix), package}
+    readable = {Path(sys.prefix), Path(sys.base_prefix), package, *importable}
     readable |= {path.resolve() for path in readable}
     readable |= {Path(path) for path in bwrap.SYSTEM_RUNTIME}
     instructor = Path(tfcourse_instructor.__file__).resolve().parent
@@ -68,11 +71,14 @@ def submission_mounts(shared: tuple[Path, ...], workdir: Path) -> Mounts:
         for folder in {instructor, Path(tfcourse_instructor.__file__).parent}
         if any(folder.is_relative_to(path) for path in readable)
     )
+    environment = sandbox_environment(workdir)
+    if importable:
+        environment["PYTHONPATH"] = os.pathsep.join(map(str, importable))
     return Mounts(
         readable=tuple(sorted(readable)),
         shared=shared,
         workdir=workdir,
-        environment=tuple(sorted(sandbox_environment(workdir).items())),
+        environment=tuple(sorted(environment.items())),
         masked=masked,
     )
 

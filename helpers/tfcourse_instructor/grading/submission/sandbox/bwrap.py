@@ -99,6 +99,9 @@ def command(mounts: Mounts, argv: Sequence[str], sources: Path | None = None) ->
     staged = [path for path in mounts.readable if bwrap.is_relative_to(path)]
     program = source(bwrap) if sources and staged and not staged[0].is_symlink() else str(bwrap)
     line = [program, "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc"]
+    # The private /tmp first: a readable path under it (a scratch course's) stays visible.
+    line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/dev/shm"]
     for path in mounts.readable:
         if path.is_symlink():
             line += ["--symlink", os.readlink(path), str(path)]
@@ -106,8 +109,6 @@ def command(mounts: Mounts, argv: Sequence[str], sources: Path | None = None) ->
             line += ["--ro-bind", source(path), str(path)]
     for folder in mounts.masked:
         line += ["--tmpfs", str(folder), "--remount-ro", str(folder)]
-    line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/tmp"]
-    line += ["--size", str(mounts.tmp_mb * 2**20), "--tmpfs", "/dev/shm"]
     line += ["--size", str(mounts.workdir_mb * 2**20), "--tmpfs", str(mounts.workdir)]
     for folder in mounts.shared:
         line += ["--bind", source(folder), str(folder)]
