@@ -12,12 +12,25 @@ import pytest
 from nbgrader.api import Gradebook
 
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
+from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER
 
 from conftest import one_notebook_course, run_kit
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "03_language_models"
+# What it finds is raised: the summary names the cells that raise (outputs written while
+# graded never reach the autograded notebook).
+PROBE = f"""
+import os, sys
+given = next(path for path in sys.path if path.endswith({GIVEN_FOLDER!r}))
+try:
+    open(os.path.join(given, "language_model.py"), "a").close()
+    found = "written"
+except OSError:
+    found = "read-only"
+raise RuntimeError(f"probe: {{found}}, beside {{sorted(os.listdir(os.path.dirname(given)))}}")
+"""
 
 
 def test_a_given_module_a_submission_brings_or_writes_is_never_the_graders(tmp_path):
@@ -37,8 +50,11 @@ def test_a_given_module_a_submission_brings_or_writes_is_never_the_graders(tmp_p
         return folder
 
     submit("reference", solved)
-    # Hands in a module that cannot even be imported: the kernel must get the release's.
-    broken = submit("hands-in-module", solved)
+    # Hands in a module that cannot even be imported: the kernel must get the grader's copy.
+    # At the end it looks around that copy's folder and tries to change it.
+    prober = nbformat.from_dict(solved)
+    prober.cells.append(nbformat.v4.new_code_cell(PROBE))
+    broken = submit("hands-in-module", prober)
     broken.joinpath(given.name).write_text("raise ImportError('handed in')\n", encoding="utf-8")
     # Writes a correct module that also leaves a trace, before anything imports it.
     writer = nbformat.from_dict(solved)
@@ -57,4 +73,7 @@ def test_a_given_module_a_submission_brings_or_writes_is_never_the_graders(tmp_p
         ]
         scores = [(n.student.id, n.code_score, n.max_code_score) for n in notebooks]
     assert all(score == most > 0 for _, score, most in scores), scores
-    assert "need attention" not in result.stdout, result.stdout
+    listed = result.stdout.split("need attention:\n")[1].splitlines()
+    attention = [line for line in listed if line.startswith("  ")]
+    assert len(attention) == 1 and attention[0].split()[0] == "hands-in-module", attention
+    assert f"probe: read-only, beside [{GIVEN_FOLDER!r}]" in attention[0], attention
