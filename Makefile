@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install notebooks release publish samples mutants autograde grade gradescope test lint bench \
-	bench-attention bench-lm bench-notebook bench-grading clean
+.PHONY: install notebooks release publish samples mutants autograde grade report gradescope test lint \
+	bench bench-attention bench-lm bench-notebook bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,14 @@ mutants: install  ## grade every declared mutant and alternative: killed / accep
 # Grading a class: `make grade` (every released assignment under submitted/),
 # `make grade ASSIGNMENT=02_encoder` (one), `make grade ASSIGNMENT=02_encoder ZIP=download.zip`
 # (an LMS zip of one assignment), options in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
-grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, summary
+grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, report, summary
 	$(PY) -m tfcourse_instructor.grading grade $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) \
 		$(if $(ZIP),--zip $(ZIP)) $(ARGS)
 
 autograde: grade
+
+report: install  ## grades.csv and the class report (report/index.html) from the gradebook, no grading
+	$(PY) -m tfcourse_instructor.grading report
 
 gradescope: install  ## otter autograder zips for Gradescope, one per notebook, in gradescope/
 	$(PY) -m tfcourse_instructor.grading gradescope
@@ -67,4 +70,5 @@ bench-notebook: install  ## notebook 3 top to bottom in full mode, time per sect
 	$(PY) bench/notebook_time.py 03_language_models
 
 clean:
-	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv grading_summary.json
+	rm -rf gradebook.db submitted autograded/*/ feedback grades.csv grades_by_question.csv report \
+		grading_summary.json

@@ -1,6 +1,7 @@
 """The main job, `python -m tfcourse_instructor.grading samples`, grades the bundled samples right.
 
-Runs the real nbgrader autograde, feedback and export in a scratch copy of the course.
+Runs the real nbgrader autograde and feedback, and the class report, in a scratch copy of the
+course.
 """
 
 import csv
@@ -9,7 +10,16 @@ import pytest
 
 from tfcourse_instructor.grading.classroom.copies import MODEL
 from tfcourse_instructor.grading.classroom.copies_report import report_paths
+from tfcourse_instructor.grading.classroom.intake import submitted_students
 from tfcourse_instructor.grading.classroom.scores import read_scores
+from tfcourse_instructor.grading.report.class_report import (
+    CASES_CSV,
+    FIGURE,
+    PAGE,
+    QUESTIONS_CSV,
+    REPORT_DIR,
+)
+from tfcourse_instructor.grading.report.grades import GRADES_CSV, MAX_ROW
 from tfcourse_instructor.grading.selftest.samples import LATE
 
 from conftest import run_kit
@@ -89,30 +99,53 @@ def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):
         assert rows[student][: len(expected)] == expected, student
 
 
-def test_grades_csv_totals_match_the_gradebook(graded_samples):
+def grades_by_student(tree):
+    """grades.csv's rows by student id (the points possible under MAX_ROW)."""
+    with (tree.root / GRADES_CSV).open(newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def test_grades_csv_has_a_column_per_assignment_and_the_total_from_the_gradebook(graded_samples):
     course, _ = graded_samples
-    with (course.root / "grades.csv").open() as handle:
-        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
-    for name in (c.assignment for c in course.courses):
-        for student in ("reference", "untouched", "bug-unscaled"):
-            earned, _ = auto_scores(course, student, name)
-            assert float(rows[name, student]["raw_score"]) == pytest.approx(earned)
+    rows = grades_by_student(course)
+    names = [c.assignment for c in course.courses]
+    for student in ("reference", "untouched", "bug-unscaled"):
+        earned = [auto_scores(course, student, name)[0] for name in names]
+        assert [float(rows[student][name]) for name in names] == pytest.approx(earned), student
+        assert float(rows[student]["total"]) == pytest.approx(sum(earned)), student
+    possible = [sum(s.max_score for s in read_scores(c, ["reference"])) for c in course.courses]
+    assert [float(rows[MAX_ROW][name]) for name in names] == pytest.approx(possible)
+    assert float(rows[MAX_ROW]["total"]) == pytest.approx(sum(possible))
 
 
 def test_a_late_submission_loses_a_tenth_per_day_late_and_is_named(graded_samples):
     """The late sample hands in the model solutions 36 hours after each due date: two days
     (a part of a day counts), so 20 % of its points, in grades.csv and in the summary."""
     course, result = graded_samples
-    with (course.root / "grades.csv").open() as handle:
-        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+    rows = grades_by_student(course)
     for name in (c.assignment for c in course.courses):
-        on_time, late = rows[name, "reference"], rows[name, LATE]
-        raw = float(on_time["raw_score"])
-        assert float(late["raw_score"]) == pytest.approx(raw)
-        assert float(late["late_submission_penalty"]) == pytest.approx(0.2 * raw)
-        assert float(late["score"]) == pytest.approx(0.8 * raw)
-        assert float(on_time["late_submission_penalty"]) == 0
-        assert f"{name}: {LATE} handed in 1.5 days late: -{0.2 * raw:g} points" in result.stdout
+        on_time = float(rows["reference"][name])
+        assert on_time > 0
+        assert float(rows[LATE][name]) == pytest.approx(0.8 * on_time)
+        assert f"{name}: {LATE} handed in 1.5 days late: -{0.2 * on_time:g} points" in result.stdout
+
+
+def test_the_class_report_covers_every_assignment_and_names_failed_cases(graded_samples):
+    course, result = graded_samples
+    assert f"class report: {REPORT_DIR}/{PAGE}" in result.stdout
+    report = course.root / REPORT_DIR
+    with (report / QUESTIONS_CSV).open(newline="", encoding="utf-8") as handle:
+        questions = list(csv.DictReader(handle))
+    assert {row["assignment"] for row in questions} == {c.assignment for c in course.courses}
+    for row in questions:
+        students = submitted_students(course[row["assignment"]])
+        assert int(row["students"]) == len(students), row["question"]
+    with (report / CASES_CSV).open(newline="", encoding="utf-8") as handle:
+        cases = list(csv.DictReader(handle))
+    # The untouched release fails every case of every question.
+    assert any(row["question"] == "q1_sdpa" for row in cases)
+    assert (report / FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / PAGE).is_file()
 
 
 def test_the_copy_report_names_the_samples_that_share_the_model_solution(graded_samples):

@@ -21,6 +21,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse_instructor.grading.classroom.scores import read_scores
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.report.grades import GRADES_CSV, MAX_ROW
 
 from conftest import run_kit
 
@@ -105,12 +106,11 @@ def test_hand_scores_reach_the_exported_grades_and_the_feedback(graded_samples, 
     # README, manual grading: run the grade command again.
     result = run_kit(course, "grade")
     assert result.returncode == 0, result.stdout + result.stderr
-    with (course.root / "grades.csv").open(newline="", encoding="utf-8") as handle:
-        rows = csv.DictReader(handle)
-        (row,) = [r for r in rows if (r["assignment"], r["student_id"]) == (NOTEBOOK, STUDENT)]
-    assert float(row["score"]) == pytest.approx(total_before + sum(entered.values()))
+    with (course.root / GRADES_CSV).open(newline="", encoding="utf-8") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert float(rows[STUDENT][NOTEBOOK]) == pytest.approx(total_before + sum(entered.values()))
     possible = sum(s.max_score for s in read_scores(course, [STUDENT]))
-    assert float(row["max_score"]) == pytest.approx(possible)
+    assert float(rows[MAX_ROW][NOTEBOOK]) == pytest.approx(possible)
 
     # The feedback of the student graded by hand is rewritten and shows the hand scores and
     # the comment; every other student's pages are left as they were.

@@ -84,6 +84,10 @@ class CheckResult:
         """True when every case passed."""
         return all(case.passed for case in self.cases)
 
+    def outcomes(self) -> dict[str, bool]:
+        """Whether each case passed, by its label in the report (hidden cases included)."""
+        return {_label(case): case.passed for case in self.cases}
+
     def public_outcomes(self) -> dict[str, bool]:
         """Whether each public case passed, by its label in the report."""
         return {_label(case): case.passed for case in self.cases if not case.hidden}

@@ -8,13 +8,16 @@ sub-package that does it; a newcomer who knows the command knows the folder:
   Gradescope zips;
 - :mod:`.classroom` - ``grade``, ``reproduce``: grading a class, from an LMS download to
   the gradebook, feedback, scores and the copy report;
+- :mod:`.report` - ``report`` (and the end of ``grade``): ``grades.csv`` over every
+  assignment graded so far and the class report: per-question statistics, failed test
+  cases, a figure;
 - :mod:`.submission` - grading one submission: its scratch course, its checks run outside
   its kernel by the trusted runner, its sandbox (``sandbox`` explains it);
 - :mod:`.selftest` - ``samples``, ``mutants``: testing the tests with sample submissions,
   mutants and the trusted runner's parity with the notebook;
 - :mod:`.course` - where things live in a course directory, used by all of them.
 
-Imports point one way: :mod:`.cli` -> :mod:`.selftest` -> :mod:`.classroom` or
-:mod:`.build` -> :mod:`.submission` -> :mod:`.course` and the student package
+Imports point one way: :mod:`.cli` -> :mod:`.selftest` or :mod:`.report` ->
+:mod:`.classroom` or :mod:`.build` -> :mod:`.submission` -> :mod:`.course` and the student package
 (:mod:`tfcourse`); no sub-package imports another's private names.
 """

@@ -10,7 +10,10 @@ release    source/ -> release/ (student notebooks and public test files)
 publish    release/ -> the student distribution (default student/): what students may see
 samples    release, write the sample submissions, grade them, print the scores
 grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, autograde
-           with limits in parallel, feedback, grades CSV, summary (alias: autograde)
+           with limits in parallel, feedback, grades CSV, class report, summary (alias:
+           autograde)
+report     write grades.csv and the class report (report/index.html) again from the
+           gradebook, grading nothing: per-question statistics, failed cases, a figure
 reproduce  re-run one submitted notebook top to bottom: which stored outputs it reproduces
 mutants    grade the wrong answers and correct alternatives declared in authoring/mutants/:
            per question, mutants killed and alternatives accepted (exit 1 if any is not)
@@ -91,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser(
         "sandbox", help="explain what a submission's code sees and can do while graded"
+    )
+    commands.add_parser(
+        "report", help="write grades.csv and the class report from the gradebook, grading nothing"
     )
     reproduce = commands.add_parser(
         "reproduce", help="re-run a submission: which stored outputs its code reproduces"

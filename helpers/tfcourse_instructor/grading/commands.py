@@ -38,7 +38,9 @@ from tfcourse_instructor.grading.classroom.scores import (
     write_csv,
 )
 from tfcourse_instructor.grading.classroom.summary import format_summary
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import GRADEBOOK, Course
+from tfcourse_instructor.grading.report.class_report import write_report
+from tfcourse_instructor.grading.report.grades import GRADES_CSV
 from tfcourse_instructor.grading.schedule import select
 from tfcourse_instructor.grading.selftest import mutants, parity, samples
 from tfcourse_instructor.grading.submission import sandbox
@@ -105,9 +107,9 @@ def grade(root: Path, args: argparse.Namespace) -> int:
 def grade_assignments(
     root: Path, names: Sequence[str], args: argparse.Namespace, refused: Sequence[Problem] = ()
 ) -> int:
-    """Grade every submission of the assignments ``names``, write the CSVs and feedback,
-    print the scores and, per assignment, the copy report and the summary (with the files
-    intake ``refused``); return the exit code."""
+    """Grade every submission of the assignments ``names``, write the CSVs, feedback and the
+    class report, print the scores and, per assignment, the copy report and the summary (with
+    the files intake ``refused``); return the exit code."""
     summaries = []
     for name in names:
         course = Course(root, name)
@@ -146,6 +148,7 @@ def grade_assignments(
         for score in read_scores(Course(root, name), submitted_students(Course(root, name)))
     ]
     write_csv(scores, root / SCORES_CSV)
+    page = write_report(root)
     print()
     print(format_table(scores))
     print()
@@ -156,9 +159,19 @@ def grade_assignments(
     print(sandbox.protection(not args.unsandboxed))
     print()
     print(
-        f"grades: grades.csv, per question: {SCORES_CSV}, near-identical answers: {COPIES_DIR}/, "
-        "feedback: feedback/"
+        f"grades: {GRADES_CSV}, per question: {SCORES_CSV}, class report: "
+        f"{page.relative_to(root)}, near-identical answers: {COPIES_DIR}/, feedback: feedback/"
     )
+    return 0
+
+
+def report(root: Path, args: argparse.Namespace) -> int:
+    """Write grades.csv and the class report from the gradebook, grading nothing."""
+    if not (root / GRADEBOOK).is_file():
+        print(f"no {GRADEBOOK} in {root}: grade a class first", file=sys.stderr)
+        return 1
+    page = write_report(root)
+    print(f"grades: {GRADES_CSV}, class report: {page.relative_to(root)}")
     return 0
 
 
@@ -243,5 +256,6 @@ COMMANDS = {
     "gradescope": write_gradescope,
     "sandbox": explain_sandbox,
     "reproduce": reproduce,
+    "report": report,
 }
 """Each command of :mod:`.cli` by name: a function of the course root and the arguments."""

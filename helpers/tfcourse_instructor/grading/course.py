@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+GRADEBOOK = "gradebook.db"
+"""nbgrader's gradebook at the course root: the grades of every assignment."""
+
 
 def find_root(start: Path | None = None) -> Path:
     """The course root (the folder holding ``nbgrader_config.py``), searching upwards from
@@ -74,7 +77,7 @@ class Course:
 
     @property
     def gradebook(self) -> Path:
-        return self.root / "gradebook.db"
+        return self.root / GRADEBOOK
 
     @property
     def tests_dir(self) -> Path:

@@ -25,7 +25,6 @@ from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY, read_schedule
 from tfcourse_instructor.grading.submission.workspace import KIT_EXPORTER, GradedSubmission
 
-GRADES_CSV = "grades.csv"
 TIMESTAMP = "timestamp.txt"
 EXCHANGE_FILES = (TIMESTAMP, "submission_secret.txt")
 """What nbgrader's exchange stores beside a collected submission: its time, and the secret by
@@ -45,7 +44,6 @@ class PenaltyPerDay(LateSubmissionPlugin):
     ) -> float:
         days = math.ceil(total_seconds_late / SECONDS_PER_DAY)
         return min(score, score * self.per_day * days)
-
 
 
 def record_assignment(course: Course) -> None:
@@ -103,9 +101,3 @@ def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
             "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",
         )
 
-
-def export_grades(course: Course) -> Path:
-    """nbgrader's grades CSV (one row per student) at the course root."""
-    csv_path = course.root / GRADES_CSV
-    course.nbgrader("export", f"--to={csv_path}")
-    return csv_path

@@ -1,7 +1,7 @@
 """Grading a class: every step, composed in one place.
 
     submitted/ ──pre-flight──▶ scratch course per submission ──autograde with limits──▶
-    show submitted outputs ──▶ merge into the class gradebook (one writer) ──▶ feedback ──▶ export
+    show submitted outputs ──▶ merge into the class gradebook (one writer) ──▶ feedback
 
 Submissions are graded in parallel (``jobs``), each in a scratch course and a sandbox of its
 own (:mod:`tfcourse_instructor.grading.submission.sandbox`), so a broken or hostile one costs only
@@ -35,11 +35,7 @@ from tfcourse_instructor.grading.classroom.intake import (
     grading_inputs_digest,
     submitted_students,
 )
-from tfcourse_instructor.grading.classroom.merge import (
-    export_grades,
-    merge_grades,
-    record_assignment,
-)
+from tfcourse_instructor.grading.classroom.merge import merge_grades, record_assignment
 from tfcourse_instructor.grading.classroom.preflight import prepare_notebook
 from tfcourse_instructor.grading.classroom.summary import Record, load_records, save_records
 from tfcourse_instructor.grading.course import Course
@@ -71,7 +67,7 @@ def grade_class(
     on_start: Callable[[int, int], None] | None = None,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
-    feedback, the class gradebook and ``grades.csv``; return every student's record.
+    feedback and the class gradebook; return every student's record.
 
     Each submission runs in a sandbox unless ``sandboxed`` is False; where none can be made,
     :class:`SandboxUnavailable` is raised before anything is graded. ``only_submitted``
@@ -131,7 +127,6 @@ def grade_class(
     if feedback:
         _refresh_feedback(course, students, records, jobs)
     save_records(course, records)
-    export_grades(course)
     return {s: records[s] for s in students}
 
 

@@ -106,6 +106,10 @@ SHORTCUT_METADATA = "tfcourse_shortcut"
 OUTCOMES_METADATA = "tfcourse_public_outcomes"
 """Output metadata of a test cell: whether each public case passed when graded, by label."""
 
+CASES_METADATA = "tfcourse_case_outcomes"
+"""Output metadata of a test cell: whether each case, hidden ones included, passed when graded,
+by label (what the class report counts; the kit's feedback shows the same labels)."""
+
 KERNEL_FAILURE_METADATA = "tfcourse_kernel_failure"
 """Output metadata of a test cell whose check the kernel stopped answering: why."""
 
@@ -113,7 +117,10 @@ KERNEL_FAILURE_METADATA = "tfcourse_kernel_failure"
 def score_output(result: CheckResult, kernel_failure: str | None = None) -> NotebookNode:
     """The output the kit writes in a test cell: points as text, the report as HTML."""
     data = {"text/plain": f"{result.score:g}", "text/html": result._repr_html_()}
-    metadata: dict[str, Any] = {OUTCOMES_METADATA: result.public_outcomes()}
+    metadata: dict[str, Any] = {
+        OUTCOMES_METADATA: result.public_outcomes(),
+        CASES_METADATA: result.outcomes(),
+    }
     if result.shortcut:
         metadata[SHORTCUT_METADATA] = result.shortcut
     if kernel_failure:
