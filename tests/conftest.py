@@ -47,10 +47,12 @@ class Tree:
 
 
 def copy_course(destination: Path, assignments: Sequence[str] | None = None) -> Tree:
-    """A copy of the course's configuration, twins and source notebooks (no release), of every
-    assignment or of ``assignments`` only (the course file then lists just those)."""
+    """A copy of the course's configuration (with what publishing reads: the project file and
+    the pins), twins and source notebooks (no release), of every assignment or of
+    ``assignments`` only (the course file then lists just those)."""
     destination.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "nbgrader_config.py", destination / "nbgrader_config.py")
+    for name in ("nbgrader_config.py", "pyproject.toml", "requirements.txt"):
+        shutil.copy(REPO / name, destination / name)
     kept = [a for a in read_schedule(REPO) if assignments is None or a.name in assignments]
     (destination / COURSE_FILE).write_text(
         "".join(
