@@ -456,7 +456,7 @@ def test_grade_with_a_hostile_download_grades_the_honest(tmp_path):
 
 def one_notebook_copy(course: Course, root: Path) -> Course:
     """An empty course with ``course``'s notebooks: where to collect a download again."""
-    copy = Course(root)
+    copy = Course(root, course.assignment)
     copy.source_dir.mkdir(parents=True)
     for path in course.source_dir.glob("*.ipynb"):
         shutil.copy(path, copy.source_dir / path.name)
