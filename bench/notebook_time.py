@@ -1,6 +1,6 @@
 """Wall time of a source notebook run top to bottom in full mode, as a student runs it.
 
-Executes ``source/transformers/NAME.ipynb`` (the model solutions) in a scratch copy of its
+Executes ``source/NAME/NAME.ipynb`` (the model solutions) in a scratch copy of its
 folder, without ``NBGRADER_EXECUTION`` or ``TFCOURSE_QUICK``, so notebooks that train do so
 at full size. Prints the seconds spent in each section (a ``## `` heading) and the total;
 notebook 3's goal is at most 15 minutes on a 2-core laptop CPU.
