@@ -152,7 +152,7 @@ def source_notebooks(course: Course | Tree) -> list[Path]:
     return [c.source_dir / f"{name}.ipynb" for c in each(course) for name in c.notebook_names()]
 
 
-def test_files(course: Course | Tree) -> list[Path]:
+def full_test_files(course: Course | Tree) -> list[Path]:
     """Every full test file (hidden cases included)."""
     return [path for c in each(course) for path in sorted(c.tests_dir.glob("*.py"))]
 
@@ -163,17 +163,24 @@ def student_facing_leaks(
     """What, under ``folder``, a student must never see: solution delimiters or lines, rubric
     and model-answer markers, hidden test cases (names, functions, lines). In a folder that
     ``holds_answers`` (feedback, grading pages: the sample students' answers are the model
-    solutions), only the hidden tests count."""
+    solutions), only the hidden tests count. A module an assignment gives, beside its
+    notebook, comes out after the earlier assignments are due: their answers may be in it
+    (notebook 3's model is notebook 2's language model), later ones' may not."""
     secrets = solution_lines(course)
+    courses = each(course)
+    earlier = {
+        c.assignment: set().union(*(solution_lines(before) for before in courses[:index]))
+        for index, c in enumerate(courses)
+    }
     # Hidden-test lines that the public files also hold (`with torch.no_grad():`) prove nothing.
-    public = [public_test_source(p.read_text()) for p in test_files(course)]
+    public = [public_test_source(p.read_text()) for p in full_test_files(course)]
     for path in source_notebooks(course):
         notebook = nbformat.read(path, as_version=4)
         public += [cell.source for cell in notebook.cells]
     known = "\n".join(public)
     hidden = {line for c in each(course) for line in hidden_lines(c.tests_dir) if line not in known}
     names = set()
-    for path in test_files(course):
+    for path in full_test_files(course):
         for case in hidden_cases(path.read_text(encoding="utf-8")):
             if f"def {case.name}(" not in known:  # another file's public case may share it
                 names.add(f"def {case.name}(")
@@ -184,8 +191,9 @@ def student_facing_leaks(
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8", errors="replace")
+        given_by = path.parent.name if path.suffix == ".py" else None
         for needle in needles:
-            if needle in text:
+            if needle in text and needle not in earlier.get(given_by, ()):
                 found.append(f"{path.relative_to(folder)}: {needle!r}")
     return found
 

@@ -6,7 +6,7 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse_instructor.grading.schedule import assignment_names
 
-from conftest import REPO, student_facing_leaks, test_files
+from conftest import REPO, full_test_files, student_facing_leaks
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_release_leaks_nothing(released_course, root):
         assert student_facing_leaks(folder, released_course) == []
     hidden = [
         case.name
-        for path in test_files(released_course)
+        for path in full_test_files(released_course)
         for case in ExceptionTestFile.from_file(str(path)).test_cases
         if case.hidden
     ]

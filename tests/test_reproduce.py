@@ -33,7 +33,7 @@ def test_an_output_the_code_does_not_produce_is_reported(tmp_path):
     stream.text = TYPED_IN  # then edits one output by hand
     nbformat.write(notebook, folder / f"{NOTEBOOK}.ipynb")
 
-    result = run_kit(course, "reproduce", "edited", NOTEBOOK)
+    result = run_kit(course, "reproduce", "edited", "--assignment", NOTEBOOK)
 
     assert result.returncode == 0, result.stderr
     verdicts = [line.split() for line in result.stdout.splitlines() if line.startswith("  cell ")]
