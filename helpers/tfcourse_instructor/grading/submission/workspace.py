@@ -296,11 +296,12 @@ class Workspace:
         return jupyter
 
 
-def memory_folder(shm: Path = Path("/dev/shm")) -> Path | None:
+def memory_folder() -> Path | None:
     """A new folder of the grader's on the machine's memory file system (``/dev/shm``), or
     None where there is none: pages written there are charged to the memory control group
     of the process that writes them, and vanish with the folder. Its name holds the grading
     process's id, so that the folders of runs that were killed are removed by the next."""
+    shm = Path("/dev/shm")
     with contextlib.suppress(OSError):
         mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
         if any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts):
