@@ -2,8 +2,9 @@
 
 Executes ``source/NAME/NAME.ipynb`` (the model solutions) in a scratch copy of its
 folder, without ``NBGRADER_EXECUTION`` or ``TFCOURSE_QUICK``, so notebooks that train do so
-at full size. Prints the seconds spent in each section (a ``## `` heading) and the total;
-notebook 3's goal is at most 15 minutes on a 2-core laptop CPU.
+at full size. Prints the seconds spent in each section (a ``## `` heading), the total and
+the slowest cell; notebook 3's goal is at most 15 minutes on a 2-core laptop CPU, and no
+cell of any notebook over a minute.
 
     python bench/notebook_time.py [NAME] [--quick]
 """
@@ -77,6 +78,9 @@ def main() -> None:
     for section, seconds in section_times(notebook).items():
         print(f"  {seconds:7.1f} s  {section}")
     print(f"  {total:7.1f} s  total (kernel start included)")
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    slowest = max(code, key=cell_seconds)
+    print(f"  slowest cell: {cell_seconds(slowest):.1f} s ({slowest.get('id', '?')})")
 
 
 if __name__ == "__main__":
