@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,13 @@ class Course:
     def given_modules(self) -> list[Path]:
         """The given modules' files, in name order (none if the assignment gives none)."""
         return sorted(self.given_dir.glob("*.py"))
+
+    def copy_given_modules(self, folder: Path) -> list[str]:
+        """Copy the given modules into ``folder``, where a notebook run there imports them;
+        return their file names."""
+        for module in self.given_modules():
+            shutil.copy(module, folder / module.name)
+        return [module.name for module in self.given_modules()]
 
     def notebook_names(self) -> list[str]:
         """Names (without .ipynb) of the assignment's notebooks, in order."""

@@ -71,9 +71,7 @@ def write_autograder(course: Course, name: str, zip_path: Path) -> Path:
         (stage / "tfcourse" / AUTOGRADER_MARKER).write_text(
             "These helpers grade on Gradescope: notebooks train at their graded size.\n"
         )
-        given = [module.name for module in course.given_modules()]
-        for module in course.given_modules():
-            shutil.copy(module, stage)
+        given = course.copy_given_modules(stage)
         (stage / "requirements.txt").write_text("\n".join(grading_requirements(course)) + "\n")
         # otter generate takes support files relative to the working directory.
         with otter_chdir(stage):

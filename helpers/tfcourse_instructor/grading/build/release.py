@@ -23,8 +23,7 @@ def write_student_files(course: Course) -> None:
         (target / test_file.name).write_text(public, encoding="utf-8")
     for stale in course.source_dir.glob("*.py"):
         stale.unlink()
-    for module in course.given_modules():
-        shutil.copy(module, course.source_dir / module.name)
+    course.copy_given_modules(course.source_dir)
 
 
 def generate_release(course: Course) -> None:

@@ -58,8 +58,7 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
         folder.mkdir()
         shutil.copy(notebook, folder / notebook.name)
         shutil.copytree(course.release_dir / "tests", folder / "tests")
-        for module in course.given_modules():
-            shutil.copy(module, folder)
+        course.copy_given_modules(folder)
         report = folder / "report.xml"
         mounts = None
         if unavailable_reason() is None:

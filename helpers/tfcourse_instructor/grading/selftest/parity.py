@@ -86,8 +86,7 @@ def compare_notebook(
     with tempfile.TemporaryDirectory(prefix="tfcourse-parity-") as scratch:
         folder = Path(scratch)
         shutil.copytree(tests_dir, folder / "tests")
-        for module in course.given_modules():
-            shutil.copy(module, folder)
+        course.copy_given_modules(folder)
         kernel = Kernel(folder)
         try:
             for cell in notebook.cells:
