@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install notebooks release publish samples mutants autograde grade report gradescope test lint \
-	bench bench-attention bench-lm bench-notebook bench-grading clean
+	bench bench-attention bench-lm bench-notebook bench-grading bench-cluster clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,11 @@ mutants: install  ## grade every declared mutant and alternative: killed / accep
 
 # Grading a class: `make grade` (every released assignment under submitted/),
 # `make grade ASSIGNMENT=02_encoder` (one), `make grade ASSIGNMENT=02_encoder ZIP=download.zip`
-# (an LMS zip of one assignment), options in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
+# (an LMS zip of one assignment), `make grade SCHEDULER=tcp://HOST:8786` (on a Dask cluster),
+# options in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
 grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, report, summary
 	$(PY) -m tfcourse_instructor.grading grade $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) \
-		$(if $(ZIP),--zip $(ZIP)) $(ARGS)
+		$(if $(ZIP),--zip $(ZIP)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
 
 autograde: grade
 
@@ -55,13 +56,16 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-bench: bench-attention bench-lm bench-notebook bench-grading  ## every benchmark (about 40 minutes)
+bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## every benchmark (about 40 minutes)
 
 bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py
 
 bench-grading: install  ## several minutes: kit grading, serial and parallel, vs plain nbgrader
 	$(PY) bench/grading_speed.py $(ARGS)
+
+bench-cluster: install  ## a few minutes: grading on a local Dask cluster, 1 worker vs 2
+	$(PY) bench/cluster_scaling.py $(ARGS)
 
 bench-lm: install  ## kit recipe vs nanoGPT's CPU recipe vs a 5-gram (about 20 minutes)
 	$(PY) bench/lm_quality.py --minutes 10

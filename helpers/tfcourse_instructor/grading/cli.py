@@ -10,8 +10,8 @@ release    source/ -> release/ (student notebooks and public test files)
 publish    release/ -> the student distribution (default student/): what students may see
 samples    release, write the sample submissions, grade them, print the scores
 grade      grade a class: intake (an LMS zip or submitted/), pre-flight checks, autograde
-           with limits in parallel, feedback, grades CSV, class report, summary (alias:
-           autograde)
+           with limits in parallel (on this machine, or on a Dask cluster with --scheduler),
+           feedback, grades CSV, class report, summary (alias: autograde)
 report     write grades.csv and the class report (report/index.html) again from the
            gradebook, grading nothing: per-question statistics, failed cases, a figure
 reproduce  re-run one submitted notebook top to bottom: which stored outputs it reproduces
@@ -62,6 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     grade_parser.add_argument("--zip", type=Path, help="an LMS download to collect first")
     grade_parser.add_argument("--force", action="store_true", help="re-grade unchanged ones")
+    grade_parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the Dask cluster of this scheduler (tcp://HOST:8786, tls://..., or a "
+        "scheduler file); needs the cluster extra (pip install '.[cluster]')",
+    )
+    grade_parser.add_argument(
+        "--merge-every",
+        type=int,
+        default=500,
+        metavar="N",
+        help="merge grades into the gradebook every N submissions graded (and every 5 "
+        "minutes): what a stopped run has merged is not graded again (default 500)",
+    )
     mutants_parser = commands.add_parser(
         "mutants", help="grade the declared mutants and alternatives of every question"
     )

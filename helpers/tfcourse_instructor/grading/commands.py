@@ -38,6 +38,7 @@ from tfcourse_instructor.grading.classroom.scores import (
     write_csv,
 )
 from tfcourse_instructor.grading.classroom.summary import format_summary
+from tfcourse_instructor.grading.cluster.coordinator import ClusterRefused
 from tfcourse_instructor.grading.course import GRADEBOOK, Course
 from tfcourse_instructor.grading.report.class_report import write_report
 from tfcourse_instructor.grading.report.grades import GRADES_CSV
@@ -128,8 +129,13 @@ def grade_assignments(
                 limits=_limits(args),
                 force=getattr(args, "force", False),
                 sandboxed=not args.unsandboxed,
+                scheduler=getattr(args, "scheduler", None),
+                merge_every=getattr(args, "merge_every", 500),
                 on_start=announce,
             )
+        except ClusterRefused as error:
+            print(f"cannot grade on the cluster: {error}", file=sys.stderr)
+            return 2
         except SandboxUnavailable as error:
             print(
                 f"cannot sandbox submissions here: {error}.\nGrade on Linux with bubblewrap "

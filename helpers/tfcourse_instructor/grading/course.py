@@ -17,6 +17,8 @@ from typing import IO
 
 GRADEBOOK = "gradebook.db"
 """nbgrader's gradebook at the course root: the grades of every assignment."""
+BOUND_TO_PARENT = "tfcourse_instructor.grading.bound_to_parent"
+"""Starts nbgrader so that it ends with the grading process (:mod:`.bound_to_parent`)."""
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -130,7 +132,7 @@ class Course:
         full_env = {**os.environ, **(env or {})}
         # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
-        command = [sys.executable, "-m", "nbgrader", *args]
+        command = [sys.executable, "-m", BOUND_TO_PARENT, str(os.getpid()), "nbgrader", *args]
         # Output goes to files, not pipes: a process a kernel left behind may hold them open,
         # and waiting for the end of a pipe would wait for it. A session of its own, so that a
         # timeout stops nbgrader and whatever it started.

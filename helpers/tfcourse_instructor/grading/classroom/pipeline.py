@@ -15,9 +15,12 @@ its pages are missing.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -41,7 +44,12 @@ from tfcourse_instructor.grading.classroom.summary import Record, load_records, 
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.submission import sandbox
 from tfcourse_instructor.grading.submission.issues import Issue
-from tfcourse_instructor.grading.submission.workspace import GradedSubmission, Limits, Workspace
+from tfcourse_instructor.grading.submission.workspace import (
+    GradedSubmission,
+    Limits,
+    Workspace,
+    process_folder,
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -64,20 +72,26 @@ def grade_class(
     only_submitted: bool = False,
     feedback: bool = True,
     sandboxed: bool = True,
+    scheduler: str | None = None,
+    merge_every: int = 500,
     on_start: Callable[[int, int], None] | None = None,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
     feedback and the class gradebook; return every student's record.
 
     Each submission runs in a sandbox unless ``sandboxed`` is False; where none can be made,
-    :class:`SandboxUnavailable` is raised before anything is graded. ``only_submitted``
-    grades only the notebooks a submission holds (a missing one scores 0 without being run)
-    instead of grading it as the release; ``feedback=False`` writes no feedback pages. Both
-    serve runs whose cost must follow the notebooks that matter
+    :class:`SandboxUnavailable` is raised before anything is graded. Submissions are graded
+    ``jobs`` at a time on this machine, or on the Dask cluster whose scheduler is at (or named
+    by the scheduler file) ``scheduler``. Grades are merged into the gradebook in batches as
+    they come (every ``merge_every`` submissions, or :data:`MERGE_EVERY_SECONDS`), each batch
+    recorded, so that a run stopped half-way resumes with what it has not merged.
+    ``only_submitted`` grades only the notebooks a submission holds (a missing one scores 0
+    without being run) instead of grading it as the release; ``feedback=False`` writes no
+    feedback pages. Both serve runs whose cost must follow the notebooks that matter
     (:mod:`tfcourse_instructor.grading.selftest.mutants`). ``on_start`` is told, before any
     grading, how many submissions will be graded and how many are unchanged since they were
     last graded (their grades are kept)."""
-    if sandboxed and (reason := sandbox.unavailable_reason()):
+    if sandboxed and not scheduler and (reason := sandbox.unavailable_reason()):
         raise SandboxUnavailable(reason)
     students = submitted_students(course) if students is None else students
     limits = limits or Limits(threads=max(1, default_jobs() // jobs))
@@ -109,25 +123,73 @@ def grade_class(
     if on_start:
         on_start(len(todo), len(students) - len(todo))
     if todo:
-        with tempfile.TemporaryDirectory(prefix="tfcourse-grading-") as scratch:
+        # Named after this process: a run that was killed leaves it to the next to remove.
+        scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
+        workspace = Workspace(course, scratch, limits, sandboxed)
+        try:
             record_assignment(course)
-            workspace = Workspace(course, Path(scratch), limits, sandboxed)
-            try:
-                workspace.prepare()
-                graded = _grade_all(course, workspace, todo, jobs, progress, only_submitted)
-            finally:
-                workspace.close()
-            merge_grades(course, graded)  # reads the scratch courses: before cleanup
-        for submission in graded:
-            records[submission.student] = Record(
-                fingerprints[submission.student],
-                submission.autograded is not None,
-                submission.issues,
+            workspace.prepare()
+            preflight = _Preflight(course, only_submitted)
+            if scheduler:
+                graded = _grade_on_cluster(course, workspace, todo, preflight, scheduler)
+            else:
+                graded = _grade_here(workspace, todo, jobs, preflight)
+            shown = tqdm(
+                graded,
+                total=len(todo),
+                desc="grading",
+                unit="submission",
+                file=sys.stderr,
+                disable=not progress,
             )
+            for batch in _batches(shown, merge_every):
+                _merge(course, batch, records, fingerprints)
+        finally:
+            workspace.close()
+            shutil.rmtree(scratch, ignore_errors=True)
     if feedback:
         _refresh_feedback(course, students, records, jobs)
     save_records(course, records)
     return {s: records[s] for s in students}
+
+
+MERGE_EVERY_SECONDS = 300
+"""Graded submissions wait at most this long to be merged into the gradebook: few nbgrader
+runs, and little to grade again after a crash."""
+
+
+def _merge(
+    course: Course,
+    batch: list[GradedSubmission],
+    records: dict[str, Record],
+    fingerprints: dict[str, str],
+) -> None:
+    """Merge ``batch`` into the class gradebook, then record it: a submission is recorded as
+    graded only once its grades are in the gradebook."""
+    merge_grades(course, batch)
+    for submission in batch:
+        records[submission.student] = Record(
+            fingerprints[submission.student],
+            submission.autograded is not None,
+            submission.issues,
+        )
+        if submission.autograded is not None:
+            shutil.rmtree(submission.autograded)
+    save_records(course, records)
+
+
+def _batches(graded: Iterable[GradedSubmission], size: int) -> Iterator[list[GradedSubmission]]:
+    """``graded`` in batches to merge: of ``size``, or what came in
+    :data:`MERGE_EVERY_SECONDS`."""
+    batch: list[GradedSubmission] = []
+    since = time.monotonic()
+    for submission in graded:
+        batch.append(submission)
+        if len(batch) >= size or time.monotonic() - since >= MERGE_EVERY_SECONDS:
+            yield batch
+            batch, since = [], time.monotonic()
+    if batch:
+        yield batch
 
 
 def _refresh_feedback(
@@ -160,61 +222,93 @@ def forbidden_rules(course: Course) -> dict[str, tuple[str, ...]]:
     }
 
 
-def grade_submission(
-    course: Course,
-    workspace: Workspace,
-    student: str,
-    rules: dict[str, tuple[str, ...]],
-    only_submitted: bool = False,
-) -> GradedSubmission:
-    """Pre-flight checks (``rules``: :func:`forbidden_rules`), then autograde of one
-    submission in its scratch course (of the notebooks it holds only, with
-    ``only_submitted``). A notebook graded as the release in place of an unreadable file is
-    named once, by pre-flight: what its cells raise is the release's doing."""
-    folder = course.submitted_dir / student / course.assignment
-    notebooks, issues, substituted = {}, [], set()
-    for name in course.notebook_names():
-        if only_submitted and not (folder / f"{name}.ipynb").is_file():
-            continue
-        release = nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
-        prepared = prepare_notebook(folder / f"{name}.ipynb", release, rules)
-        notebooks[name] = prepared.notebook
-        issues += prepared.issues
-        if prepared.substituted:
-            substituted.add(name)
-    graded = workspace.grade(student, notebooks)
-    graded.issues = issues + [i for i in graded.issues if i.notebook not in substituted]
-    return graded
+class _Preflight:
+    """Pre-flight checks of a class's submissions, remembering what each found until its
+    grading comes back."""
+
+    def __init__(self, course: Course, only_submitted: bool) -> None:
+        self.course = course
+        self.only_submitted = only_submitted
+        self.rules = forbidden_rules(course)
+        self.releases = {
+            name: nbformat.read(course.release_dir / f"{name}.ipynb", as_version=4)
+            for name in course.notebook_names()
+        }
+        self._found: dict[str, tuple[list[Issue], set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, student: str) -> dict[str, nbformat.NotebookNode]:
+        """The notebooks of ``student``'s submission made safe to autograde (of those it
+        holds only, with ``only_submitted``)."""
+        folder = self.course.submitted_dir / student / self.course.assignment
+        notebooks, issues, substituted = {}, [], set()
+        for name, release in self.releases.items():
+            if self.only_submitted and not (folder / f"{name}.ipynb").is_file():
+                continue
+            prepared = prepare_notebook(folder / f"{name}.ipynb", release, self.rules)
+            notebooks[name] = prepared.notebook
+            issues += prepared.issues
+            if prepared.substituted:
+                substituted.add(name)
+        with self._lock:
+            self._found[student] = (issues, substituted)
+        return notebooks
+
+    def finish(self, graded: GradedSubmission) -> GradedSubmission:
+        """``graded`` with what pre-flight found first. A notebook graded as the release in
+        place of an unreadable file is named once, by pre-flight: what its cells raise is the
+        release's doing."""
+        with self._lock:
+            issues, substituted = self._found.pop(graded.student, ([], set()))
+        graded.issues = issues + [i for i in graded.issues if i.notebook not in substituted]
+        return graded
 
 
-def _grade_all(
+def _grade_here(
+    workspace: Workspace, students: list[str], jobs: int, preflight: _Preflight
+) -> Iterator[GradedSubmission]:
+    """Grade ``students`` on this machine, ``jobs`` at a time (threads: the work runs in
+    subprocesses), yielding each as it is done."""
+
+    def grade_one(student: str) -> GradedSubmission:
+        return workspace.grade(student, preflight(student))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(grade_one, s): s for s in students}
+        for future in as_completed(futures):
+            try:
+                graded = future.result()
+            except Exception as error:  # one submission's failure must not stop the class
+                issue = Issue("", f"not graded: {type(error).__name__}: {str(error)[-200:]}")
+                graded = GradedSubmission(futures[future], [issue])
+            yield preflight.finish(graded)
+
+
+def _grade_on_cluster(
     course: Course,
     workspace: Workspace,
     students: list[str],
-    jobs: int,
-    progress: bool,
-    only_submitted: bool,
-) -> list[GradedSubmission]:
-    """Grade ``students`` with ``jobs`` workers (threads: the work runs in subprocesses)."""
-    results, rules = [], forbidden_rules(course)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            pool.submit(grade_submission, course, workspace, s, rules, only_submitted): s
-            for s in students
-        }
-        bar = tqdm(
-            as_completed(futures),
-            total=len(futures),
-            desc="grading",
-            unit="submission",
-            file=sys.stderr,
-            disable=not progress,
-        )
-        for future in bar:
-            student = futures[future]
-            try:
-                results.append(future.result())
-            except Exception as error:  # one submission's failure must not stop the class
-                issue = Issue("", f"not graded: {type(error).__name__}: {str(error)[-200:]}")
-                results.append(GradedSubmission(student, [issue]))
-    return sorted(results, key=lambda result: result.student)
+    preflight: _Preflight,
+    scheduler: str,
+) -> Iterator[GradedSubmission]:
+    """Grade ``students`` on the Dask cluster of ``scheduler``
+    (:mod:`tfcourse_instructor.grading.cluster`), yielding each as it comes back."""
+    from tfcourse_instructor.grading.cluster import bundle, coordinator
+
+    packages = bundle.pinned_packages(course.root / "requirements.txt")
+    packed = bundle.pack(
+        workspace.template, course.assignment, bundle.environment_signature(packages)
+    )
+    received = workspace.root / "received"
+    with coordinator.connect(scheduler) as client:
+        for graded in coordinator.grade_on_cluster(
+            client,
+            course,
+            packed,
+            students,
+            preflight,
+            workspace.limits,
+            workspace.sandboxed,
+            received,
+        ):
+            yield preflight.finish(graded)

@@ -57,7 +57,10 @@ def save_records(course: Course, records: dict[str, Record]) -> None:
     everything = {**_load_all(course), course.assignment: data}
     path = course.root / SUMMARY_JSON
     text = json.dumps(dict(sorted(everything.items())), indent=1, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    # Written whole or not at all: a run killed while writing keeps the previous records.
+    partial = path.with_suffix(".json.part")
+    partial.write_text(text + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def _load_all(course: Course) -> dict[str, dict[str, dict]]:

@@ -116,10 +116,10 @@ class Workspace:
         system: the grader hard-links the sockets), on a memory file system if there is one."""
 
     def prepare(self) -> None:
-        """Write the template course. Its gradebook is a copy of the class gradebook, which
-        must already record the assignment
-        (:func:`tfcourse_instructor.grading.classroom.merge.record_assignment`),
-        without its students."""
+        """Write the template course, then :meth:`open`. Its gradebook is a copy of the class
+        gradebook, which must already record the assignment
+        (:func:`tfcourse_instructor.grading.classroom.merge.record_assignment`), without its
+        students."""
         template = Course(self.template, self.course.assignment)
         config = (self.course.root / "nbgrader_config.py").read_text(encoding="utf-8")
         config += GRADING_CONFIG.format(
@@ -128,9 +128,6 @@ class Workspace:
             notebook_seconds=self.limits.notebook_seconds,
         )
         self.template.mkdir(parents=True)
-        self.exchange = memory_folder() or self.root
-        (self.exchange / "sockets").mkdir()
-        (self.exchange / "connections").mkdir(mode=0o700)
         (self.template / "nbgrader_config.py").write_text(config, encoding="utf-8")
         shutil.copytree(
             self.course.source_dir,
@@ -153,6 +150,15 @@ class Workspace:
                 gradebook.remove_student(student.id)
         with contextlib.closing(sqlite3.connect(template.gradebook)) as copy:
             copy.execute("VACUUM")  # deleted rows would stay readable in free pages
+        self.open()
+
+    def open(self) -> None:
+        """Make the folders the submissions' sandboxes share with the grader. A workspace
+        whose template was written elsewhere (a cluster's worker unpacks it) calls this
+        alone."""
+        self.exchange = memory_folder() or self.root
+        (self.exchange / "sockets").mkdir()
+        (self.exchange / "connections").mkdir(mode=0o700)
 
     def close(self) -> None:
         """Remove what :meth:`prepare` put outside ``root``."""
@@ -299,26 +305,32 @@ class Workspace:
 def memory_folder() -> Path | None:
     """A new folder of the grader's on the machine's memory file system (``/dev/shm``), or
     None where there is none: pages written there are charged to the memory control group
-    of the process that writes them, and vanish with the folder. Its name holds the grading
-    process's id, so that the folders of runs that were killed are removed by the next."""
+    of the process that writes them, and vanish with the folder (:func:`process_folder`: those
+    of runs that were killed are removed by the next)."""
     shm = Path("/dev/shm")
     with contextlib.suppress(OSError):
         mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
         if any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts):
-            remove_abandoned_folders(shm)
-            return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=shm))
+            return process_folder(shm)
     return None
 
 
 _FOLDER_PREFIX = "tfcourse-"
 
 
-def remove_abandoned_folders(shm: Path) -> list[Path]:
-    """Remove the folders :func:`memory_folder` made in ``shm`` for grading processes of this
-    user that no longer run (a killed run never reached its clean-up); return them. Their
+def process_folder(parent: Path, label: str = "") -> Path:
+    """A new folder in ``parent`` whose name holds this process's id
+    (``tfcourse-<pid>-<label>…``), after removing those of processes that no longer run."""
+    remove_abandoned_folders(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{label}", dir=parent))
+
+
+def remove_abandoned_folders(parent: Path) -> list[Path]:
+    """Remove the folders :func:`process_folder` made in ``parent`` for grading processes of
+    this user that no longer run (a killed run never reached its clean-up); return them. Their
     contents were made by sandboxes: the removal follows no link."""
     removed = []
-    for folder in shm.glob(f"{_FOLDER_PREFIX}*-*"):
+    for folder in parent.glob(f"{_FOLDER_PREFIX}*-*"):
         pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
         with contextlib.suppress(OSError):
             info = folder.lstat()

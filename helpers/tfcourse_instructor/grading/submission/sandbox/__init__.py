@@ -42,15 +42,15 @@ _GRACE_SECONDS = 3.0
 def protection(sandboxed: bool) -> str:
     """A line for the summary: how submissions were confined and limited in this run."""
     group = resources.create(f"tfcourse-probe-{uuid.uuid4().hex[:8]}", 64, 16)
-    limits = group.mechanism if group else "per-process limits only (no control group here)"
+    limits = group.mechanism if group else "each process has limits of its own (no control group)"
     if group:
         group.remove()
     if not sandboxed:
         return (
             "submissions ran UNSANDBOXED (--unsandboxed): grades are not protected against "
-            f"hostile code; limits: {limits}"
+            f"hostile code; {limits}"
         )
-    return f"each submission ran in its own bubblewrap sandbox; limits: {limits}"
+    return f"each submission ran in its own bubblewrap sandbox; {limits}"
 
 
 def submission_mounts(

@@ -42,7 +42,8 @@ class ResourceGroup:
     @property
     def mechanism(self) -> str:
         """How the limits are enforced, for the summary."""
-        return f"cgroup v{self.version}"
+        caps = "caps the memory and the processes of each submission together"
+        return f"a control group (cgroup v{self.version}) {caps}"
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` started from inside the group (so its first process is already limited)."""

@@ -1,0 +1,313 @@
+"""Grading on a Dask cluster: a real scheduler and two real workers on 127.0.0.1 grade the
+sample class of notebook 1 with the kit's ``grade --scheduler``, while the test kills what a
+cluster loses in practice: the coordinator half-way, a worker holding a submission, and the
+workers of one submission again and again. The grades, feedback and summary must be those of
+one machine (the ``samples`` run), and nothing of the cluster may outlive it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import distributed
+import psutil
+import pytest
+
+from tfcourse_instructor.grading.classroom.summary import SUMMARY_JSON
+from tfcourse_instructor.grading.cluster import bundle, coordinator, worker
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.selftest import samples
+
+from conftest import free_port, one_notebook_course, wait_until
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "01_attention"
+ALLOWED_FAILURES = 1
+"""The scheduler retries a submission whose worker died once; a second death stops it."""
+KILLED_ONCE = "reference"
+KILLED_ALWAYS = "noisy-correct"
+"""Both late in the class's order: the first run, stopped early, does not reach them."""
+HOLD_SECONDS = 6
+"""How long a worker must have held a submission before it is killed: its sandbox and
+kernel are running by then."""
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@dataclass
+class Cluster:
+    """A scheduler and its workers, each a process group of this test's."""
+
+    address: str
+    scheduler_file: Path
+    marker: str
+    """An environment variable's value that every process of the cluster inherits."""
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+
+def start_cluster(folder: Path) -> Cluster:
+    port = free_port()
+    marker = uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES),
+        # One submission per worker at a time: a killed worker held that one only.
+        "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+        "TFCOURSE_TEST_CLUSTER": marker,
+        "TMPDIR": str(folder),
+    }
+    cluster = Cluster(f"tcp://127.0.0.1:{port}", folder / "scheduler.json", marker)
+    commands = [[DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port)]]
+    commands[0] += ["--scheduler-file", str(cluster.scheduler_file)]
+    commands += [
+        [DASK, "worker", cluster.address, "--nthreads", "1", "--name", f"w{i}"] for i in (1, 2)
+    ]
+    for command in commands:
+        log = (folder / f"{command[1]}-{len(cluster.processes)}.log").open("w")
+        cluster.processes.append(
+            subprocess.Popen(
+                [*command, "--no-dashboard"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    with distributed.Client(cluster.address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    return cluster
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    for process in reversed(cluster.processes):
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in cluster.processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def cluster_processes(marker: str) -> list[str]:
+    """Processes still carrying the cluster's marker, or sandboxes left without a parent."""
+    left = []
+    for process in psutil.process_iter(["pid", "name", "ppid"]):
+        try:
+            environ = process.environ()
+        except (psutil.Error, OSError):
+            continue
+        if environ.get("TFCOURSE_TEST_CLUSTER") == marker:
+            left.append(f"{process.pid} {process.info['name']}")
+    return left
+
+
+class Killer(threading.Thread):
+    """SIGKILLs the worker holding a planned student's submission once it has held it for
+    :data:`HOLD_SECONDS`, as many times as planned."""
+
+    def __init__(self, address: str, plan: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.plan = dict(plan)
+        self.kills: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        held: dict[tuple[str, str], float] = {}
+        with distributed.Client(self.address, timeout="60s") as client:
+            while not self.stop.wait(0.5):
+                now = time.monotonic()
+                for worker, keys in client.processing().items():
+                    for key in keys:
+                        student = self._student(key)
+                        if self.kills[student] >= self.plan.get(student, 0):
+                            continue
+                        since = held.setdefault((worker, key), now)
+                        if now - since >= HOLD_SECONDS:
+                            pid = client.run(os.getpid, workers=[worker])[worker]
+                            os.kill(pid, signal.SIGKILL)
+                            self.kills[student] += 1
+                            held.clear()
+
+    @staticmethod
+    def _student(key: str) -> str:
+        prefix = f"grade-{ASSIGNMENT}-"
+        return key[len(prefix) : -9] if key.startswith(prefix) else ""
+
+
+def grade_on(course: Course, address: str, *options: str) -> subprocess.Popen:
+    command = ["grade", "--assignment", ASSIGNMENT, "--scheduler", address, *options]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tfcourse_instructor.grading", *command],
+        cwd=course.root,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def recorded(course: Course) -> dict[str, dict]:
+    path = course.root / SUMMARY_JSON
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get(ASSIGNMENT, {})
+
+
+def question_rows(course: Course, students: set[str]) -> list[dict[str, str]]:
+    with (course.root / "grades_by_question.csv").open(encoding="utf-8") as stream:
+        return [
+            row
+            for row in csv.DictReader(stream)
+            if row["notebook"] == ASSIGNMENT and row["student"] in students
+        ]
+
+
+def assignment_grades(course: Course, students: set[str]) -> dict[str, str]:
+    with (course.root / "grades.csv").open(encoding="utf-8") as stream:
+        return {
+            row["student_id"]: row[ASSIGNMENT]
+            for row in csv.DictReader(stream)
+            if row["student_id"] in students
+        }
+
+
+def feedback_pages(course: Course, student: str) -> dict[str, bytes]:
+    folder = course.root / "feedback" / student / ASSIGNMENT
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.html"))}
+
+
+@pytest.fixture(scope="module")
+def graded_on_cluster(tmp_path_factory):
+    """The sample class of notebook 1 graded on a two-worker cluster, its coordinator killed
+    once half-way and restarted; returns the course, the restarted run's output and the
+    kills made."""
+    folder = tmp_path_factory.mktemp("cluster")
+    course = one_notebook_course(folder / "course", ASSIGNMENT)
+    samples.write_samples(course)
+    workers = folder / "workers"
+    workers.mkdir()
+    cluster = start_cluster(workers)
+    try:
+        # The first run finds the scheduler through its file, as on a shared file system.
+        first = grade_on(course, str(cluster.scheduler_file), "--merge-every", "2")
+        wait_until(lambda: len(recorded(course)) >= 2, 900, "a first batch merged")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+        merged_before = set(recorded(course))
+        killer = Killer(cluster.address, {KILLED_ONCE: 1, KILLED_ALWAYS: ALLOWED_FAILURES + 1})
+        killer.start()
+        second = grade_on(course, cluster.address)
+        out, err = second.communicate(timeout=1800)
+        killer.stop.set()
+        killer.join()
+        assert second.returncode == 0, out + err
+    finally:
+        stop_cluster(cluster)
+    left = cluster_processes(cluster.marker)
+    return course, out, merged_before, killer.kills, left, workers
+
+
+def test_the_cluster_grades_as_one_machine(graded_on_cluster, graded_samples):
+    course, out, _, kills, _, _ = graded_on_cluster
+    assert kills[KILLED_ONCE] == 1, "the killed worker never held the submission"
+    one_machine = graded_samples[0][ASSIGNMENT]
+    students = set(samples.sample_ids()) - {KILLED_ALWAYS}
+    assert question_rows(course, students) == question_rows(one_machine, students)
+    assert assignment_grades(course, students) == assignment_grades(one_machine, students)
+    for student in sorted(students):
+        assert feedback_pages(course, student) == feedback_pages(one_machine, student), student
+    here, there = recorded(course), recorded(one_machine)
+    for student in students:
+        assert here[student]["graded"] == there[student]["graded"]
+        assert here[student]["issues"] == there[student]["issues"], student
+    assert "late-reference handed in 1.5 days late" in out
+
+
+def test_a_submission_that_kills_its_workers_is_not_graded_and_the_class_completes(
+    graded_on_cluster,
+):
+    course, out, _, kills, _, _ = graded_on_cluster
+    assert kills[KILLED_ALWAYS] == ALLOWED_FAILURES + 1
+    record = recorded(course)[KILLED_ALWAYS]
+    killed = f"not graded: killed {ALLOWED_FAILURES + 1} workers"
+    assert not record["graded"]
+    assert {"notebook": "", "problem": killed} in record["issues"]
+    assert any(KILLED_ALWAYS in line and killed in line for line in out.splitlines()), out
+    assert len(recorded(course)) == len(samples.sample_ids())
+
+
+def test_a_restarted_coordinator_grades_only_what_was_not_merged(graded_on_cluster):
+    _, out, merged_before, _, _, _ = graded_on_cluster
+    total = len(samples.sample_ids())
+    assert 2 <= len(merged_before) < total
+    kept = len(merged_before)
+    assert f"{total} submission(s), grading {total - kept}, {kept} unchanged" in out
+
+
+def test_nothing_of_the_cluster_outlives_it(graded_on_cluster):
+    *_, left, workers = graded_on_cluster
+    assert left == []
+    assert not list(workers.glob("tfcourse-*")), "a worker's scratch folder was left behind"
+
+
+def packed_bundle(folder: Path, **changed: str) -> bundle.Bundle:
+    (folder / "template").mkdir()
+    (folder / "template" / "inputs.txt").write_text("inputs", encoding="utf-8")
+    signature = bundle.environment_signature(["numpy"])
+    return bundle.pack(folder / "template", ASSIGNMENT, {**signature, **changed})
+
+
+@pytest.mark.parametrize(
+    ("changed", "refusal"),
+    [({"numpy": "0.0"}, r"numpy \S+ \(coordinator: 0\.0\)"), ({"kit": "0"}, r"kit \S+")],
+)
+def test_a_worker_with_other_software_is_refused(tmp_path, changed, refusal):
+    """The coordinator checks every worker's signature before it sends anything: a worker
+    whose packages or kit differ is named with what differs."""
+    packed = packed_bundle(tmp_path, **changed)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        with pytest.raises(coordinator.ClusterRefused, match=refusal):
+            coordinator.check_workers(client, packed, sandboxed=False)
+        equal = packed_bundle(tmp_path / "equal")
+        assert coordinator.check_workers(client, equal, sandboxed=False) == 1
+
+
+def test_a_result_from_other_inputs_or_software_is_refused(tmp_path):
+    """A result is kept only if it names the bundle that was sent and an equal environment;
+    its notebooks are written under the names the course knows, never the result's."""
+    course = one_notebook_course(tmp_path / "course", ASSIGNMENT)
+    packed = packed_bundle(tmp_path)
+    notebook = (course.release_dir / f"{ASSIGNMENT}.ipynb").read_text(encoding="utf-8")
+    good = worker.WorkerResult(
+        "alice", packed.digest, packed.environment, {ASSIGNMENT: notebook, "../x": notebook}, []
+    )
+    received = tmp_path / "received"
+    kept = coordinator.accept(good, course, packed, "alice", received)
+    assert kept.autograded == received / "alice" / ASSIGNMENT
+    assert sorted(p.name for p in received.rglob("*.ipynb")) == [f"{ASSIGNMENT}.ipynb"]
+    for result, why in [
+        (replace(good, digest="0" * 64), "other inputs"),
+        (replace(good, student="bob"), "other inputs"),
+        (replace(good, environment={**packed.environment, "numpy": "0.0"}), "numpy 0.0"),
+    ]:
+        refused = coordinator.accept(result, course, packed, "alice", tmp_path / why)
+        assert refused.autograded is None
+        assert why in refused.issues[0].problem and "not graded" in refused.issues[0].problem
