@@ -1,5 +1,7 @@
 """nbgrader configuration of the course kit (read from the repository root)."""
 
+from tfcourse_instructor.grading.rendering.page_templates import TEMPLATE_BASEDIRS
+
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "transformers-course"
@@ -21,6 +23,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.HTMLExporter.filters = {
     "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown"
 }
+# Feedback and formgrader pages show math as MathML, written with the page: they load no MathJax
+# from a CDN and read the same offline (tfcourse_instructor.grading.rendering).
+c.HTMLExporter.extra_template_basedirs = TEMPLATE_BASEDIRS
 
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300

@@ -260,6 +260,48 @@ def jupyter_server(root: Path, app: str = "lab", *options: str) -> Iterator[tupl
                     os.killpg(server.pid, signal.SIGKILL)
 
 
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+ARTIFACTS = REPO / "test-artifacts"
+PAGE_LOAD = 60  # seconds
+
+
+@contextlib.contextmanager
+def chromium(*arguments: str, capabilities: dict | None = None) -> Iterator:
+    """Headless Chromium driven by selenium, started with ``arguments`` and ``capabilities``
+    besides the kit's; quit after."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *arguments):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1400,1000")
+    for name, value in (capabilities or {}).items():
+        options.set_capability(name, value)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(PAGE_LOAD)
+    driver.set_script_timeout(PAGE_LOAD)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver, name: str) -> Path:
+    """A screenshot of what ``driver`` shows, kept in ``test-artifacts/`` for a person to see."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
 def check_outputs(notebook):
     """The text of every grader.check cell's output, by question."""
     outputs = {}

@@ -13,23 +13,14 @@ from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
-from conftest import REPO, jupyter_server, wait_until
+from conftest import PAGE_LOAD as PAGE
+from conftest import chromium, jupyter_server, needs_chromium, screenshot, wait_until
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
-        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
-ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK = "01_attention"
 STUDENT_FOLDER = "student"
 RUN_ALL = 180
-PAGE = 60
 
 
 @pytest.fixture(scope="module")
@@ -47,29 +38,8 @@ def lab(graded_samples):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1400,1000")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(PAGE)
-    driver.set_script_timeout(PAGE)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def screenshot(driver, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    print(f"screenshot: {path}")
-    return path
 
 
 def page_text(driver, selector):

@@ -33,6 +33,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from tfcourse.checking import CaseOutcome, CheckResult
 from tfcourse_instructor.grading.classroom.feedback import safe_markdown
+from tfcourse_instructor.grading.rendering.mathml import MATHML_ATTRIBUTES, MATHML_TAGS
 from tfcourse_instructor.grading.submission.shown_outputs import (
     MAX_IMAGE_SIDE,
     MAX_OUTPUT_BYTES,
@@ -83,7 +84,8 @@ def attention(q, k, v):
 See [the paper](https://arxiv.org/abs/1706.03762?v=5&x=1) or *mail* [me](mailto:me@example.org),
 or **question 2** [below](#question-2).
 """
-HONEST_MATH = (r"$\frac{QK^\top}{\sqrt{d_k}}$", r"$\boxed{\alpha = 1}$", r"$$\sum_i")
+# The honest answer's formulas as MathML: an element each holds, and whether it is displayed.
+HONEST_MATH = [("msqrt", None), ("mn", None), ("munder", "block"), ("msub", None)]
 HONEST_CODE = "def attention(q, k, v):\n    return softmax(q @ k.T / d_k**0.5) @ v\n"
 HONEST_LINKS = ["https://arxiv.org/abs/1706.03762?v=5&x=1", "mailto:me@example.org", "#question-2"]
 
@@ -93,8 +95,35 @@ def soup(html: str) -> BeautifulSoup:
 
 
 def attributes(tree: BeautifulSoup) -> set[tuple[str, str]]:
-    """(tag, attribute) for every attribute in ``tree``."""
-    return {(tag.name, name) for tag in tree.find_all(True) for name in tag.attrs}
+    """(tag, attribute) for every attribute in ``tree`` outside its math."""
+    return {
+        (tag.name, name)
+        for tag in tree.find_all(True)
+        if tag.name not in MATHML_TAGS
+        for name in tag.attrs
+    }
+
+
+def math_is_layout_only(tree: BeautifulSoup) -> bool:
+    """Whether the math in ``tree`` keeps MathML Core's layout attributes only: no colour,
+    background, border, link, class or id (a table cell's style aligns its column)."""
+    for tag in tree.find_all(MATHML_TAGS):
+        for name, value in tag.attrs.items():
+            if name == "style":
+                if tag.name != "mtd" or re.search(r"color|background|border", value):
+                    return False
+            elif name not in MATHML_ATTRIBUTES:
+                return False
+    return True
+
+
+def honest_math_renders(tree: BeautifulSoup) -> bool:
+    """Whether the formulas of :data:`HONEST` are the first MathML in ``tree``."""
+    formulas = tree.find_all("math")[: len(HONEST_MATH)]
+    return len(formulas) == len(HONEST_MATH) and all(
+        formula.find(element) and formula.get("display") == display
+        for formula, (element, display) in zip(formulas, HONEST_MATH, strict=True)
+    )
 
 
 # --- markdown -------------------------------------------------------------------------------
@@ -185,30 +214,41 @@ def test_the_kits_check_report_is_styled_so_that_it_needs_the_style_attribute():
         r"`$\colorbox{green}{10}$` in code",
     ],
 )
-def test_mathjax_cannot_draw_a_box_or_link(markdown):
-    text = soup(safe_markdown(markdown)).get_text()  # what MathJax reads: references resolved
+def test_math_cannot_draw_a_box_or_link(markdown):
+    tree = soup(safe_markdown(markdown))
+    text = tree.get_text()  # what MathJax would read: references resolved
     assert MATHJAX_BOX.search(text) is None, text
+    assert math_is_layout_only(tree), str(tree)
+    assert tree.find_all(["menclose", "maction", "annotation-xml"]) == []
 
 
-def test_math_that_draws_no_box_renders_as_written():
-    markdown = r"$\colorboxes + \stylish + \boxed{x} + \left(\frac{a}{b}\right)$ \\ $$x^2$$"
-    text = soup(safe_markdown(markdown)).get_text()
-    assert r"$\colorboxes + \stylish + \boxed{x} + \left(\frac{a}{b}\right)$" in text
-    assert "$$x^2$$" in text
+def test_math_renders_as_mathml_and_what_math_core_cannot_read_stays_tex():
+    markdown = (
+        r"$\boxed{x} + \left(\frac{a}{b}\right)$ \\ $$x^2$$ and $\colorboxes + \stylish$"
+        "\n\n"
+        r"\begin{aligned} a &= b \\ c &= d \end{aligned}"
+    )
+    tree = soup(safe_markdown(markdown))
+    inline, block, aligned = tree.find_all("math")
+    assert inline.find("mfrac") and inline.get("display") is None
+    assert block["display"] == "block" and block.find("msup")
+    assert aligned["display"] == "block" and len(aligned.find_all("mtd")) == 4
+    assert r"$\colorboxes + \stylish$" in tree.get_text()
+    assert math_is_layout_only(tree)
 
 
 def test_an_honest_answer_renders():
     tree = soup(safe_markdown(HONEST))
     assert [link["href"] for link in tree.find_all("a")] == HONEST_LINKS
     assert [cell.get_text(strip=True) for cell in tree.find_all(["th", "td"])] == [
-        "$d_k$",
+        "dk",
         "max score",
         "16",
         "4.0",
     ]
     assert tree.find("pre").get_text() == HONEST_CODE
-    for math in HONEST_MATH:
-        assert math in tree.get_text()
+    assert honest_math_renders(tree) and math_is_layout_only(tree)
+    assert "$" not in tree.get_text() and "\\" not in tree.get_text()  # no TeX left
     assert tree.find("strong").get_text() == "question 2"
     assert attributes(tree) == {("a", "href")}
 
@@ -442,11 +482,10 @@ def test_limit_notes_still_follow_and_malformed_outputs_show_nothing():
 
 def feedback_page(notebook: nbformat.NotebookNode) -> str:
     """``notebook`` as ``generate_feedback`` renders it: nbgrader's feedback template with the
-    kit's configuration (its markdown filter)."""
+    kit's configuration (its markdown filter and templates)."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
     config.HTMLExporter.template_name = "feedback"
-    config.HTMLExporter.extra_template_basedirs = [str(templates / "templates")]
     css = templates / "static" / "node_modules" / "bootstrap" / "dist" / "css"
     config.HTMLExporter.extra_template_paths = [str(css)]
     exporter = HTMLExporter(config=config)
@@ -489,8 +528,7 @@ def test_a_feedback_page_of_every_attack_keeps_none_and_renders_the_honest_answe
     assert [link["href"] for link in written.find_all("a") if link.has_attr("href")] == HONEST_LINKS
     assert written.find_all(["img", "style", "script", "font"]) == []
     assert MATHJAX_BOX.search(written.get_text()) is None
-    for math in HONEST_MATH:
-        assert math in written.get_text()
+    assert honest_math_renders(written) and math_is_layout_only(written)
     assert written.find("pre").get_text() == HONEST_CODE
     assert [cell.get_text(strip=True) for cell in written.find_all("td")] == ["16", "4.0"]
 

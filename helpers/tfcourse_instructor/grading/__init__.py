@@ -13,11 +13,14 @@ sub-package that does it; a newcomer who knows the command knows the folder:
   cases, a figure;
 - :mod:`.submission` - grading one submission: its scratch course, its checks run outside
   its kernel by the trusted runner, its sandbox (``sandbox`` explains it);
+- :mod:`.rendering` - the pages nbgrader renders from notebooks (feedback, formgrader), with
+  their math as MathML: readable offline;
 - :mod:`.selftest` - ``samples``, ``mutants``: testing the tests with sample submissions,
   mutants and the trusted runner's parity with the notebook;
 - :mod:`.course` - where things live in a course directory, used by all of them.
 
 Imports point one way: :mod:`.cli` -> :mod:`.selftest` or :mod:`.report` ->
 :mod:`.classroom` or :mod:`.build` -> :mod:`.submission` -> :mod:`.course` and the student package
-(:mod:`tfcourse`); no sub-package imports another's private names.
+(:mod:`tfcourse`), :mod:`.classroom` -> :mod:`.rendering`; no sub-package imports another's
+private names.
 """

@@ -28,11 +28,17 @@ from urllib.parse import urlsplit
 
 import bleach
 from bleach import html5lib_shim
-from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbgrader.api import Gradebook, MissingEntry
 
 from tfcourse_instructor.grading.classroom.merge import EXCHANGE_FILES
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.rendering.mathml import (
+    MATHML_CSS,
+    MATHML_TAGS,
+    MathMLRenderer,
+    kept_mathml_attribute,
+)
 
 MARKDOWN_TAGS = frozenset(
     {"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "hr", "i", "li", "ol", "p"}
@@ -71,16 +77,19 @@ def safe_markdown(source: str) -> str:
     would tell its server when the page is opened, and a pasted one (``attachment:``) or one
     embedded as data would need the size checks of
     :mod:`~tfcourse_instructor.grading.submission.shown_outputs` inside HTML; the alternative text
-    stands in. The page typesets ``$...$`` with MathJax, whose ``\\style``, ``\\bbox``,
-    ``\\colorbox`` and the like (:data:`MATHJAX_STYLING`) draw coloured boxes even through its
-    Safe extension: their backslash is replaced by a look-alike TeX ignores, in all text as
-    the browser will read it (character references resolved, text joined across dropped
-    tags). Other math renders as written.
+    stands in. Math is MathML with layout attributes only
+    (:mod:`tfcourse_instructor.grading.rendering.mathml`). TeX left as text (math-core could
+    not convert it) would be typeset by MathJax on a page that loads it (nbgrader's templates
+    without the kit's), whose ``\\style``, ``\\bbox``, ``\\colorbox`` and the like
+    (:data:`MATHJAX_STYLING`) draw coloured boxes even through its Safe extension: their
+    backslash is replaced by a look-alike TeX ignores, in all text as the browser will read it
+    (character references resolved, text joined across dropped tags).
     """
     renderer = _Renderer(escape=False, exclude_anchor_links=True)
     cleaner = bleach.Cleaner(  # a Cleaner is not thread-safe: one per call, as bleach.clean
-        tags=MARKDOWN_TAGS,
+        tags=MARKDOWN_TAGS | MATHML_TAGS,
         attributes=_kept_attribute,
+        css_sanitizer=MATHML_CSS,
         protocols=LINK_SCHEMES,
         strip=True,
         strip_comments=True,
@@ -89,9 +98,9 @@ def safe_markdown(source: str) -> str:
     return cleaner.clean(MarkdownWithMath(renderer=renderer).render(source))
 
 
-class _Renderer(IPythonRenderer):
-    """nbconvert's markdown renderer, with an image's alternative text in its place (it would
-    also fail on a pasted image, whose attachment the filter is not given)."""
+class _Renderer(MathMLRenderer):
+    """nbconvert's markdown renderer, math as MathML, with an image's alternative text in its
+    place (it would also fail on a pasted image, whose attachment the filter is not given)."""
 
     def image(self, text: str, url: str, title: str | None = None) -> str:
         return text
@@ -99,6 +108,8 @@ class _Renderer(IPythonRenderer):
 
 def _kept_attribute(tag: str, name: str, value: str) -> bool:
     """Whether ``tag`` keeps attribute ``name`` with ``value`` (see :func:`safe_markdown`)."""
+    if tag in MATHML_TAGS:
+        return kept_mathml_attribute(tag, name)
     if name == "title":
         return tag in {"a", "abbr"}
     return tag == "a" and name == "href" and _kit_link(value)
