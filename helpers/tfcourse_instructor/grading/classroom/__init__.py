@@ -9,6 +9,8 @@
   fixed;
 - :mod:`.pipeline` - the class pipeline, composed in one place (``grade``);
 - :mod:`.merge` - the grades of scratch courses written into the class gradebook;
+- :mod:`.autogrades` - what nbgrader's autograde records for executed notebooks, a batch of
+  submissions per transaction;
 - :mod:`.summary` - what grading did to each submission, kept between runs;
 - :mod:`.feedback` - feedback HTML per student, kept in step with the gradebook;
 - :mod:`.scores` - per-student, per-question scores: a table and a CSV;

@@ -14,6 +14,7 @@ formgrader), outputs in safe types and sizes only
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -61,6 +62,7 @@ _INERT_BACKSLASH = "\u29f5"  # REVERSE SOLIDUS OPERATOR: reads as a backslash, i
 _URL_IGNORED = re.compile(r"[\t\n\r]|^[\x00-\x20]+|[\x00-\x20]+$")
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_markdown(source: str) -> str:
     """A student's markdown as HTML that can neither run nor pass for the page's own content.
 
@@ -84,6 +86,8 @@ def safe_markdown(source: str) -> str:
     (:data:`MATHJAX_STYLING`) draw coloured boxes even through its Safe extension: their
     backslash is replaced by a look-alike TeX ignores, in all text as the browser will read it
     (character references resolved, text joined across dropped tags).
+
+    A page renders the same instructions for every student: results are cached.
     """
     renderer = _Renderer(escape=False, exclude_anchor_links=True)
     cleaner = bleach.Cleaner(  # a Cleaner is not thread-safe: one per call, as bleach.clean

@@ -1,31 +1,29 @@
 """Write the grades of submissions graded in scratch courses into the class gradebook.
 
-One nbgrader process does it, so the class gradebook (SQLite) has a single writer however
-many submissions were graded in parallel. It is nbgrader's own ``autograde`` with the
-executed notebooks as submissions, sanitising and execution switched off: only
-``SaveAutoGrades`` and late penalties (:class:`PenaltyPerDay`) run, which score each test
-cell from its output exactly as a normal autograde would. ``autograded/`` then holds the
-executed notebooks, which formgrader shows for manual grading.
+The coordinator alone writes the class gradebook (SQLite, one writer), however many
+submissions were graded in parallel or elsewhere: what nbgrader's ``autograde`` would record
+with sanitising and execution switched off, only ``SaveAutoGrades`` and late penalties
+(:class:`PenaltyPerDay`) running, which score each test cell from its output exactly as a
+normal autograde would (:mod:`.autogrades` writes it, a batch per transaction).
+``autograded/`` then holds the executed notebooks, which formgrader shows for manual grading.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import timezone
-from pathlib import Path
 
 from nbgrader.api import Gradebook
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
+from tfcourse_instructor.grading.classroom.autogrades import TIMESTAMP, Executed, save_autogrades
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY, read_schedule
-from tfcourse_instructor.grading.submission.workspace import KIT_EXPORTER, GradedSubmission
+from tfcourse_instructor.grading.submission.workspace import GradedSubmission
 
-TIMESTAMP = "timestamp.txt"
 EXCHANGE_FILES = (TIMESTAMP, "submission_secret.txt")
 """What nbgrader's exchange stores beside a collected submission: its time, and the secret by
 which the student's *Fetch Feedback* finds the feedback released to them. ``autograded/`` and
@@ -76,28 +74,22 @@ def record_assignment(course: Course) -> None:
 
 def merge_grades(course: Course, graded: Sequence[GradedSubmission]) -> None:
     """Save the scores of ``graded`` in the class gradebook (submissions that could not be
-    graded are left out)."""
-    done = [submission for submission in graded if submission.autograded is not None]
-    if not done:
-        return
-    with tempfile.TemporaryDirectory() as staging:
-        for submission in done:
-            folder = Path(staging) / submission.student / course.assignment
-            folder.mkdir(parents=True)
-            for notebook in submission.autograded.glob("*.ipynb"):  # type: ignore[union-attr]
-                shutil.copy(notebook, folder / notebook.name)
-            submitted = course.submitted_dir / submission.student / course.assignment
-            for name in EXCHANGE_FILES:
-                if (submitted / name).is_file():
-                    shutil.copy(submitted / name, folder / name)
-        course.nbgrader(
-            "autograde",
-            course.assignment,
-            "--force",
-            f"--CourseDirectory.submitted_directory={staging}",
-            f"--Autograde.exporter_class={KIT_EXPORTER}",
-            "--Autograde.sanitize_preprocessors=nbconvert.preprocessors.Preprocessor",
-            "--Autograde.autograde_preprocessors=nbgrader.preprocessors.SaveAutoGrades",
-            "--Autograde.autograde_preprocessors=nbgrader.preprocessors.AssignLatePenalties",
+    graded are left out), in one transaction; raise, after saving the others, if any could
+    not be saved."""
+    executed = [
+        Executed(
+            submission.student,
+            submission.autograded,
+            tuple(
+                path
+                for name in EXCHANGE_FILES
+                if (
+                    path := course.submitted_dir / submission.student / course.assignment / name
+                ).is_file()
+            ),
         )
-
+        for submission in graded
+        if submission.autograded is not None
+    ]
+    if failures := save_autogrades(course, executed):
+        raise RuntimeError("could not save in the gradebook: " + "; ".join(failures))

@@ -11,7 +11,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import (
+    Grade,
+    Gradebook,
+    GradeCell,
+    MissingEntry,
+    Notebook,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
 
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY
@@ -33,15 +41,46 @@ class QuestionScore:
 
 
 def read_scores(course: Course, students: list[str]) -> list[QuestionScore]:
-    """Scores of ``students`` on every graded cell of the assignment, in notebook order."""
+    """Scores of ``students`` on every graded cell of the assignment, in notebook order (a
+    cell without a grade scores 0). The grades are read in one query: a class can be large."""
     scores = []
     with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
         assignment = gradebook.find_assignment(course.assignment)
+        grades = _grades(gradebook, assignment.id)
         for student in students:
             for notebook in assignment.notebooks:
+                answers = {cell.name for cell in notebook.solution_cells}
                 for cell in notebook.grade_cells:
-                    scores.append(_score(gradebook, course, student, notebook.name, cell.name))
+                    autograded = cell.name not in answers
+                    grade = grades.get((student, notebook.name, cell.name))
+                    if grade is None:
+                        scores.append(
+                            QuestionScore(
+                                student, notebook.name, cell.name, 0.0, cell.max_score, autograded
+                            )
+                        )
+                        continue
+                    pending = grade.needs_manual_grade and grade.manual_score is None
+                    score = None if pending else grade.score
+                    scores.append(
+                        QuestionScore(
+                            student, notebook.name, cell.name, score, cell.max_score, autograded
+                        )
+                    )
     return scores
+
+
+def _grades(gradebook: Gradebook, assignment_id: str) -> dict[tuple[str, str, str], Grade]:
+    """Every grade of a grade cell of the assignment, by (student, notebook, cell)."""
+    rows = (
+        gradebook.db.query(Grade, SubmittedAssignment.student_id, Notebook.name, GradeCell.name)
+        .join(GradeCell, GradeCell.id == Grade.cell_id)
+        .join(SubmittedNotebook, SubmittedNotebook.id == Grade.notebook_id)
+        .join(Notebook, Notebook.id == SubmittedNotebook.notebook_id)
+        .join(SubmittedAssignment, SubmittedAssignment.id == SubmittedNotebook.assignment_id)
+        .filter(SubmittedAssignment.assignment_id == assignment_id)
+    )
+    return {(student, notebook, cell): grade for grade, student, notebook, cell in rows}
 
 
 def late_lines(course: Course, students: list[str]) -> list[str]:
@@ -62,31 +101,6 @@ def late_lines(course: Course, students: list[str]) -> list[str]:
                     f"-{penalty:g} points"
                 )
     return lines
-
-
-
-def _score(
-    gradebook: Gradebook, course: Course, student: str, notebook: str, question: str
-) -> QuestionScore:
-    try:
-        grade = gradebook.find_grade(question, notebook, course.assignment, student)
-    except MissingEntry:
-        max_score = gradebook.find_grade_cell(question, notebook, course.assignment).max_score
-        autograded = not _is_answer_cell(gradebook, course, notebook, question)
-        return QuestionScore(student, notebook, question, 0.0, max_score, autograded)
-    autograded = not _is_answer_cell(gradebook, course, notebook, question)
-    pending = grade.needs_manual_grade and grade.manual_score is None
-    score = None if pending else grade.score
-    return QuestionScore(student, notebook, question, score, grade.max_score, autograded)
-
-
-def _is_answer_cell(gradebook: Gradebook, course: Course, notebook: str, question: str) -> bool:
-    """True for a "manually graded answer" cell: graded and also a solution cell."""
-    try:
-        gradebook.find_solution_cell(question, notebook, course.assignment)
-    except MissingEntry:
-        return False
-    return True
 
 
 def write_csv(scores: list[QuestionScore], path: Path) -> None:
