@@ -81,9 +81,12 @@ def grade_on_cluster(
     ``received``."""
     from distributed import as_completed
 
+    from tfcourse_instructor.grading.cluster.plugin import Cleanup
+
     threads = check_workers(client, bundle, sandboxed)
-    [sent] = client.scatter([bundle], broadcast=True, hash=False)
+    client.register_plugin(Cleanup())
     run = uuid.uuid4().hex[:8]
+    sent = client.submit(worker.bundle_of, bundle, key=f"bundle-{bundle.digest[:16]}-{run}")
     queue, futures, done = iter(students), {}, as_completed()
 
     def submit_next() -> None:

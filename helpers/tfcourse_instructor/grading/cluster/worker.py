@@ -6,13 +6,13 @@ notebooks and the limits; it grades them as one machine does
 sandbox, trusted runner) and returns plain data: the executed notebooks as JSON text, the issues,
 the digest of the inputs it graded from and the worker's environment signature, which the
 coordinator checks before it keeps anything. Each worker process unpacks a bundle once, into a
-folder named after the process, which the next worker on the machine removes if the process was
-killed.
+folder named after the process, removed when the worker closes, or, if a signal ended it, when
+the next worker starts on the machine
+(:class:`~tfcourse_instructor.grading.cluster.plugin.Cleanup`).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import os
@@ -105,14 +105,24 @@ def _workspace(bundle: Bundle, limits: Limits, sandboxed: bool) -> Workspace:
             course = Course(root / "template", bundle.assignment)
             workspace = Workspace(course, root, limits, sandboxed)
             workspace.open()
-            atexit.register(_remove, workspace)
             _workspaces[key] = workspace
         return _workspaces[key]
 
 
-def _remove(workspace: Workspace) -> None:
-    workspace.close()
-    shutil.rmtree(workspace.root, ignore_errors=True)
+def remove_workspaces() -> None:
+    """Remove every workspace of this process."""
+    with _lock:
+        for workspace in _workspaces.values():
+            workspace.close()
+            shutil.rmtree(workspace.root, ignore_errors=True)
+        _workspaces.clear()
+
+
+def bundle_of(bundle: Bundle) -> Bundle:
+    """The task that holds a bundle on the cluster: unlike scattered data, a task's result
+    lost with every worker that held it is computed again, so grading goes on when workers
+    die."""
+    return bundle
 
 
 def _with_worker_threads(limits: Limits) -> Limits:
