@@ -46,9 +46,9 @@ def make_course(root: Path, students: int) -> list[Course]:
     """A released copy of the course with ``students`` synthetic submissions of every
     assignment; its assignments."""
     root.mkdir(parents=True)
-    for name in ("nbgrader_config.py", COURSE_FILE):
+    for name in ("nbgrader_config.py", COURSE_FILE, "requirements.txt"):
         shutil.copy(REPO / name, root)
-    for folder in ("source", "release"):
+    for folder in ("source", "release", "authoring"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for course in courses(root):
         for number in range(students):

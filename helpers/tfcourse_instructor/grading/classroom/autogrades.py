@@ -12,8 +12,8 @@ of 10,000. This module writes the same rows through nbgrader's own database clas
 cells with nbgrader's own functions (:func:`nbgrader.utils.determine_grade`, its
 checksums) and takes late penalties from the plugin the course configures
 (``nbgrader_config.py``), but reads a batch's rows at once and commits once per batch.
-``tests/test_merge_matches_nbgrader.py`` proves the gradebook and the folders equal to what nbgrader's
-autograde writes.
+``tests/test_merge_matches_nbgrader.py`` proves the gradebook and the folders equal to what
+nbgrader's autograde writes.
 """
 
 from __future__ import annotations

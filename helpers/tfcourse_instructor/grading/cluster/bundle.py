@@ -22,7 +22,8 @@ from pathlib import Path
 import tfcourse
 import tfcourse_instructor
 
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PIN = re.compile(rf"^\s*({_NAME.pattern})\s*==")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,11 @@ def unpack(bundle: Bundle, folder: Path) -> None:
 
 
 def pinned_packages(requirements: Path) -> list[str]:
-    """The names of the packages ``requirements`` pins with ``==``."""
+    """The names of the packages ``requirements`` pins with ``==``; without that file, those
+    the installed kit requires."""
+    if not requirements.is_file():
+        declared = metadata.requires("tfcourse") or []
+        return sorted({match.group(0).lower() for line in declared if (match := _NAME.match(line))})
     lines = requirements.read_text(encoding="utf-8").splitlines()
     return sorted({match.group(1).lower() for line in lines if (match := _PIN.match(line))})
 
