@@ -56,7 +56,7 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## every benchmark (about 40 minutes)
+bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## every benchmark (about 45 minutes)
 
 bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py

@@ -8,8 +8,6 @@ import csv
 
 import pytest
 
-from tfcourse_instructor.grading.classroom.copies import MODEL
-from tfcourse_instructor.grading.classroom.copies_report import report_paths
 from tfcourse_instructor.grading.classroom.intake import submitted_students
 from tfcourse_instructor.grading.classroom.scores import read_scores
 from tfcourse_instructor.grading.report.class_report import (
@@ -21,6 +19,8 @@ from tfcourse_instructor.grading.report.class_report import (
 )
 from tfcourse_instructor.grading.report.grades import GRADES_CSV, MAX_ROW
 from tfcourse_instructor.grading.selftest.samples import LATE
+from tfcourse_instructor.grading.similarity.copies import MODEL
+from tfcourse_instructor.grading.similarity.copies_report import report_paths
 
 from conftest import run_kit
 

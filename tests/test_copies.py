@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfcourse_instructor.grading.classroom import copies, copies_report
-from tfcourse_instructor.grading.classroom.copies import MODEL, find_copies
-from tfcourse_instructor.grading.classroom.copies_report import (
+from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.similarity import copies, copies_report
+from tfcourse_instructor.grading.similarity.copies import MODEL, find_copies
+from tfcourse_instructor.grading.similarity.copies_report import (
     format_copies,
     report_copies,
     report_paths,
     write_copies_csv,
     write_copies_html,
 )
-from tfcourse_instructor.grading.course import Course
 
 from conftest import REPO, one_notebook_course, run_kit
 
@@ -295,7 +295,7 @@ def test_scores_are_the_same_in_every_process(small_class):
     script = (
         "import sys; from pathlib import Path; "
         "from tfcourse_instructor.grading.course import Course; "
-        "from tfcourse_instructor.grading.classroom.copies import find_copies; "
+        "from tfcourse_instructor.grading.similarity.copies import find_copies; "
         "print(sorted((m.question, m.first.owner, m.second.owner, round(m.score, 9)) for m in "
         f"find_copies(Course(Path(sys.argv[1]), {NOTEBOOK!r}), sys.argv[2:], threshold=0.01)))"
     )

@@ -7,7 +7,10 @@ sub-package that does it; a newcomer who knows the command knows the folder:
   public tests, the release, the student distribution and its scan for graded answers,
   Gradescope zips;
 - :mod:`.classroom` - ``grade``, ``reproduce``: grading a class, from an LMS download to
-  the gradebook, feedback, scores and the copy report;
+  the gradebook, feedback and scores;
+- :mod:`.cluster` - ``grade --scheduler``: the submissions of a class graded on a Dask
+  cluster, one task each, the gradebook kept by the coordinator;
+- :mod:`.similarity` - the end of ``grade``: near-identical answers and the copy report;
 - :mod:`.report` - ``report`` (and the end of ``grade``): ``grades.csv`` over every
   assignment graded so far and the class report: per-question statistics, failed test
   cases, a figure;
@@ -21,6 +24,7 @@ sub-package that does it; a newcomer who knows the command knows the folder:
 
 Imports point one way: :mod:`.cli` -> :mod:`.selftest` or :mod:`.report` ->
 :mod:`.classroom` or :mod:`.build` -> :mod:`.submission` -> :mod:`.course` and the student package
-(:mod:`tfcourse`), :mod:`.classroom` -> :mod:`.rendering`; no sub-package imports another's
+(:mod:`tfcourse`), :mod:`.classroom` -> :mod:`.cluster` -> :mod:`.submission`, :mod:`.classroom`
+-> :mod:`.rendering`, the commands -> :mod:`.similarity`; no sub-package imports another's
 private names.
 """

@@ -30,11 +30,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse_instructor.grading.classroom.copies import DEFAULT_THRESHOLD
 from tfcourse_instructor.grading.classroom.pipeline import default_jobs
 from tfcourse_instructor.grading.commands import COMMANDS
 from tfcourse_instructor.grading.course import find_root
 from tfcourse_instructor.grading.schedule import ScheduleError
+from tfcourse_instructor.grading.similarity.copies import DEFAULT_THRESHOLD
 from tfcourse_instructor.grading.submission.workspace import Limits
 
 

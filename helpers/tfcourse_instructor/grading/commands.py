@@ -17,7 +17,6 @@ from tfcourse_instructor.grading.build import authoring, gradescope, publish
 from tfcourse_instructor.grading.build.cells import placeholder_warning
 from tfcourse_instructor.grading.build.release import generate_release
 from tfcourse_instructor.grading.classroom.archive import ArchiveRefused
-from tfcourse_instructor.grading.classroom.copies_report import COPIES_DIR, report_copies
 from tfcourse_instructor.grading.classroom.intake import (
     UNATTRIBUTED,
     Problem,
@@ -44,6 +43,7 @@ from tfcourse_instructor.grading.report.class_report import write_report
 from tfcourse_instructor.grading.report.grades import GRADES_CSV
 from tfcourse_instructor.grading.schedule import select
 from tfcourse_instructor.grading.selftest import mutants, parity, samples
+from tfcourse_instructor.grading.similarity.copies_report import COPIES_DIR, report_copies
 from tfcourse_instructor.grading.submission import sandbox
 from tfcourse_instructor.grading.submission.workspace import Limits
 

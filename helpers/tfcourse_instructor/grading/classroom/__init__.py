@@ -1,7 +1,9 @@
 """Grading a class: every submission in, grades, feedback and reports out.
 
 :mod:`.pipeline` composes the steps; each submission is graded by
-:mod:`tfcourse_instructor.grading.submission`.
+:mod:`tfcourse_instructor.grading.submission`, on this machine or on a Dask cluster
+(:mod:`tfcourse_instructor.grading.cluster`); near-identical answers are found by
+:mod:`tfcourse_instructor.grading.similarity`.
 
 - :mod:`.intake` - submissions from an LMS download, or already in ``submitted/``;
 - :mod:`.archive` - reading an LMS download within limits: nothing a zip says is trusted;
@@ -14,8 +16,6 @@
 - :mod:`.summary` - what grading did to each submission, kept between runs;
 - :mod:`.feedback` - feedback HTML per student, kept in step with the gradebook;
 - :mod:`.scores` - per-student, per-question scores: a table and a CSV;
-- :mod:`.copies` - near-identical answers, by copydetect's fingerprints;
-- :mod:`.copies_report` - the copy report: summary lines, ``copies.csv`` and ``copies.html``;
 - :mod:`.reproduce` - does a submission's code produce the outputs it was saved with
   (``reproduce``);
 - :mod:`.doors` - what plain ``nbgrader autograde`` and ``zip_collect`` do here: they stop.

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from copydetect.utils import highlight_overlap
 
-from tfcourse_instructor.grading.classroom.copies import Answer, Match, find_copies
 from tfcourse_instructor.grading.classroom.scores import spreadsheet_safe
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.similarity.copies import Answer, Match, find_copies
 
 COPIES_DIR = "copies"
 """Where the reports go, at the course root: ``copies/<assignment>.csv`` and ``.html``."""
