@@ -17,9 +17,9 @@ steps then run as a class graded on a cluster runs them:
             and the class report).
 
 It prints each phase's seconds and submissions per second, the overall rate, and the time
-10,000 submissions would take at that rate (every phase grows linearly with the class but
-the export, which is timed once on all N). A class of 10,000 graded on a cluster in an hour
-needs about 3 submissions a second.
+10,000 submissions take at that rate (N is 10,000 unless ``--students`` says otherwise; a
+smaller N gives a projection). A class of 10,000 graded on a cluster in an hour needs about 3
+submissions a second.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def timed(step: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=1000)
+    parser.add_argument("--students", type=int, default=CLASS_SIZE)
     parser.add_argument("--batch", type=int, default=250, help="submissions per merge")
     parser.add_argument("--assignment", default="01_attention")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
