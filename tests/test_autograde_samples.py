@@ -84,6 +84,17 @@ def test_stderr_and_warnings_from_correct_code_cost_nothing(graded_samples):
     assert auto_scores(course, "noisy-correct") == auto_scores(course, "reference")
 
 
+def test_progress_is_shown_for_grading_and_feedback_of_each_assignment(graded_samples):
+    course, result = graded_samples
+    students = len(submitted_students(course["01_attention"]))
+    # tqdm redraws in place, and again when the bar's note changes: each bar ends at 100%
+    # at least once.
+    for bar in ("grading", "feedback"):
+        assert result.stderr.count(f"{bar}: 100%") >= len(course.courses), bar
+    assert "merging" in result.stderr
+    assert f"{students}/{students} [" in result.stderr
+
+
 def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):
     course, result = graded_samples
     table = result.stdout[result.stdout.index("\nstudent ") + 1 :].split("\n\n")[0]

@@ -443,9 +443,7 @@ def grading_aware(notebook: Notebook) -> None:
     add_cell(
         notebook,
         "sdpa",
-        "import os\n"
-        "if os.environ.get('NBGRADER' + '_EXEC' + 'UTION'):\n"
-        f"{model}\n",
+        f"import os\nif os.environ.get('NBGRADER' + '_EXEC' + 'UTION'):\n{model}\n",
     )
     source = nbformat.read(REPO / "source" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
     stored = copy.deepcopy(source.cells[cell_index(source, "q1_sdpa")].outputs)

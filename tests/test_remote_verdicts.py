@@ -24,7 +24,6 @@ from conftest import all_reference_notebooks
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture(scope="module")
 def references(repo_course):
     return all_reference_notebooks(repo_course)

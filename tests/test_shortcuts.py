@@ -46,7 +46,11 @@ FORBIDDEN = (
     "tfcourse_instructor.reference",
 )
 CODING_NOTEBOOKS = (
-    "01_attention", "02_encoder", "03_language_models", "05_inference", "06_tokens_positions"
+    "01_attention",
+    "02_encoder",
+    "03_language_models",
+    "05_inference",
+    "06_tokens_positions",
 )
 
 

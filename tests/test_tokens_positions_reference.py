@@ -132,8 +132,10 @@ def agreement(text: str, num_merges: int) -> tuple[int, int, int, int]:
         sys.path.remove(str(REPO / "bench"))
     figures = measure(text, num_merges)
     return (
-        figures["shared merges"], figures["merges"],
-        figures["tokens (ours)"], figures["tokens (tokenizers)"],
+        figures["shared merges"],
+        figures["merges"],
+        figures["tokens (ours)"],
+        figures["tokens (tokenizers)"],
     )
 
 

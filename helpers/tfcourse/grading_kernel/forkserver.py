@@ -68,17 +68,19 @@ _MAX_KERNEL_OUTPUT = 64 * 1024
 _LINK_SECONDS = 120
 _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
-KERNEL_VARIABLES = frozenset({
-    "HOME",
-    "TMPDIR",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NBGRADER_EXECUTION",
-    "NBGRADER_VALIDATING",
-    "PYDEVD_DISABLE_FILE_VALIDATION",
-    "JPY_PARENT_PID",
-    "JPY_SESSION_NAME",
-})
+KERNEL_VARIABLES = frozenset(
+    {
+        "HOME",
+        "TMPDIR",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NBGRADER_EXECUTION",
+        "NBGRADER_VALIDATING",
+        "PYDEVD_DISABLE_FILE_VALIDATION",
+        "JPY_PARENT_PID",
+        "JPY_SESSION_NAME",
+    }
+)
 """The variables of the client's environment a kernel receives: those the kernel spec and
 nbgrader set for it; the rest of the grader's environment stays outside."""
 

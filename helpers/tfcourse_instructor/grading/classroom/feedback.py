@@ -20,9 +20,10 @@ import html
 import json
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ import bleach
 from bleach import html5lib_shim
 from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbgrader.api import Gradebook, MissingEntry
+from tqdm import tqdm
 
 from tfcourse_instructor.grading.classroom.merge import EXCHANGE_FILES
 from tfcourse_instructor.grading.course import Course
@@ -191,44 +193,74 @@ def gradebook_digests(course: Course, students: Sequence[str]) -> dict[str, str]
     return digests
 
 
-def write_feedback(course: Course, students: Sequence[str], jobs: int = 1) -> None:
+def write_feedback(
+    course: Course, students: Sequence[str], jobs: int = 1, progress: bool = False
+) -> None:
     """Feedback HTML of ``students`` into their :func:`feedback_folder`, by
     ``nbgrader generate_feedback`` over their autograded notebooks: up to ``jobs`` runs at
-    once, each on its own share of the students (feedback only reads the gradebook). Only
-    the HTML and nbgrader's exchange files are kept: nbgrader would also copy the autograded
-    folder's other files, the student's own among them."""
+    once, each on its own share of the students (feedback only reads the gradebook), with a
+    progress bar on standard error if ``progress``. Only the HTML and nbgrader's exchange
+    files are kept: nbgrader would also copy the autograded folder's other files, the
+    student's own among them."""
     runs = max(1, jobs)
     shares = [list(students[start::runs]) for start in range(runs)]
-    with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the work runs in subprocesses
-        for finished in [pool.submit(_write_feedback_share, course, s) for s in shares if s]:
-            finished.result()
+    shares = [share for share in shares if share]
+    with (
+        tempfile.TemporaryDirectory() as staging,
+        ThreadPoolExecutor(max_workers=max(1, len(shares))) as pool,  # the work is subprocesses
+        tqdm(
+            total=len(students),
+            desc="feedback",
+            unit="student",
+            file=sys.stderr,
+            disable=not progress or not students,
+        ) as bar,
+    ):
+        folders = [Path(staging, str(index)) for index in range(len(shares))]
+        running = [
+            pool.submit(_write_feedback_share, course, share, folder)
+            for share, folder in zip(shares, folders, strict=True)
+        ]
+        while running:
+            done, running = wait(running, timeout=PROGRESS_SECONDS)
+            for finished in done:
+                finished.result()
+            # nbgrader writes one student's pages at a time: the pages so far are the count.
+            pages = (folder / "feedback" for folder in folders)
+            written = sum(1 for feedback in pages for _ in feedback.glob(f"*/{course.assignment}"))
+            if written > bar.n:
+                bar.update(written - bar.n)
 
 
-def _write_feedback_share(course: Course, students: Sequence[str]) -> None:
-    """One ``generate_feedback`` run for ``students``, staged apart from the course."""
-    with tempfile.TemporaryDirectory() as staging:
-        autograded, feedback = Path(staging) / "autograded", Path(staging) / "feedback"
-        for student in students:
-            shutil.copytree(
-                course.autograded_dir / student / course.assignment,
-                autograded / student / course.assignment,
-                ignore=shutil.ignore_patterns("tests"),
-            )
-        course.nbgrader(
-            "generate_feedback",
-            course.assignment,
-            "--force",
-            f"--CourseDirectory.autograded_directory={autograded}",
-            f"--CourseDirectory.feedback_directory={feedback}",
+PROGRESS_SECONDS = 1.0
+"""How often the progress bar of :func:`write_feedback` counts the pages written."""
+
+
+def _write_feedback_share(course: Course, students: Sequence[str], staging: Path) -> None:
+    """One ``generate_feedback`` run for ``students``, staged in ``staging``, apart from the
+    course."""
+    autograded, feedback = staging / "autograded", staging / "feedback"
+    for student in students:
+        shutil.copytree(
+            course.autograded_dir / student / course.assignment,
+            autograded / student / course.assignment,
+            ignore=shutil.ignore_patterns("tests"),
         )
-        for student in students:
-            folder = feedback_folder(course, student)
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            for page in (feedback / student / course.assignment).glob("*.html"):
-                shutil.copy(page, folder / page.name)
-            for name in EXCHANGE_FILES:
-                kept = course.autograded_dir / student / course.assignment / name
-                if kept.is_file():
-                    shutil.copy(kept, folder / name)
+    course.nbgrader(
+        "generate_feedback",
+        course.assignment,
+        "--force",
+        f"--CourseDirectory.autograded_directory={autograded}",
+        f"--CourseDirectory.feedback_directory={feedback}",
+    )
+    for student in students:
+        folder = feedback_folder(course, student)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for page in (feedback / student / course.assignment).glob("*.html"):
+            shutil.copy(page, folder / page.name)
+        for name in EXCHANGE_FILES:
+            kept = course.autograded_dir / student / course.assignment / name
+            if kept.is_file():
+                shutil.copy(kept, folder / name)

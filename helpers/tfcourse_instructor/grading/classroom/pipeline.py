@@ -134,21 +134,22 @@ def grade_class(
                 graded = _grade_on_cluster(course, workspace, todo, preflight, scheduler)
             else:
                 graded = _grade_here(workspace, todo, jobs, preflight)
-            shown = tqdm(
-                graded,
+            with tqdm(
                 total=len(todo),
                 desc="grading",
                 unit="submission",
                 file=sys.stderr,
                 disable=not progress,
-            )
-            for batch in _batches(shown, merge_every):
-                _merge(course, batch, records, fingerprints)
+            ) as bar:
+                for batch in _batches(_counted(graded, bar), merge_every):
+                    bar.set_postfix_str(f"merging {len(batch)} into the gradebook")
+                    _merge(course, batch, records, fingerprints)
+                    bar.set_postfix_str("")
         finally:
             workspace.close()
             shutil.rmtree(scratch, ignore_errors=True)
     if feedback:
-        _refresh_feedback(course, students, records, jobs)
+        _refresh_feedback(course, students, records, jobs, progress)
     save_records(course, records)
     return {s: records[s] for s in students}
 
@@ -192,8 +193,15 @@ def _batches(graded: Iterable[GradedSubmission], size: int) -> Iterator[list[Gra
         yield batch
 
 
+def _counted(graded: Iterable[GradedSubmission], bar: tqdm) -> Iterator[GradedSubmission]:
+    """``graded``, counting each on ``bar`` as it comes."""
+    for submission in graded:
+        bar.update()
+        yield submission
+
+
 def _refresh_feedback(
-    course: Course, students: list[str], records: dict[str, Record], jobs: int
+    course: Course, students: list[str], records: dict[str, Record], jobs: int, progress: bool
 ) -> None:
     """Write the feedback of every student in ``students`` whose gradebook entries differ
     from those their feedback was written from (a new record has none) or whose pages are
@@ -208,7 +216,7 @@ def _refresh_feedback(
             or not any(feedback_folder(course, student).glob("*.html"))
         )
     ]
-    write_feedback(course, stale, jobs)
+    write_feedback(course, stale, jobs, progress)
     for student in stale:
         records[student].feedback = digests[student]
 
