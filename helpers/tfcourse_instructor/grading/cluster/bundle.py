@@ -10,11 +10,13 @@ machines with equal signatures grade alike.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import platform
 import re
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -80,16 +82,28 @@ def pinned_packages(requirements: Path) -> list[str]:
     return sorted({match.group(1).lower() for line in lines if (match := _PIN.match(line))})
 
 
-def environment_signature(packages: list[str]) -> dict[str, str]:
+def environment_signature(packages: Sequence[str]) -> dict[str, str]:
     """This interpreter's kit digest, Python version and installed version of each of
     ``packages`` ("absent" for one not installed)."""
+    return dict(_signature(tuple(packages)))
+
+
+def signed_packages(signature: dict[str, str]) -> list[str]:
+    """The packages whose versions ``signature`` holds."""
+    return sorted(set(signature) - {"python", "kit"})
+
+
+# A process grades with the code and packages it loaded: computed once per process (the kit
+# digest reads every module of both packages).
+@functools.cache
+def _signature(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     signature = {"python": platform.python_version(), "kit": _kit_digest()}
     for name in packages:
         try:
             signature[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             signature[name] = "absent"
-    return signature
+    return tuple(signature.items())
 
 
 def differences(expected: dict[str, str], found: dict[str, str]) -> list[str]:

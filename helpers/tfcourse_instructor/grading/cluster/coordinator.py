@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from tfcourse_instructor.grading.cluster import worker
-from tfcourse_instructor.grading.cluster.bundle import Bundle, differences
+from tfcourse_instructor.grading.cluster.bundle import Bundle, differences, signed_packages
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.submission.issues import Issue
 from tfcourse_instructor.grading.submission.workspace import GradedSubmission, Limits
@@ -49,8 +49,7 @@ def connect(address: str):  # -> distributed.Client
 def check_workers(client, bundle: Bundle, sandboxed: bool) -> int:
     """Refuse a cluster with no workers, or with one whose environment differs from the
     coordinator's or that cannot sandbox; return the number of worker threads."""
-    packages = sorted(set(bundle.environment) - {"python", "kit"})
-    reports = client.run(worker.report, packages)
+    reports = client.run(worker.report, signed_packages(bundle.environment))
     if not reports:
         raise ClusterRefused(f"no workers connected to {client.scheduler.address}")
     problems = []

@@ -24,7 +24,12 @@ from pathlib import Path
 
 import nbformat
 
-from tfcourse_instructor.grading.cluster.bundle import Bundle, environment_signature, unpack
+from tfcourse_instructor.grading.cluster.bundle import (
+    Bundle,
+    environment_signature,
+    signed_packages,
+    unpack,
+)
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.submission import sandbox
 from tfcourse_instructor.grading.submission.workspace import (
@@ -85,7 +90,7 @@ def grade(
     return WorkerResult(
         student,
         bundle.digest,
-        environment_signature(sorted(set(bundle.environment) - {"python", "kit"})),
+        environment_signature(signed_packages(bundle.environment)),
         executed,
         [(issue.notebook, issue.problem) for issue in graded.issues],
     )
