@@ -5,6 +5,7 @@ course.
 """
 
 import csv
+import json
 
 import pytest
 
@@ -18,7 +19,7 @@ from tfcourse_instructor.grading.report.class_report import (
     REPORT_DIR,
 )
 from tfcourse_instructor.grading.report.grades import GRADES_CSV, MAX_ROW
-from tfcourse_instructor.grading.selftest.samples import LATE
+from tfcourse_instructor.grading.selftest.samples import LATE, SAMPLES
 from tfcourse_instructor.grading.similarity.copies import MODEL
 from tfcourse_instructor.grading.similarity.copies_report import report_paths
 
@@ -82,6 +83,15 @@ def test_the_bug_costs_points_only_where_it_is(graded_samples):
 def test_stderr_and_warnings_from_correct_code_cost_nothing(graded_samples):
     course, _ = graded_samples
     assert auto_scores(course, "noisy-correct") == auto_scores(course, "reference")
+
+
+def test_identical_submissions_are_graded_once(graded_samples):
+    course, result = graded_samples
+    for assignment in course.courses:
+        made = {json.dumps(sample.make(assignment), sort_keys=True) for sample in SAMPLES}
+        copies = len(SAMPLES) - len(made)
+        header = f"{assignment.assignment}: {len(SAMPLES)} submission(s), grading {len(made)}"
+        assert f"{header}, {copies} identical to one of those (graded with it) ..." in result.stdout
 
 
 def test_progress_is_shown_for_grading_and_feedback_of_each_assignment(graded_samples):

@@ -25,6 +25,7 @@ from tfcourse_instructor.grading.classroom.intake import (
     with_intake_problems,
 )
 from tfcourse_instructor.grading.classroom.pipeline import (
+    Counts,
     SandboxUnavailable,
     default_jobs,
     grade_class,
@@ -45,7 +46,7 @@ from tfcourse_instructor.grading.schedule import select
 from tfcourse_instructor.grading.selftest import mutants, parity, samples
 from tfcourse_instructor.grading.similarity.copies_report import COPIES_DIR, report_copies
 from tfcourse_instructor.grading.submission import sandbox
-from tfcourse_instructor.grading.submission.workspace import Limits
+from tfcourse_instructor.grading.submission.workspace import SCRATCH_STUDENT, Limits
 
 SCORES_CSV = "grades_by_question.csv"
 
@@ -116,10 +117,16 @@ def grade_assignments(
         course = Course(root, name)
         students = submitted_students(course)
 
-        def announce(to_grade: int, unchanged: int, name: str = name) -> None:
-            kept = f", {unchanged} unchanged since last graded (kept; --force grades them again)"
-            shown = f"{name}: {to_grade + unchanged} submission(s), grading {to_grade}"
-            print(f"{shown}{kept if unchanged else ''} ...", flush=True)
+        def announce(counts: Counts, name: str = name) -> None:
+            shown = f"{name}: {counts.submissions} submission(s), grading {counts.graded}"
+            if counts.identical:
+                shown += f", {counts.identical} identical to one of those (graded with it)"
+            if counts.unchanged:
+                shown += (
+                    f", {counts.unchanged} unchanged since last graded (kept; --force grades "
+                    "them again)"
+                )
+            print(f"{shown} ...", flush=True)
 
         try:
             records = grade_class(
@@ -218,8 +225,8 @@ def write_gradescope(root: Path, args: argparse.Namespace) -> int:
 
 def explain_sandbox(root: Path, args: argparse.Namespace) -> int:
     run = Path(tempfile.gettempdir(), "tfcourse-grading-RUN")
-    scratch = Course(run / "students" / "STUDENT", "ASSIGNMENT")
-    workdir = scratch.autograded_dir / "STUDENT" / scratch.assignment
+    scratch = Course(run / "students" / "KEYED-DIGEST-OF-THE-ID", "ASSIGNMENT")
+    workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
     shared = (run / "sockets" / "kSUBMISSION",)
     print(sandbox.explain(sandbox.submission_mounts(shared, workdir)))
     return 0

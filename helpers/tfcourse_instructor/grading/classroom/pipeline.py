@@ -9,7 +9,9 @@ its own points; its kernels are forked from a process in its sandbox that has do
 (:mod:`tfcourse.grading_kernel.forkserver`). A submission whose files did not change since the last
 run (same fingerprint, same source, release and limits) is not graded again; its feedback is
 rewritten only when its gradebook entries changed (a grader scored or commented in formgrader) or
-its pages are missing.
+its pages are missing. Submissions whose notebooks are identical byte for byte (blank ones, copies,
+the same file handed in twice) are graded once: each gets a copy of that grading, merged with its
+own hand-in time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -36,6 +39,7 @@ from tfcourse_instructor.grading.classroom.feedback import (
 from tfcourse_instructor.grading.classroom.intake import (
     fingerprint,
     grading_inputs_digest,
+    notebooks_digest,
     submitted_students,
 )
 from tfcourse_instructor.grading.classroom.merge import merge_grades, record_assignment
@@ -74,7 +78,7 @@ def grade_class(
     sandboxed: bool = True,
     scheduler: str | None = None,
     merge_every: int = 500,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[Counts], None] | None = None,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
     feedback and the class gradebook; return every student's record.
@@ -89,8 +93,7 @@ def grade_class(
     without being run) instead of grading it as the release; ``feedback=False`` writes no
     feedback pages. Both serve runs whose cost must follow the notebooks that matter
     (:mod:`tfcourse_instructor.grading.selftest.mutants`). ``on_start`` is told, before any
-    grading, how many submissions will be graded and how many are unchanged since they were
-    last graded (their grades are kept)."""
+    grading, the :class:`Counts` of the run."""
     if sandboxed and not scheduler and (reason := sandbox.unavailable_reason()):
         raise SandboxUnavailable(reason)
     students = submitted_students(course) if students is None else students
@@ -120,8 +123,9 @@ def grade_class(
         for s in students
         if force or s not in records or records[s].fingerprint != fingerprints[s]
     ]
+    identical = identical_submissions(course, todo)
     if on_start:
-        on_start(len(todo), len(students) - len(todo))
+        on_start(Counts(len(students), len(identical), len(todo) - len(identical)))
     if todo:
         # Named after this process: a run that was killed leaves it to the next to remove.
         scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
@@ -131,9 +135,10 @@ def grade_class(
             workspace.prepare()
             preflight = _Preflight(course, only_submitted)
             if scheduler:
-                graded = _grade_on_cluster(course, workspace, todo, preflight, scheduler)
+                graded = _grade_on_cluster(course, workspace, [*identical], preflight, scheduler)
             else:
-                graded = _grade_here(workspace, todo, jobs, preflight)
+                graded = _grade_here(workspace, [*identical], jobs, preflight)
+            graded = _with_identical(graded, identical, scratch / "identical", course.assignment)
             with tqdm(
                 total=len(todo),
                 desc="grading",
@@ -152,6 +157,51 @@ def grade_class(
         _refresh_feedback(course, students, records, jobs, progress)
     save_records(course, records)
     return {s: records[s] for s in students}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a run of :func:`grade_class` does with a class's submissions."""
+
+    submissions: int
+    graded: int
+    """Submissions graded (one of each set of identical ones)."""
+    identical: int
+    """Submissions identical to one of those graded: they get a copy of its grading."""
+
+    @property
+    def unchanged(self) -> int:
+        """Submissions unchanged since they were last graded: their grades are kept."""
+        return self.submissions - self.graded - self.identical
+
+
+def identical_submissions(course: Course, students: list[str]) -> dict[str, list[str]]:
+    """``students`` grouped by identical notebooks: the first of each group (in the order
+    of ``students``), which is graded, to the others."""
+    groups: dict[str, list[str]] = {}
+    for student in students:
+        folder = course.submitted_dir / student / course.assignment
+        groups.setdefault(notebooks_digest(folder), []).append(student)
+    return {first: others for first, *others in groups.values()}
+
+
+def _with_identical(
+    graded: Iterable[GradedSubmission],
+    identical: dict[str, list[str]],
+    folder: Path,
+    assignment: str,
+) -> Iterator[GradedSubmission]:
+    """``graded``, each preceded by a copy of its grading, written under ``folder``, for
+    every submission identical to it (``identical``): before it, since it is merged, and
+    its folder removed, as soon as it is passed on."""
+    for submission in graded:
+        for student in identical.get(submission.student, []):
+            autograded = None
+            if submission.autograded is not None:
+                autograded = folder / student / assignment
+                shutil.copytree(submission.autograded, autograded)
+            yield GradedSubmission(student, list(submission.issues), autograded)
+        yield submission
 
 
 MERGE_EVERY_SECONDS = 300

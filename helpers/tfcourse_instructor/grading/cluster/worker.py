@@ -86,7 +86,7 @@ def grade(
                 for path in sorted(graded.autograded.glob("*.ipynb"))
             }
     finally:
-        shutil.rmtree(workspace.root / "students" / student, ignore_errors=True)
+        shutil.rmtree(workspace.scratch_folder(student), ignore_errors=True)
     return WorkerResult(
         student,
         bundle.digest,

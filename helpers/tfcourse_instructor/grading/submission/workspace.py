@@ -21,6 +21,8 @@ or the grading run; the class gradebook is written later by one process
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -70,6 +72,10 @@ c.GuardedExecute.notebook_timeout = {notebook_seconds}
 c.KernelManager.transport = "ipc"
 """
 
+SCRATCH_STUDENT = "student"
+"""The id every submission is graded under in its scratch course (the class gradebook gets
+the real one when the grades are merged)."""
+
 _MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to 107 bytes; jupyter_client appends about 50."""
 
@@ -111,6 +117,7 @@ class Workspace:
         self.sandboxed = sandboxed
         """Whether each submission's kernels run in a bubblewrap sandbox."""
         self.template = root / "template"
+        self._secret = os.urandom(32)
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
@@ -167,16 +174,18 @@ class Workspace:
 
     def grade(self, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> GradedSubmission:
         """Autograde ``notebooks`` (name -> prepared notebook) of ``student``; the limits
-        they hit, what their code tried in its sandbox and the outputs withheld become issues."""
-        scratch = Course(self.root / "students" / student, self.course.assignment)
+        they hit, what their code tried in its sandbox and the outputs withheld become issues.
+        The scratch course (:meth:`scratch_folder`) names no student: what the submission's
+        code sees of it, and so what it can print, is the same for every student."""
+        scratch = Course(self.scratch_folder(student), self.course.assignment)
         if scratch.root.exists():
             shutil.rmtree(scratch.root)
         shutil.copytree(self.template, scratch.root)
-        folder = scratch.submitted_dir / student / scratch.assignment
+        folder = scratch.submitted_dir / SCRATCH_STUDENT / scratch.assignment
         folder.mkdir(parents=True)
         for name, notebook in notebooks.items():
             nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
-        autograded = scratch.autograded_dir / student / scratch.assignment
+        autograded = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "sockets"))
         connections = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "connections"))
         sandbox = Sandbox(
@@ -185,9 +194,7 @@ class Workspace:
             self.limits.processes,
         )
         try:
-            issues = self._autograde(
-                scratch, student, len(notebooks), (sockets, connections), sandbox
-            )
+            issues = self._autograde(scratch, len(notebooks), (sockets, connections), sandbox)
         finally:
             tried = sandbox.close() + attempts.read(sockets)
             issues = [Issue("", problem) for problem in tried] + issues
@@ -198,10 +205,15 @@ class Workspace:
         issues += self._check_outputs(autograded, notebooks)
         return GradedSubmission(student, issues, autograded)
 
+    def scratch_folder(self, student: str) -> Path:
+        """Where ``student``'s submission is graded: a folder named by a digest of the id
+        keyed with this workspace's secret, which no submission can reverse."""
+        digest = hmac.new(self._secret, student.encode(), hashlib.sha256).hexdigest()
+        return self.root / "students" / digest[:24]
+
     def _autograde(
         self,
         scratch: Course,
-        student: str,
         count: int,
         folders: tuple[Path, Path],
         sandbox: Sandbox,
@@ -215,14 +227,14 @@ class Workspace:
             server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
             if not server.wait_ready():
                 return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
-        workdir = scratch.autograded_dir / student / scratch.assignment
+        workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             scratch.nbgrader(
                 "autograde",
                 scratch.assignment,
-                f"--student={student}",
+                f"--student={SCRATCH_STUDENT}",
                 "--force",
                 f"--KernelManager.connection_file={connections / 'kernel.json'}",
                 # Where the client finds the kernel's sockets (kernel-ipc-N): links the
