@@ -39,7 +39,8 @@ def test_build_adds_the_shared_setup_and_submit_cells_the_twin_leaves_out(twin, 
         assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["grade"]
     checks = [c.metadata["nbgrader"]["grade_id"] for c in code if "grader.check" in c.source]
     given = [module.name for module in repo_course[twin.stem].given_modules()]
-    assert f"_setup_course({checks!r}, {given!r})" in code[0].source
+    files = [f"tests/{check}.py" for check in checks] + given
+    assert f'_setup_course("{twin.stem}", {files!r}, ' in code[0].source
     assert f'check_submission("{twin.stem}.ipynb")' in code[-1].source
 
 

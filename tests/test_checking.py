@@ -9,6 +9,7 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.utils import determine_grade
 
 from tfcourse.checking import (
+    VALIDATION_WIDTH,
     CaseOutcome,
     CheckResult,
     Grader,
@@ -153,6 +154,20 @@ def test_under_validate_a_failing_check_reports_on_stderr(grader, monkeypatch, c
     assert determine_grade(validated_cell([failed])) == (0, 6)
     monkeypatch.delenv("NBGRADER_VALIDATING")
     assert not grader.check("q_demo", {"double": lambda x: 2 * x if x > 0 else x}).passed
+
+
+def test_under_validate_a_long_failure_is_wrapped_not_cut(tmp_path, monkeypatch, capsys):
+    """``nbgrader validate`` cuts a line past its width: the report's lines must fit, so that
+    what was expected and what came back stay on the page."""
+    long = "weights: values differ by up to 0.378 (tolerance 1e-05 + 0·|expected|); at index"
+    long += " (0, 1, 0) expected 0.507657, got 0.885205"
+    test_file = TEST_FILE.replace('f"double(2): expected 4, got {double(2)}"', repr(long))
+    (tmp_path / "q_demo.py").write_text(test_file)
+    monkeypatch.setenv("NBGRADER_VALIDATING", "1")  # what nbgrader's Validator sets
+    assert Grader(tmp_path).check("q_demo", {"double": lambda x: x}) is None
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= VALIDATION_WIDTH, err
+    assert " ".join(err.split()).count(long) == 1, err
 
 
 def test_output_of_the_code_under_test_is_swallowed(grader, capfd):

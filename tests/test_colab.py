@@ -7,6 +7,10 @@ The kernel stands in for Colab's: it sees the test environment's packages (torch
 but not ``tfcourse``, so the set-up cell must really install it, into a scratch environment,
 without touching the test environment's editable install. The course is fetched from a local
 folder (``TFCOURSE_REPOSITORY``) instead of the network.
+
+In Colab the cell is a form (its first line is ``# @title``): a student sees its title, not its
+code. A notebook built before the instructor set the course's address stops there with one
+message saying what to do.
 """
 
 import json
@@ -20,7 +24,12 @@ import pytest
 from nbclient import NotebookClient
 
 from tfcourse.runmode import QUICK_VARIABLE
-from tfcourse_instructor.grading.build.cells import REPOSITORY_VARIABLE, SETUP_ID, colab_setup_cell
+from tfcourse_instructor.grading.build.cells import (
+    REPOSITORY_VARIABLE,
+    SETUP_ID,
+    SETUP_TITLE,
+    colab_setup_cell,
+)
 from tfcourse_instructor.grading.build.publish import publish
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
@@ -29,6 +38,7 @@ from conftest import check_outputs
 pytestmark = pytest.mark.slow
 
 KERNEL = "colab-like"
+SETUP_LINES = 40  # the set-up cell's length, at most
 
 
 @pytest.fixture
@@ -102,38 +112,54 @@ def test_each_release_notebook_sets_itself_up_and_checks_in_colab(
     assert snapshot(course_folder) == before, "the set-up cell changed the course folder"
 
 
+def setup_cell(course) -> nbformat.NotebookNode:
+    """The set-up cell of ``course``'s release notebook."""
+    notebook = nbformat.read(course.release_dir / f"{course.assignment}.ipynb", as_version=4)
+    return next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
+
+
+def run_setup(source: str, cwd, **env: str) -> subprocess.CompletedProcess[str]:
+    """The set-up cell's code run by Python in ``cwd`` with only ``env`` and ``PATH`` set."""
+    env = {"PATH": os.environ["PATH"], **env}
+    command = [sys.executable, "-c", source]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=env)
+
+
+def test_setup_cell_is_a_short_form_with_a_title(repo_course):
+    for course in repo_course.courses:
+        lines = setup_cell(course).source.splitlines()
+        assert lines[0] == f'# @title {SETUP_TITLE} {{ display-mode: "form" }}', lines[0]
+        assert len(lines) <= SETUP_LINES, (course.assignment, len(lines))
+
+
 def test_setup_cell_does_nothing_in_a_course_checkout(repo_course):
     for course in repo_course.courses:
         name, release = course.assignment, course.release_dir
-        notebook = nbformat.read(release / f"{name}.ipynb", as_version=4)
-        setup = next(cell for cell in notebook.cells if cell.get("id") == SETUP_ID)
         before = sorted(release.rglob("*"))
-        result = subprocess.run(
-            [sys.executable, "-c", setup.source],
-            cwd=release,
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PATH": "", REPOSITORY_VARIABLE: "/nonexistent"},
-        )
-        assert (result.stdout, result.stderr) == ("", ""), name
+        result = run_setup(setup_cell(course).source, release, **{REPOSITORY_VARIABLE: "/no"})
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), name
         assert sorted(release.rglob("*")) == before
 
 
 def test_setup_cell_explains_an_unreachable_course(tmp_path):
     setup = colab_setup_cell("01_attention", ["q1_sdpa"], []).source
     missing = tmp_path / "no-such-course.git"
-    result = subprocess.run(
-        [sys.executable, "-c", setup],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": os.environ["PATH"], REPOSITORY_VARIABLE: str(missing)},
-    )
+    result = run_setup(setup, tmp_path, **{REPOSITORY_VARIABLE: str(missing)})
     assert result.returncode != 0
     assert f"RuntimeError: Could not download the course from {missing}" in result.stderr
     assert "CalledProcessError" not in result.stderr
     assert "Check that this runtime is online" in result.stderr
     assert REPOSITORY_VARIABLE in result.stderr
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_setup_cell_without_the_course_address_asks_for_it(tmp_path):
+    setup = colab_setup_cell("01_attention", ["q1_sdpa"], [], repository="").source
+    assert "github" not in setup.lower()
+    result = run_setup(setup, tmp_path)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: This notebook's course address is not set: ask "), last
+    assert f"os.environ['{REPOSITORY_VARIABLE}'] = '<address>'" in last, last
+    assert result.stderr.count("Error") == 1, result.stderr  # one message, nothing chained
     assert sorted(tmp_path.iterdir()) == []

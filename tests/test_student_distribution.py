@@ -1,18 +1,23 @@
 """The student distribution (``make publish``): built from a clean copy of the repository,
 installed with pip into a fresh environment, it runs notebook 1's checks offline, and no
-graded answer is in it or in the installed package (real pip, real kernel, no mocks).
+graded answer is in it or in the installed package (real pip, real kernel, no mocks). Its
+``lab`` extra brings nbgrader, whose Validate button (clicked in JupyterLab in a real browser)
+and ``nbgrader validate`` run a notebook with the student's kernel and show a failing check's
+report, with no traceback and no warning about a passing one.
 
 The environment is a venv without the system's packages into which pip installs the student
 package alone (``--no-deps``, from a wheel pip builds offline). Its kernel reaches torch, otter
 and ipykernel through a ``.pth`` line naming the test environment's site-packages: the ``.pth``
 files inside that folder are not processed, so the instructor's editable ``tfcourse`` stays
-out of sight, and the kernel checks where ``tfcourse`` comes from.
+out of sight, and the kernel checks where ``tfcourse`` comes from. The Jupyter server (JupyterLab
+and nbgrader's extensions) is the test environment's, at the versions the distribution pins.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,19 +27,34 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 from nbclient import NotebookClient
+from selenium.webdriver.common.by import By
 
 from tfcourse_instructor.grading.build.answers import Answers
 from tfcourse_instructor.grading.build.publish import STUDENT_PACKAGE, AnswersFound, publish
 from tfcourse_instructor.grading.schedule import COURSE_FILE
-from tfcourse_instructor.grading.selftest.samples import reference_notebooks
+from tfcourse_instructor.grading.selftest.samples import UNSCALED, reference_notebooks
 
-from conftest import REPO, Tree, check_outputs, copy_course, run_kit
+from conftest import (
+    PAGE_LOAD,
+    REPO,
+    Tree,
+    check_outputs,
+    chromium,
+    copy_course,
+    jupyter_server,
+    needs_chromium,
+    run_kit,
+    screenshot,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 KERNEL = "student-env"
 INSTALL_SECONDS = 90
+VALIDATE_SECONDS = 300  # nbgrader runs the whole notebook before it shows anything
 WRONG_SDPA = """\
 def scaled_dot_product_attention(query, key, value, mask=None):
     weights = torch.softmax(query @ key.transpose(-2, -1), dim=-1)  # not scaled by √d_k
@@ -63,7 +83,7 @@ def distribution(clean_copy) -> Path:
     """``python -m tfcourse_instructor.grading publish --out student`` run in the clean copy."""
     result = run_kit(clean_copy, "publish", "--out", "student")
     assert result.returncode == 0, result.stderr
-    assert "still the placeholder" in result.stderr  # the shipped COURSE_REPOSITORY
+    assert "COURSE_REPOSITORY" in result.stderr and "is not set" in result.stderr  # as shipped
     return clean_copy.root / "student"
 
 
@@ -141,6 +161,90 @@ def test_notebook_1_checks_offline_and_the_answer_cannot_be_imported(
     for cell in imports:
         (error,) = cell.outputs
         assert error.output_type == "error" and error.ename == "ModuleNotFoundError", cell.source
+
+
+def student_notebook(distribution: Path, clean_copy: Tree, folder: Path, bug: bool) -> Path:
+    """Notebook 1 solved (with attention scores not divided by √d_k if ``bug``), run with the
+    student environment's kernel, in ``folder`` beside the distribution's public tests."""
+    shutil.copytree(distribution / "release" / "01_attention", folder)
+    notebook = reference_notebooks(clean_copy["01_attention"])["01_attention"]
+    if bug:
+        cell = next(c for c in notebook.cells if UNSCALED.old in c.source)
+        cell.source = cell.source.replace(UNSCALED.old, UNSCALED.new)
+    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
+    path = folder / "01_attention.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def assert_shows_the_failing_report(shown: str) -> None:
+    """What a student must read about notebook 1 with unscaled scores: the check's report
+    (expected vs got, the test's line), with nothing from inside the kit."""
+    assert "q1_sdpa: 1 / 3 points" in shown, shown
+    assert "FAILED  values match softmax" in shown, shown
+    assert re.search(r"expected -?[\d.]+, got -?[\d.]+", shown), shown
+    assert "(the test: test_values in tests/q1_sdpa.py, line " in shown, shown
+    assert "Traceback" not in shown and "checking.py" not in shown, shown
+
+
+def test_the_laptop_install_brings_validate_and_says_how_to_get_cpu_torch(distribution):
+    project = tomllib.loads((distribution / "pyproject.toml").read_text(encoding="utf-8"))
+    lab = project["project"]["optional-dependencies"]["lab"]
+    assert [spec for spec in lab if spec.startswith("nbgrader")], lab
+    pins = (distribution / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert "nbgrader==0.9.6" in pins and "torch==2.13.0" in pins, pins
+    readme = (distribution / "README.md").read_text(encoding="utf-8")
+    steps = [
+        "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+        "pip install -r requirements.txt",
+        'pip install ".[lab]"',
+    ]
+    assert all(step in readme for step in steps), readme
+    assert [readme.index(step) for step in steps] == sorted(readme.index(s) for s in steps)
+    assert "**Validate**" in readme
+
+
+@needs_chromium
+def test_validate_in_jupyterlab_shows_the_failing_checks_report(
+    distribution, student_env, clean_copy, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JUPYTER_PATH", str(student_env["jupyter"]))
+    student_notebook(distribution, clean_copy, tmp_path / "01_attention", bug=True)
+    page = "/lab/tree/01_attention/01_attention.ipynb"
+    with jupyter_server(tmp_path, "lab") as (base, token), chromium() as browser:
+        browser.get(f"{base}{page}?token={token}")
+        button = (By.CSS_SELECTOR, ".validate-button")
+        wait_until(lambda: browser.find_elements(*button), PAGE_LOAD, "the Validate button")
+        browser.find_element(*button).click()
+        dialog = (By.CSS_SELECTOR, ".jp-Dialog")
+        wait_until(lambda: browser.find_elements(*dialog), VALIDATE_SECONDS, "the results")
+        screenshot(browser, "student-validate")
+        shown = browser.find_element(*dialog).get_attribute("textContent")
+    assert "Validation Results" in shown and "The following cell failed" in shown, shown
+    assert_shows_the_failing_report(shown)
+
+
+@pytest.mark.parametrize("bug", [False, True], ids=["correct", "buggy"])
+def test_command_line_validate_warns_of_nothing(
+    distribution, student_env, clean_copy, tmp_path, monkeypatch, bug
+):
+    monkeypatch.setenv("JUPYTER_PATH", str(student_env["jupyter"]))
+    path = student_notebook(distribution, clean_copy, tmp_path / "01_attention", bug)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "validate", path.name],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=VALIDATE_SECONDS,
+    )
+    printed = done.stdout + done.stderr
+    assert "converted to a float" not in printed and "partial credit" not in printed, printed
+    if bug:
+        assert "VALIDATION FAILED ON 2 CELL(S)" in printed, printed
+        assert_shows_the_failing_report(printed)
+    else:
+        assert "Success! Your notebook passes all the tests." in printed, printed
+        assert "Traceback" not in printed, printed
 
 
 def test_no_graded_answer_reaches_students(repo_course, distribution, student_env):

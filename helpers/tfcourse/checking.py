@@ -13,7 +13,9 @@ test cell's standard error as its failure and a value it returns as its points. 
 shows its report instead of returning it: on standard error when a public case failed, so
 validation names the check and the case (with no traceback), and displayed otherwise, so a
 correct notebook validates without a "partial credit" complaint about points that only the
-hidden tests can award, and without a warning about a value that is not a number.
+hidden tests can award, and without a warning about a value that is not a number. Its lines
+are wrapped to :data:`VALIDATION_WIDTH`: ``nbgrader validate`` cuts longer ones short, which
+would drop what was expected and what came back.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import inspect
 import io
 import os
 import sys
+import textwrap
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +45,9 @@ from tfcourse.declarations.hidden_points import read_hidden_points
 
 VALIDATING_VARIABLE = "NBGRADER_VALIDATING"
 """Set by nbgrader while it validates a notebook (its Validate button, ``nbgrader validate``)."""
+VALIDATION_WIDTH = 80
+"""Columns of a report shown to nbgrader's validation: ``nbgrader validate`` indents each line
+by 4 and cuts it at 87 (its default width of 90, less 3 for "...")."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,9 @@ class CheckResult:
         """Whether each public case passed, by its label in the report."""
         return {_label(case): case.passed for case in self.cases if not case.hidden}
 
-    def report(self) -> str:
-        """Plain-text report: one line per case, with the failure message of public cases."""
+    def report(self, width: int | None = None) -> str:
+        """Plain-text report: one line per case, with the failure message of public cases;
+        lines longer than ``width`` (if given) are wrapped, keeping their indentation."""
         lines = [self._headline()]
         if self.shortcut:
             lines.append(f"  {self.shortcut}")
@@ -101,6 +108,8 @@ class CheckResult:
             lines.append(f"  {_verdict(case)}  {_label(case)}")
             if not case.passed and case.message:
                 lines.extend("          " + line for line in _shown_message(case).splitlines())
+        if width is not None:
+            lines = [wrapped for line in lines for wrapped in _wrapped(line, width)]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -171,12 +180,12 @@ class Grader:
 
 def _show_for_validation(result: CheckResult) -> None:
     if result.shortcut or not result.passed:
-        print(result.report(), file=sys.stderr)
+        print(result.report(VALIDATION_WIDTH), file=sys.stderr)
         return
     try:
         from IPython.display import display
     except ImportError:
-        print(result.report())
+        print(result.report(VALIDATION_WIDTH))
     else:
         display(result)
 
@@ -267,6 +276,12 @@ def quiet() -> Iterator[None]:
                 os.dup2(saved, fd)
                 os.close(saved)
             os.close(devnull)
+
+
+def _wrapped(line: str, width: int) -> list[str]:
+    indent = line[: len(line) - len(line.lstrip())]
+    wrapped = textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_long_words=False)
+    return wrapped or [line]
 
 
 def _fmt(points: float) -> str:

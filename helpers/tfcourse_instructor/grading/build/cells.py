@@ -1,10 +1,12 @@
 """The cells every source notebook gets from the build, written once here.
 
-- ``colab_setup`` (the first code cell): in Colab, where the notebook arrives alone, it
-  fetches the student distribution (``make publish``, pushed to :data:`COURSE_REPOSITORY`),
-  installs its helper package and copies this notebook's public test files next to it,
-  leaving nothing else behind. In a course checkout or JupyterLab it finds both and does
-  nothing, and while nbgrader grades (``NBGRADER_EXECUTION`` set) it never fetches anything.
+- ``colab_setup`` (the first code cell, a form titled :data:`SETUP_TITLE` in Colab): in Colab,
+  where the notebook arrives alone, it fetches the student distribution (``make publish``,
+  pushed to :data:`COURSE_REPOSITORY`), installs its helper package and copies this notebook's
+  public test files next to it, leaving nothing else behind. In a course checkout or
+  JupyterLab it finds both and does nothing, and while nbgrader grades
+  (``NBGRADER_EXECUTION`` set) it never fetches anything. Until :data:`COURSE_REPOSITORY` is
+  set, it stops with one message asking for the course's address.
 - ``submit_check`` (the last cell): reports what the saved notebook still lacks
   (:mod:`tfcourse.submission`).
 
@@ -17,68 +19,60 @@ from collections.abc import Sequence
 
 import nbformat
 
-COURSE_REPOSITORY = "https://github.com/transformers-course/transformers-course.git"
+COURSE_REPOSITORY = ""
 """Where Colab fetches the student distribution from (a git URL): set it to the repository you
-push ``make publish``'s folder to. ``TFCOURSE_REPOSITORY`` overrides it, with a git URL or a
-local folder holding the distribution."""
-PLACEHOLDER_REPOSITORY = "https://github.com/transformers-course/transformers-course.git"
-"""The value :data:`COURSE_REPOSITORY` ships with, which points at no real course."""
+push ``make publish``'s folder to, then rebuild. While it is empty, the set-up cell stops with a
+message asking for the address. ``TFCOURSE_REPOSITORY`` overrides it, with a git URL or a local
+folder holding the distribution."""
 REPOSITORY_VARIABLE = "TFCOURSE_REPOSITORY"
 SETUP_ID = "colab_setup"
 SUBMIT_ID = "submit_check"
+SETUP_TITLE = "Course set-up for Colab: run this cell first"
 
 # Stdlib only: this runs before the helpers are installed. Names are kept inside a function
-# so that nothing but the function itself reaches the notebook's globals.
+# so that nothing but the function itself reaches the notebook's globals. Colab shows a cell
+# whose first line is "# @title" as a form: the title, with the code folded away.
 COLAB_SETUP = """\
-# Set-up for Google Colab: fetches the course helpers, this notebook's tests and the files it
-# gives when they are missing. In a course checkout or JupyterLab it finds them and does nothing.
-def _setup_course(questions, given, assignment="{assignment}"):
+# @title {title} {{ display-mode: "form" }}
+# In Colab: installs the course helpers and fetches this notebook's checks. Elsewhere (JupyterLab,
+# or while the notebook is graded) it finds them in place and does nothing.
+def _setup_course(assignment, files, source):
     import importlib.util, os, pathlib, shutil, subprocess, sys, tempfile
 
-    if os.environ.get("NBGRADER_EXECUTION"):  # being graded: the grader supplies the tests
+    helpers = importlib.util.find_spec("tfcourse") is not None
+    if os.environ.get("NBGRADER_EXECUTION") or helpers and all(map(os.path.isfile, files)):
         return
-    tests = [pathlib.Path("tests", f"{{question}}.py") for question in questions]
-    files = tests + [pathlib.Path(name) for name in given]
-    has_helpers = importlib.util.find_spec("tfcourse") is not None
-    if has_helpers and all(file.is_file() for file in files):
-        return
-    source = os.environ.get("{variable}", "{repository}")
-    # Everything is fetched and built in a scratch folder that goes at the end: pip builds
-    # in the folder it installs from, and the course folder must stay as it was.
-    with tempfile.TemporaryDirectory(prefix="course-") as scratch:
+    source = os.environ.get("{variable}", source)
+    ask = ("ask your instructor for the course's address, run  import os; "
+           "os.environ['{variable}'] = '<address>'  and then this cell again")
+    if not source:
+        raise RuntimeError(f"This notebook's course address is not set: {{ask}}.")
+
+    def run(command, failed):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{{failed}}\\n{{done.stderr.strip()[-2000:]}}")
+
+    with tempfile.TemporaryDirectory() as scratch:  # the course folder stays as it was
         course = pathlib.Path(scratch, "course")
         if os.path.isdir(source):
             shutil.copytree(source, course, ignore=shutil.ignore_patterns(".git", "build"))
         else:
-            clone = subprocess.run(
-                ["git", "clone", "--quiet", "--depth=1", source, str(course)],
-                capture_output=True, text=True,
-            )
-            if clone.returncode != 0:
-                raise RuntimeError(
-                    f"Could not download the course from {{source}}:\\n{{clone.stderr.strip()}}\\n"
-                    "Check that this runtime is online (Colab: Runtime > Connect) and run this "
-                    "cell again. If it still fails, ask your instructor for the course's address "
-                    f"and set it first: import os; os.environ['{variable}'] = '<address>'"
-                ) from None
-        if not has_helpers:
-            pip = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", str(course)],
-                capture_output=True, text=True,
-            )
-            if pip.returncode != 0:
-                raise RuntimeError(
-                    f"Could not install the course helpers:\\n{{pip.stderr.strip()[-2000:]}}"
-                ) from None
+            run(["git", "clone", "-q", "--depth=1", source, str(course)],
+                f"Could not download the course from {{source}}. Check that this runtime is online "
+                f"(Colab: Runtime > Connect) and run this cell again; if it fails again, {{ask}}.")
+        if not helpers:
+            run([sys.executable, "-m", "pip", "install", "-q", str(course)],
+                "Could not install the course helpers:")
             importlib.invalidate_caches()
         pathlib.Path("tests").mkdir(exist_ok=True)
         for file in files:
             shutil.copy(course / "release" / assignment / file, file)
-    installed = "" if has_helpers else " and installed the course helpers"
+    installed = "" if helpers else " and installed the course helpers"
     print(f"Fetched {{len(files)}} files{{installed}} from {{source}}.")
 
 
-_setup_course({questions!r}, {given!r})"""
+_setup_course("{assignment}", {files!r}, "{repository}")"""
 
 SUBMIT_CHECK = """\
 # Checks the notebook as last saved: save it first (Ctrl+S or Cmd+S), then run this cell.
@@ -88,28 +82,33 @@ check_submission("{notebook}")"""
 
 
 def colab_setup_cell(
-    assignment: str, questions: Sequence[str], given: Sequence[str]
+    assignment: str,
+    questions: Sequence[str],
+    given: Sequence[str],
+    repository: str = COURSE_REPOSITORY,
 ) -> nbformat.NotebookNode:
     """The set-up cell of a notebook whose checks are ``questions`` (test file names) and
-    which comes with the files ``given`` (names beside it in the release)."""
+    which comes with the files ``given`` (names beside it in the release), fetched from
+    ``repository`` (empty: the cell asks for the course's address)."""
+    files = [f"tests/{question}.py" for question in questions] + list(given)
     source = COLAB_SETUP.format(
+        title=SETUP_TITLE,
         assignment=assignment,
-        questions=list(questions),
-        given=list(given),
+        files=files,
         variable=REPOSITORY_VARIABLE,
-        repository=COURSE_REPOSITORY,
+        repository=repository,
     )
     return _locked_cell(SETUP_ID, source)
 
 
 def placeholder_warning() -> str | None:
-    """A warning while :data:`COURSE_REPOSITORY` is still the placeholder, else None."""
-    if COURSE_REPOSITORY != PLACEHOLDER_REPOSITORY:
+    """A warning while :data:`COURSE_REPOSITORY` is not set, else None."""
+    if COURSE_REPOSITORY:
         return None
     return (
-        f"warning: COURSE_REPOSITORY in helpers/{__name__.replace('.', '/')}.py is still the "
-        f"placeholder {PLACEHOLDER_REPOSITORY}: the Colab set-up cell of every notebook will "
-        "fail for students. Push the student distribution (make publish) to a public "
+        f"warning: COURSE_REPOSITORY in helpers/{__name__.replace('.', '/')}.py is not set: "
+        "the Colab set-up cell of every notebook will stop, asking students for the course's "
+        "address. Push the student distribution (make publish) to a public "
         "repository, set COURSE_REPOSITORY to its git URL, then rebuild (make notebooks) and "
         "release (make release)."
     )

@@ -6,8 +6,10 @@ students get is generated into one folder, meant to be pushed as a repository of
 (the one the Colab set-up cell clones,
 :data:`~tfcourse_instructor.grading.build.cells.COURSE_REPOSITORY`)::
 
-    README.md            for students: set-up, checking, submitting (authoring/student/README.md)
-    requirements.txt     exact pins for a laptop (the kit's own pins of the runtime packages)
+    README.md            for students: set-up (PyTorch's CPU build on a laptop), checking,
+                           validating, submitting (authoring/student/README.md)
+    requirements.txt     exact pins for a laptop (the kit's own pins of the runtime packages
+                           and of the ``lab`` extra: JupyterLab, nbgrader's Validate button)
     pyproject.toml       the student package: loose lower bounds, so Colab keeps its torch
     helpers/tfcourse/    the student package (:data:`STUDENT_PACKAGE`), whole
     release/<assignment>/  the release notebooks and their public test files
@@ -39,7 +41,10 @@ STUDENT_PACKAGE = Path(tfcourse.__file__).resolve().parent
 """The student package, whole: what students install and what a grading sandbox mounts. The
 instructor's side (references, grading) is another package, so nothing here is left out."""
 RUNTIME_PACKAGES = ("torch", "numpy", "matplotlib", "tqdm", "otter-grader", "nbformat")
-"""What the student package needs at run time (JupyterLab comes on top, for a laptop)."""
+"""What the student package needs at run time (the ``lab`` extra comes on top, for a laptop)."""
+LAB_EXTRA = "lab"
+"""The kit's extra of what a student's laptop adds: JupyterLab, and nbgrader for its Validate
+button (which runs the notebook as a grader would and shows the report of a failing check)."""
 MARKER = ".tfcourse-student"
 """A file that marks a folder as a student distribution, so that it may be replaced."""
 README = Path("authoring", "student", "README.md")
@@ -102,8 +107,9 @@ def write_distribution(
     shutil.copytree(package, out / "helpers" / "tfcourse", ignore=ignore)
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     (out / "pyproject.toml").write_text(_pyproject(project["project"]), encoding="utf-8")
+    lab = project["project"]["optional-dependencies"][LAB_EXTRA]
     (out / "requirements.txt").write_text(
-        _requirements(root / "requirements.txt"), encoding="utf-8"
+        _requirements(root / "requirements.txt", lab), encoding="utf-8"
     )
     shutil.copy(root / README, out / "README.md")
     (out / ".gitignore").write_text("build/\n*.egg-info/\n__pycache__/\n.ipynb_checkpoints/\n")
@@ -111,10 +117,12 @@ def write_distribution(
 
 
 def _pyproject(project: dict[str, object]) -> str:
-    """The student package's pyproject: the kit's name and version, its runtime packages."""
+    """The student package's pyproject: the kit's name and version, its runtime packages and
+    its ``lab`` extra."""
     lower_bounds = {_name(spec): spec for spec in project["dependencies"]}  # type: ignore[attr-defined]
     lower_bounds.setdefault("nbformat", "nbformat>=5.9")
     dependencies = "".join(f'    "{lower_bounds[name]}",\n' for name in RUNTIME_PACKAGES)
+    lab = ", ".join(f'"{spec}"' for spec in project["optional-dependencies"][LAB_EXTRA])  # type: ignore[index]
     return f"""\
 [build-system]
 requires = ["setuptools>=77"]
@@ -133,24 +141,25 @@ dependencies = [
 {dependencies}]
 
 [project.optional-dependencies]
-lab = ["jupyterlab>=4,<5"]
+{LAB_EXTRA} = [{lab}]
 
 [tool.setuptools.packages.find]
 where = ["helpers"]
 """
 
 
-def _requirements(kit_requirements: Path) -> str:
-    """The kit's exact pins of the student runtime packages, and JupyterLab."""
-    wanted = {*RUNTIME_PACKAGES, "jupyterlab"}
+def _requirements(kit_requirements: Path, lab: Sequence[str]) -> str:
+    """The kit's exact pins of the student runtime packages and of the ``lab`` extra's."""
+    wanted = {*RUNTIME_PACKAGES, *map(_name, lab)}
     pins = [
         line
         for line in kit_requirements.read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#") and _name(line) in wanted
     ]
     header = (
-        "# The versions the course was tested with (torch: the CPU build).\n"
-        "# pip install -r requirements.txt && pip install .\n"
+        "# The versions the course was tested with. On Linux, install PyTorch's CPU build first\n"
+        "# (see README.md): a plain `pip install torch` there is a CUDA build of several GB.\n"
+        '# pip install -r requirements.txt && pip install ".[lab]"\n'
     )
     return header + "\n".join(pins) + "\n"
 
