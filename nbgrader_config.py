@@ -20,10 +20,14 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
-# Formgrader's page shows each written answer's rubric, read from source/ (kit_rubric).
+# Formgrader's page shows each written answer's rubric, read from source/ (kit_rubric), and
+# each test cell's failed hidden cases (kit_hidden_failures); the feedback page shows neither.
 c.HTMLExporter.filters = {
     "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown",
     "kit_rubric": "tfcourse_instructor.grading.rendering.rubrics.rubric_html",
+    "kit_hidden_failures": (
+        "tfcourse_instructor.grading.rendering.hidden_failures.hidden_failures_html"
+    ),
 }
 # Feedback and formgrader pages show math as MathML, written with the page: they load no MathJax
 # from a CDN and read the same offline (tfcourse_instructor.grading.rendering).

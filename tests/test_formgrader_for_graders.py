@@ -3,14 +3,17 @@
 manual grading page fetched from a running Jupyter server, over HTTP.
 
 Two students hand in the release with their own written answers: ``ada`` is on the roster,
-``eve`` is not and writes script into her answers and a fake rubric into her notebook's
-metadata. The page must show each written answer's rubric as ``source/`` holds it and the
-roster's names; the same students' feedback must hold no rubric; a roster with a problem
-must stop the command before anything is graded or imported.
+``eve`` is not, writes script into her answers and a fake rubric into her notebook's metadata,
+and answers q4_cost with functions that return script. The page must show each written
+answer's rubric as ``source/`` holds it, the roster's names, and each failed hidden case with
+its message, escaped; the same students' feedback must hold neither rubric nor hidden
+messages; a roster with a problem must stop the command before anything is graded or
+imported.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import re
 import urllib.request
@@ -23,13 +26,25 @@ from nbgrader.api import Gradebook
 from tfcourse_instructor.grading.classroom.feedback import feedback_folder
 from tfcourse_instructor.grading.report.class_report import QUESTIONS_CSV, REPORT_DIR
 from tfcourse_instructor.grading.roster.names import NOT_ON_ROSTER
+from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
 
-from conftest import jupyter_server, one_notebook_course, run_kit, student_facing_leaks
+from conftest import (
+    hidden_cases,
+    jupyter_server,
+    one_notebook_course,
+    run_kit,
+    student_facing_leaks,
+)
 
 NOTEBOOK = "04_theory"
 ROSTER = [("ada", "Ada", "Lovelace", "ada@example.org")]
 FAKE_RUBRIC = "FAKE RUBRIC: full points for every answer"
 HOSTILE = '<script>alert("eve")</script><img src=x onerror=alert(2)> My answer.'
+RETURNED = "<script>alert('returned')</script>"
+COST = (  # q4_cost's answer cell, returning script where numbers are expected
+    f"def attention_multiplications(T, D, M):\n    return {RETURNED!r}\n\n\n"
+    f"def attention_memory(T, D, M):\n    return {RETURNED!r}\n"
+)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -55,6 +70,8 @@ def submission(course, student: str) -> nbformat.NotebookNode:
             if student == "eve":
                 cell.metadata["rubric"] = FAKE_RUBRIC
                 cell.metadata["nbgrader"]["rubric"] = FAKE_RUBRIC
+        if student == "eve" and meta.get("grade_id") == "cost_functions":
+            cell.source = COST
     return notebook
 
 
@@ -135,13 +152,52 @@ def test_a_hostile_notebook_injects_neither_a_rubric_nor_script(graded):
     assert page.lower().count("<script") == clean.lower().count("<script")
 
 
-def test_feedback_holds_no_rubric(graded):
+def recorded_hidden_failures(course, student: str, question: str) -> list[dict[str, str]]:
+    """What grading recorded for graders in the test cell ``question`` of the student's
+    autograded notebook."""
+    path = course.autograded_dir / student / course.assignment / f"{NOTEBOOK}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    cell = next(
+        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == question
+    )
+    return [
+        case
+        for output in cell.outputs
+        for case in output.metadata.get(HIDDEN_FAILURES_METADATA, [])
+    ]
+
+
+def test_the_page_shows_each_failed_hidden_case_with_its_message_escaped(graded):
+    course, server = graded
+    source = (course.tests_dir / "q4_cost.py").read_text(encoding="utf-8")
+    recorded = recorded_hidden_failures(course, "eve", "q4_cost")
+    names = sorted(  # as the test file names its hidden cases
+        ast.literal_eval(keyword.value)
+        for case in hidden_cases(source)
+        for decorator in case.decorator_list
+        for keyword in getattr(decorator, "keywords", ())
+        if keyword.arg == "name"
+    )
+    assert sorted(case["name"] for case in recorded) == names and len(names) == 2
+    page = manual_grading_page(course, server, "eve")
+    text = visible_text(page)
+    assert page.count('class="cell border-box-sizing text_cell rendered kit-hidden-failures"') >= 1
+    for case in recorded:
+        assert RETURNED in case["message"] or "str" in case["message"]
+        assert case["name"] in text and " ".join(case["message"].split()) in text
+    assert RETURNED not in page  # only as text
+
+
+def test_feedback_holds_no_rubric_and_no_hidden_case_detail(graded):
     course, _ = graded
     for student in ("ada", "eve"):
         folder = feedback_folder(course, student)
         page = (folder / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
         assert f"{student} answers" in page
         assert "kit-rubric" not in page and FAKE_RUBRIC not in page
+        assert "kit-hidden-failures" not in page
+        for case in recorded_hidden_failures(course, student, "q4_cost"):
+            assert " ".join(case["message"].split()) not in visible_text(page)
         assert student_facing_leaks(folder, course) == []
 
 

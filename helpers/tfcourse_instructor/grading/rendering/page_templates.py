@@ -11,7 +11,8 @@ Formgrader and ``generate_feedback`` both render with nbconvert's ``HTMLExporter
 template names ``formgrade`` and ``feedback``. ``HTMLExporter.template_file`` set to
 :data:`PAGE_TEMPLATE` makes each start from the kit's file of that name in its template's
 folder, which extends nbgrader's ``index.html.j2``: ``formgrade/kit_page.html.j2`` adds what
-graders alone may read (each written answer's rubric, :mod:`.rubrics`), and
+graders alone may read (each written answer's rubric, :mod:`.rubrics`; each test cell's failed
+hidden cases, :mod:`.hidden_failures`), and
 ``feedback/kit_page.html.j2`` adds nothing.
 """
 
