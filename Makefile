@@ -40,7 +40,8 @@ mutants: install  ## grade every declared mutant and alternative: killed / accep
 # options in ARGS, e.g. ARGS="--jobs 8 --memory-mb 4096".
 grade: install  ## intake, checks, autograde in parallel with limits, feedback, grades.csv, report, summary
 	$(PY) -m tfcourse_instructor.grading grade $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) \
-		$(if $(ZIP),--zip $(ZIP)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
+		$(if $(ZIP),--zip $(ZIP)) $(if $(ROSTER),--roster $(ROSTER)) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
 
 autograde: grade
 

@@ -1,6 +1,6 @@
 """nbgrader configuration of the course kit (read from the repository root)."""
 
-from tfcourse_instructor.grading.rendering.page_templates import TEMPLATE_BASEDIRS
+from tfcourse_instructor.grading.rendering.page_templates import PAGE_TEMPLATE, TEMPLATE_BASEDIRS
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -20,12 +20,21 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
+# Formgrader's page shows each written answer's rubric, read from source/ (kit_rubric), and
+# each test cell's failed hidden cases (kit_hidden_failures); the feedback page shows neither.
 c.HTMLExporter.filters = {
-    "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown"
+    "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown",
+    "kit_rubric": "tfcourse_instructor.grading.rendering.rubrics.rubric_html",
+    "kit_hidden_failures": (
+        "tfcourse_instructor.grading.rendering.hidden_failures.hidden_failures_html"
+    ),
 }
 # Feedback and formgrader pages show math as MathML, written with the page: they load no MathJax
 # from a CDN and read the same offline (tfcourse_instructor.grading.rendering).
 c.HTMLExporter.extra_template_basedirs = TEMPLATE_BASEDIRS
+# The kit's page of each template, extending nbgrader's: formgrade adds the rubrics, feedback
+# adds nothing (tfcourse_instructor.grading.rendering.page_templates).
+c.HTMLExporter.template_file = PAGE_TEMPLATE
 
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300

@@ -87,7 +87,7 @@ FAILED: dict[str, dict[str, dict[str, list[str] | None]]] = {
     },
 }
 HAND = {("02_encoder", "ada"): {"w2_norm": 1.5}, ("02_encoder", FORMULA): {"w2_norm": 0.5}}
-"""Written answers scored so far (the others await a grader and count 0)."""
+"""Written answers scored so far (the others await a grader: pending)."""
 DAYS_LATE = {("01_attention", "bob"): 1.5}
 
 
@@ -199,6 +199,9 @@ def course_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     grade = gradebook.find_grade(question, assignment, assignment, student)
                     grade.auto_score = points_of(assignment, student, question)
                     grade.needs_manual_grade = False
+                for question in WRITTEN[assignment]:  # as nbgrader's autograde leaves them
+                    grade = gradebook.find_grade(question, assignment, assignment, student)
+                    grade.needs_manual_grade = True
                 for question, score in HAND.get((assignment, student), {}).items():
                     grade = gradebook.find_grade(question, assignment, assignment, student)
                     grade.manual_score = score
@@ -284,13 +287,16 @@ def expected_stats(assignment: str, question: str) -> dict[str, object]:
     }
 
 
-def test_questions_csv_holds_each_autograded_questions_statistics(course_root):
+def test_questions_csv_holds_each_questions_statistics(course_root):
     rows = read_csv(course_root / REPORT_DIR / QUESTIONS_CSV)
     header, rows = rows[0], rows[1:]
     found = {(row[0], row[2]): dict(zip(header, row, strict=True)) for row in rows}
     graded = [name for name in SCHEDULE if name in CASES]
-    assert [(row[0], row[2]) for row in rows] == [(a, q) for a in graded for q in CASES[a]]
+    in_order = [(a, q) for a in graded for q in (*CASES[a], *WRITTEN[a])]
+    assert [(row[0], row[2]) for row in rows] == in_order
     for (assignment, question), row in found.items():
+        if question in WRITTEN[assignment]:
+            continue
         expected = expected_stats(assignment, question)
         assert row["notebook"] == assignment
         assert float(row["max_score"]) == expected["max"]
@@ -303,6 +309,47 @@ def test_questions_csv_holds_each_autograded_questions_statistics(course_root):
         ):
             assert float(row[column]) == pytest.approx(expected[key], abs=1e-3), (question, column)
         assert int(row["not_checked"]) == expected["unchecked"], question
+
+
+def pending_students(assignment: str, question: str) -> list[str]:
+    """The students whose written answer ``question`` no grader has scored yet."""
+    return [s for s in FAILED[assignment] if question not in HAND.get((assignment, s), {})]
+
+
+def test_a_written_answer_not_yet_graded_by_hand_is_pending_not_zero(course_root):
+    rows = read_csv(course_root / REPORT_DIR / QUESTIONS_CSV)
+    found = {(row[0], row[2]): dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    for assignment, written in WRITTEN.items():
+        for question, points in written.items():
+            row = found[assignment, question]
+            scored = [HAND[assignment, s][question] for s in FAILED[assignment]
+                      if question in HAND.get((assignment, s), {})]  # fmt: skip
+            assert row["written"] == "1" and float(row["max_score"]) == points
+            assert int(row["pending"]) == len(pending_students(assignment, question)) > 0
+            assert int(row["students"]) == len(scored)
+            assert float(row["mean"]) == pytest.approx(statistics.fmean(scored), abs=1e-3)
+            assert float(row["zero_share"]) == 0  # no pending answer counted as 0
+    assert all(row["written"] == "0" and row["pending"] == "0"
+               for (a, q), row in found.items() if q in CASES[a])  # fmt: skip
+
+
+def test_the_page_leaves_students_with_pending_answers_out_of_the_mean(course_root):
+    page = (course_root / REPORT_DIR / PAGE).read_text(encoding="utf-8")
+    for assignment in CASES:
+        students = list(FAILED[assignment])
+        waiting = {s for q in WRITTEN[assignment] for s in pending_students(assignment, q)}
+        final = [
+            max(0.0, raw_score(assignment, s) - penalty(assignment, s))
+            for s in students
+            if s not in waiting
+        ]
+        mean = f"mean {statistics.fmean(final):.3g}" if final else "no mean yet"
+        assert (
+            f"{len(students)} students graded; {mean} of {max_score(assignment):g} points over "
+            f"the {len(final)} graded in full; {len(waiting)} with written answers still to "
+            "grade by hand"
+        ) in page, assignment
+    assert ">w2_norm (written)<" in page
 
 
 def test_cases_csv_counts_the_students_who_failed_each_case_hidden_ones_by_name(course_root):

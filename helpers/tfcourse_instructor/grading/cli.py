@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     grade_parser.add_argument("--zip", type=Path, help="an LMS download to collect first")
     grade_parser.add_argument("--force", action="store_true", help="re-grade unchanged ones")
     grade_parser.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="students' names for formgrader: a CSV with nbgrader's columns id, first_name, "
+        "last_name, email (checked whole before grading)",
+    )
+    grade_parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="grade on the Dask cluster of this scheduler (tcp://HOST:8786, tls://..., or a "

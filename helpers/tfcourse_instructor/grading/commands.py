@@ -42,6 +42,8 @@ from tfcourse_instructor.grading.cluster.coordinator import ClusterRefused
 from tfcourse_instructor.grading.course import GRADEBOOK, Course
 from tfcourse_instructor.grading.report.class_report import write_report
 from tfcourse_instructor.grading.report.grades import GRADES_CSV
+from tfcourse_instructor.grading.roster.names import name_students
+from tfcourse_instructor.grading.roster.reading import Entry, RosterError, read_roster
 from tfcourse_instructor.grading.schedule import select
 from tfcourse_instructor.grading.selftest import mutants, parity, samples
 from tfcourse_instructor.grading.similarity.copies_report import COPIES_DIR, report_copies
@@ -83,8 +85,13 @@ def write_samples(root: Path, args: argparse.Namespace) -> int:
 
 
 def grade(root: Path, args: argparse.Namespace) -> int:
-    """Collect an LMS download if one is given, then grade the assignments."""
+    """Read the roster and collect an LMS download if given, then grade the assignments."""
     names = select(root, args.assignment, released_only=True)
+    try:
+        roster = read_roster(args.roster) if args.roster else []
+    except RosterError as error:
+        print(f"roster: nothing graded, nothing imported:\n{error}", file=sys.stderr)
+        return 2
     refused: list[Problem] = []
     if args.zip:
         if len(names) != 1:
@@ -103,15 +110,20 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     if not names:
         print(f"no submissions under {root / 'submitted'}", file=sys.stderr)
         return 1
-    return grade_assignments(root, names, args, refused)
+    return grade_assignments(root, names, args, refused, roster)
 
 
 def grade_assignments(
-    root: Path, names: Sequence[str], args: argparse.Namespace, refused: Sequence[Problem] = ()
+    root: Path,
+    names: Sequence[str],
+    args: argparse.Namespace,
+    refused: Sequence[Problem] = (),
+    roster: Sequence[Entry] = (),
 ) -> int:
-    """Grade every submission of the assignments ``names``, write the CSVs, feedback and the
-    class report, print the scores and, per assignment, the copy report and the summary (with
-    the files intake ``refused``); return the exit code."""
+    """Grade every submission of the assignments ``names``, name the students in the
+    gradebook (from ``roster``, else by id), write the CSVs, feedback and the class report,
+    print the scores and, per assignment, the copy report and the summary (with the files
+    intake ``refused``); return the exit code."""
     summaries = []
     for name in names:
         course = Course(root, name)
@@ -155,6 +167,7 @@ def grade_assignments(
         summary = format_summary(name, with_intake_problems(records, refused))
         late = "".join(f"\n{line}" for line in late_lines(course, students))
         summaries.append(f"{name}: {copies}\n{summary}{late}")
+    imported = name_students(root / GRADEBOOK, roster)
     scores = [
         score
         for name in names
@@ -170,6 +183,8 @@ def grade_assignments(
         if problem.student == UNATTRIBUTED:
             print(f"  {problem}")
     print(sandbox.protection(not args.unsandboxed))
+    if roster:
+        print(f"roster: {imported} student(s) named in the gradebook")
     print()
     print(
         f"grades: {GRADES_CSV}, per question: {SCORES_CSV}, class report: "

@@ -13,10 +13,15 @@ Plain ``nbgrader zip_collect`` would file notebooks under ids read from names in
 download (nested archives included), with no limits; :class:`KitCollectsOnly`, its extractor
 in the course's configuration, refuses before anything is unpacked and names the kit's
 ``grade --zip`` (:mod:`tfcourse_instructor.grading.classroom.intake`).
+
+Formgrader's *Autograde* button shows nbgrader's log, then the traceback of any failure: the
+refusal is logged in short lines, so the log box reads without scrolling sideways, and the
+traceback under it ends with the same message.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from nbconvert.exporters import NotebookExporter
@@ -36,10 +41,14 @@ USE_THE_KIT_INTAKE = (
     "limits, and refuses what could file it elsewhere. Nothing was changed."
 )
 
+LOG_WIDTH = 70
+"""Characters per line of a refusal in the log (formgrader's box shows about 80)."""
+
 
 def _refuse(message: str, parent: Any) -> NbGraderException:
     if parent is not None:  # nbgrader's apps exit silently, trusting the log to say why
-        parent.log.error(message)
+        # Formgrader shows the log in a box that does not wrap: lines that fit it.
+        parent.log.error("\n".join(textwrap.wrap(message, LOG_WIDTH, break_on_hyphens=False)))
     return NbGraderException(message)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import bleach
+import nbformat
 from bleach import html5lib_shim
 from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbgrader.api import Gradebook, MissingEntry
@@ -42,6 +43,7 @@ from tfcourse_instructor.grading.rendering.mathml import (
     MathMLRenderer,
     kept_mathml_attribute,
 )
+from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
 
 MARKDOWN_TAGS = frozenset(
     {"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "hr", "i", "li", "ol", "p"}
@@ -236,6 +238,18 @@ PROGRESS_SECONDS = 1.0
 """How often the progress bar of :func:`write_feedback` counts the pages written."""
 
 
+def _drop_grader_notes(path: Path) -> None:
+    """Remove from the notebook at ``path`` every output's record for graders alone."""
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return  # nbgrader reports a notebook it cannot read
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            output.get("metadata", {}).pop(HIDDEN_FAILURES_METADATA, None)
+    nbformat.write(notebook, path)
+
+
 def _write_feedback_share(course: Course, students: Sequence[str], staging: Path) -> None:
     """One ``generate_feedback`` run for ``students``, staged in ``staging``, apart from the
     course."""
@@ -246,6 +260,8 @@ def _write_feedback_share(course: Course, students: Sequence[str], staging: Path
             autograded / student / course.assignment,
             ignore=shutil.ignore_patterns("tests"),
         )
+    for path in autograded.glob("*/*/*.ipynb"):
+        _drop_grader_notes(path)
     course.nbgrader(
         "generate_feedback",
         course.assignment,

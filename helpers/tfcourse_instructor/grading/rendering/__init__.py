@@ -4,5 +4,10 @@ submission pages, both rendered by nbconvert with nbgrader's templates, both rea
 - :mod:`.mathml` - math in markdown as MathML Core, written with the page: browsers draw it
   with no script and no network;
 - :mod:`.page_templates` - the kit's nbconvert templates, searched before nbgrader's: the pages
-  load no MathJax from a CDN.
+  load no MathJax from a CDN; formgrader's page shows the rubrics and hidden cases, feedback
+  does not;
+- :mod:`.rubrics` - a written answer's model answer and rubric, read from ``source/``, for
+  formgrader's manual grading page;
+- :mod:`.hidden_failures` - a test cell's failed hidden cases with their messages, for the same
+  page.
 """

@@ -1,8 +1,9 @@
-"""``scores.png``: the distribution of the class's points on each autograded question.
+"""``scores.png``: the distribution of the class's points on each question.
 
 A horizontal bar per question, grouped by assignment: the shares of the students graded with
 no points, under half, half or more, and full points (red to green); its label gives the mean
-as a share of the points possible and the number of students. Within an assignment the
+as a share of the points possible and the number of students graded on it (a written answer
+still pending is not one of them). Within an assignment the
 question with the lowest mean comes first, so what the class struggled with is at the top of
 each group, in red.
 """

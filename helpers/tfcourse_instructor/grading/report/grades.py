@@ -5,7 +5,9 @@ drops another's column. A row per student of the gradebook, a column per assignm
 course's teaching order (``course.toml``; an assignment graded but no longer listed comes
 after, by name), then ``total``. The first row, :data:`MAX_ROW`, holds the points possible.
 A score is nbgrader's after its late penalty (never below 0), written answers not yet graded
-by hand counting 0; a cell is empty where the student has no graded submission.
+by hand adding nothing to it; a cell is empty where the student has no graded submission.
+:class:`ClassGrades` also holds the points still pending per student, so that averages leave
+out scores that are not final yet.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from tfcourse_instructor.grading.classroom.scores import spreadsheet_safe
-from tfcourse_instructor.grading.course import GRADEBOOK
+from tfcourse_instructor.grading.classroom.scores import read_scores, spreadsheet_safe
+from tfcourse_instructor.grading.course import GRADEBOOK, Course
 from tfcourse_instructor.grading.schedule import assignment_names
 
 GRADES_CSV = "grades.csv"
@@ -35,6 +37,17 @@ class ClassGrades:
     max_scores: dict[str, float]
     scores: dict[str, dict[str, float]]
     """student -> assignment -> score after the late penalty (no entry: not graded)."""
+    pending: dict[str, dict[str, float]]
+    """student -> assignment -> points of written answers awaiting grading by hand (no
+    entry: none)."""
+
+    def final(self, assignment: str) -> list[float]:
+        """The scores on ``assignment`` of the students graded in full (nothing pending)."""
+        return [
+            own[assignment]
+            for student, own in self.scores.items()
+            if assignment in own and assignment not in self.pending.get(student, {})
+        ]
 
     def total(self, student: str) -> float:
         """The student's points over every graded assignment (one not graded counts 0)."""
@@ -57,7 +70,14 @@ def read_grades(root: Path) -> ClassGrades:
                 scores[submission.student.id][name] = max(0.0, submission.score - penalty)
         order = teaching_order(root, graded)
         max_scores = {name: graded[name].max_score for name in order}
-    return ClassGrades(tuple(order), max_scores, dict(sorted(scores.items())))
+    pending: dict[str, dict[str, float]] = {}
+    for name in order:
+        students = [student for student, own in scores.items() if name in own]
+        for score in read_scores(Course(root, name), students):
+            if score.score is None:
+                own = pending.setdefault(score.student, {})
+                own[name] = own.get(name, 0.0) + score.max_score
+    return ClassGrades(tuple(order), max_scores, dict(sorted(scores.items())), pending)
 
 
 def teaching_order(root: Path, names: Collection[str]) -> list[str]:

@@ -1,9 +1,11 @@
 """``index.html``: the class report as one static page, for a browser.
 
-Per assignment, the students graded and their mean score, then a row per autograded question
-in notebook order: points, students, mean (its cell coloured from red, none of the points on
-average, to green, all of them), standard deviation, shares at full points and at none,
-students a limit stopped, and the test cases failed with how many students failed each. The
+Per assignment, the students graded and the mean score of those graded in full, how many have
+written answers still pending (left out of the mean, never counted as 0), then a row per
+question in notebook order: points, students graded on it, mean (its cell coloured from red,
+none of the points on average, to green, all of them), standard deviation, shares at full
+points and at none, students a limit stopped, written answers pending, and the test cases
+failed with how many students failed each. The
 figure (:mod:`.figure`) comes first. Every text is escaped and the page has no script: case
 labels come from notebooks that were a student's files.
 """
@@ -25,7 +27,10 @@ td.text, th.text { text-align: left; }
 ul { margin: 0; padding-left: 1.2em; }
 img { max-width: 100%; }
 """
-_NUMBER_COLUMNS = ("points", "students", "mean", "std", "full points", "no points", "not checked")
+_NUMBER_COLUMNS = (
+    *("points", "students", "mean", "std", "full points", "no points", "not checked"),
+    "pending",
+)
 
 
 def write_page(
@@ -38,7 +43,7 @@ def write_page(
         '<html lang="en"><head><meta charset="utf-8"><title>Class report</title>',
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Class report</h1>",
-        f"<p>{len(grades.scores)} students; points per autograded question, before late "
+        f"<p>{len(grades.scores)} students; points per question, before late "
         "penalties. Scores per student and assignment (after late penalties): "
         "<code>grades.csv</code>.</p>",
         f'<img src="{html.escape(figure)}" alt="the distribution of points per question">',
@@ -53,26 +58,30 @@ def write_page(
 def _assignment_section(
     grades: ClassGrades, assignment: str, questions: Sequence[QuestionStats]
 ) -> str:
-    graded = [own[assignment] for own in grades.scores.values() if assignment in own]
-    mean = sum(graded) / len(graded) if graded else 0.0
+    graded = sum(1 for own in grades.scores.values() if assignment in own)
+    final = grades.final(assignment)
+    mean = f"mean {sum(final) / len(final):.3g}" if final else "no mean yet"
+    waiting = graded - len(final)
     header = "".join(f"<th>{title}</th>" for title in _NUMBER_COLUMNS)
     header = f'<th class="text">question</th>{header}<th class="text">failed cases</th>'
     rows = "\n".join(_question_row(q) for q in questions)
     return (
         f"<h2>{html.escape(assignment)}</h2>\n"
-        f"<p>{len(graded)} students graded, mean {mean:.3g} of "
-        f"{grades.max_scores[assignment]:g} points.</p>\n"
+        f"<p>{graded} students graded; {mean} of {grades.max_scores[assignment]:g} points "
+        f"over the {len(final)} graded in full; {waiting} with written answers still to grade "
+        "by hand (pending: not in the mean).</p>\n"
         f"<table><tr>{header}</tr>\n{rows}</table>"
     )
 
 
 def _question_row(q: QuestionStats) -> str:
+    name = f"{q.question} (written)" if q.written else q.question
     cases = "".join(
         f"<li>{html.escape(label)}: {count} of {q.students}</li>" for label, count in q.failed_cases
     )
     hue = round(120 * min(1.0, max(0.0, q.mean_fraction)))  # red (0) to green (120)
     cells = [
-        f'<td class="text">{html.escape(q.question)}</td>',
+        f'<td class="text">{html.escape(name)}</td>',
         f"<td>{q.max_score:g}</td>",
         f"<td>{q.students}</td>",
         f'<td style="background: hsl({hue}, 70%, 80%)">{q.mean:.3g}</td>',
@@ -80,6 +89,7 @@ def _question_row(q: QuestionStats) -> str:
         f"<td>{q.full:.0%}</td>",
         f"<td>{q.zero:.0%}</td>",
         f"<td>{q.unchecked}</td>",
+        f"<td>{q.pending}</td>",
         f'<td class="text"><ul>{cases}</ul></td>' if cases else '<td class="text"></td>',
     ]
     return f"<tr>{''.join(cells)}</tr>"

@@ -1,10 +1,12 @@
-"""Per-question statistics of the class: how each autograded question went.
+"""Per-question statistics of the class: how each question went.
 
-For every test cell of every graded assignment, over the students with a graded submission:
-the mean and standard deviation of the points (before late penalties, which nbgrader takes
-per notebook), the shares at full points and at none, how many students failed each test
-case, and how many a limit stopped before their check ended. Written to ``questions.csv``
-(a row per question) and ``cases.csv`` (a row per question and failed case).
+For every graded cell of every graded assignment (test cells and written answers), over the
+students with a graded submission: the mean and standard deviation of the points (before late
+penalties, which nbgrader takes per notebook), the shares at full points and at none, how many
+students failed each test case, and how many a limit stopped before their check ended. A
+written answer not yet graded by hand is pending: it is counted as such and left out of the
+figures, never counted as 0. Written to ``questions.csv`` (a row per question) and
+``cases.csv`` (a row per question and failed case).
 """
 
 from __future__ import annotations
@@ -23,25 +25,29 @@ from tfcourse_instructor.grading.report.grades import ClassGrades
 
 QUESTION_COLUMNS = (
     *("assignment", "notebook", "question", "max_score", "students", "mean", "std"),
-    *("full_share", "zero_share", "not_checked"),
+    *("full_share", "zero_share", "not_checked", "written", "pending"),
 )
 """The columns of ``questions.csv``."""
 
 
 @dataclass(frozen=True)
 class QuestionStats:
-    """How the class did on one autograded question."""
+    """How the class did on one question."""
 
     assignment: str
     notebook: str
     question: str
     max_score: float
     scores: tuple[float, ...]
-    """One per student graded on it."""
+    """One per student graded on it (a pending written answer has none)."""
     failed_cases: tuple[tuple[str, int], ...]
     """(case label, students who failed it), most failed first."""
     unchecked: int
     """Students whose check a limit or a lost kernel stopped (they score what it reached)."""
+    written: bool = False
+    """A written answer, graded by hand."""
+    pending: int = 0
+    """Students whose written answer awaits grading by hand."""
 
     @property
     def students(self) -> int:
@@ -77,21 +83,26 @@ class QuestionStats:
 
 
 def read_question_stats(root: Path, grades: ClassGrades) -> list[QuestionStats]:
-    """Statistics of every autograded question of the assignments ``grades`` holds (in its
-    order, each in notebook order), over the students it has graded in each, from the
-    gradebook and the autograded notebooks of the course at ``root``."""
+    """Statistics of every question of the assignments ``grades`` holds (in its order, each
+    in notebook order), over the students it has graded in each, from the gradebook and the
+    autograded notebooks of the course at ``root``."""
     stats = []
     for name in grades.assignments:
         course = Course(root, name)
         students = [student for student, own in grades.scores.items() if name in own]
         possible: dict[tuple[str, str], float] = {}
+        written: set[tuple[str, str]] = set()
         points: dict[tuple[str, str], dict[str, float]] = {}
+        pending: Counter[tuple[str, str]] = Counter()
         for score in read_scores(course, students):
-            if score.autograded:
-                possible[score.notebook, score.question] = score.max_score
-                if score.score is not None:
-                    points.setdefault((score.notebook, score.question), {})
-                    points[score.notebook, score.question][score.student] = score.score
+            key = (score.notebook, score.question)
+            possible[key] = score.max_score
+            if not score.autograded:
+                written.add(key)
+            if score.score is None:
+                pending[key] += 1
+            else:
+                points.setdefault(key, {})[score.student] = score.score
         outcomes = {
             (student, notebook): check_outcomes(
                 course.autograded_dir / student / name / f"{notebook}.ipynb"
@@ -114,6 +125,8 @@ def read_question_stats(root: Path, grades: ClassGrades) -> list[QuestionStats]:
                     tuple(scored.values()),
                     tuple(sorted(failed.items(), key=lambda item: (-item[1], item[0]))),
                     sum(1 for check in checks if not check.checked),
+                    (notebook, question) in written,
+                    pending[notebook, question],
                 )
             )
     return stats
@@ -121,14 +134,16 @@ def read_question_stats(root: Path, grades: ClassGrades) -> list[QuestionStats]:
 
 def write_questions_csv(stats: Sequence[QuestionStats], path: Path) -> None:
     """A row per question: its points, students graded, mean, standard deviation, shares at
-    full points and at none, students a limit stopped."""
+    full points and at none, students a limit stopped, whether it is written, and how many
+    written answers are pending."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(QUESTION_COLUMNS)
         for q in stats:
             figures = (f"{n:.4g}" for n in (q.mean, q.std, q.full, q.zero))
             row = [q.assignment, q.notebook, q.question, f"{q.max_score:g}", q.students]
-            writer.writerow(map(spreadsheet_safe, [*row, *figures, q.unchecked]))
+            kind = [q.unchecked, int(q.written), q.pending]
+            writer.writerow(map(spreadsheet_safe, [*row, *figures, *kind]))
 
 
 def write_cases_csv(stats: Sequence[QuestionStats], path: Path) -> None:

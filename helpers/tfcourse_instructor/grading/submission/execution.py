@@ -113,6 +113,14 @@ by label (what the class report counts; the kit's feedback shows the same labels
 KERNEL_FAILURE_METADATA = "tfcourse_kernel_failure"
 """Output metadata of a test cell whose check the kernel stopped answering: why."""
 
+HIDDEN_FAILURES_METADATA = "tfcourse_hidden_failures"
+"""Output metadata of a test cell, for graders only: each failed hidden case's name and
+message (expected vs got, and where in the test file, whose inputs it names). Formgrader's page
+shows it (:mod:`tfcourse_instructor.grading.rendering.hidden_failures`); feedback pages are
+rendered from copies without it. The message quotes values the student's code returned."""
+MAX_HIDDEN_MESSAGE = 4000
+"""Characters of a hidden case's message kept."""
+
 
 def score_output(result: CheckResult, kernel_failure: str | None = None) -> NotebookNode:
     """The output the kit writes in a test cell: points as text, the report as HTML."""
@@ -125,6 +133,10 @@ def score_output(result: CheckResult, kernel_failure: str | None = None) -> Note
         metadata[SHORTCUT_METADATA] = result.shortcut
     if kernel_failure:
         metadata[KERNEL_FAILURE_METADATA] = kernel_failure
+    if failed := [case for case in result.cases if case.hidden and not case.passed]:
+        metadata[HIDDEN_FAILURES_METADATA] = [
+            {"name": case.name, "message": case.message[:MAX_HIDDEN_MESSAGE]} for case in failed
+        ]
     return NotebookNode(
         output_type="execute_result", data=data, metadata=metadata, execution_count=None
     )
