@@ -160,7 +160,10 @@ def test_the_class_report_covers_every_assignment_and_names_failed_cases(graded_
     assert {row["assignment"] for row in questions} == {c.assignment for c in course.courses}
     for row in questions:
         students = submitted_students(course[row["assignment"]])
-        assert int(row["students"]) == len(students), row["question"]
+        # A written answer no one has scored yet is pending, not a score of 0.
+        graded, pending = int(row["students"]), int(row["pending"])
+        assert graded + pending == len(students), row["question"]
+        assert pending == 0 or row["written"] == "1", row["question"]
     with (report / CASES_CSV).open(newline="", encoding="utf-8") as handle:
         cases = list(csv.DictReader(handle))
     # The untouched release fails every case of every question.

@@ -36,11 +36,6 @@ pytestmark = pytest.mark.slow
 ASSIGNMENT = "01_attention"
 ALLOWED_FAILURES = 1
 """The scheduler retries a submission whose worker died once; a second death stops it."""
-KILLED_ONCE = "bug-unscaled"
-KILLED_ALWAYS = "noisy-correct"
-"""Both graded only once two submissions of the first run are done (each grading is of a
-different notebook, taken in the class's order): that run, stopped after its first batch,
-does not finish them."""
 HOLD_SECONDS = 6
 """How long a worker must have held a submission before it is killed: its sandbox and
 kernel are running by then."""
@@ -192,6 +187,27 @@ def feedback_pages(course: Course, student: str) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.glob("*.html"))}
 
 
+@dataclass(frozen=True)
+class KillPlan:
+    once: str
+    """Its worker is killed once: the submission is graded on another."""
+    always: str
+    """Its workers are killed each time: it is not graded."""
+
+
+def kill_plan(course: Course, merged: set[str]) -> KillPlan:
+    """Two submissions the restarted run grades as tasks of their own: notebooks no other
+    student handed in (an identical one is graded with it, as one task), not merged by the
+    first run. The first run was stopped after two of its four tasks in flight were done, so
+    two of the four such submissions are left at least."""
+    made = {s.student_id: json.dumps(s.make(course), sort_keys=True) for s in samples.SAMPLES}
+    alone = [s for s, text in made.items() if list(made.values()).count(text) == 1]
+    # The untouched release grades fastest: killed once at most, where it must be one.
+    left = sorted((s for s in alone if s not in merged), key=lambda s: s != "untouched")
+    assert len(left) >= 2, f"the first run merged {sorted(merged)}"
+    return KillPlan(once=left[-2], always=left[-1])
+
+
 @pytest.fixture(scope="module")
 def graded_on_cluster(tmp_path_factory):
     """The sample class of notebook 1 graded on a two-worker cluster, its coordinator killed
@@ -210,7 +226,8 @@ def graded_on_cluster(tmp_path_factory):
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
         merged_before = set(recorded(course))
-        killer = Killer(cluster.address, {KILLED_ONCE: 1, KILLED_ALWAYS: ALLOWED_FAILURES + 1})
+        plan = kill_plan(course, merged_before)
+        killer = Killer(cluster.address, {plan.once: 1, plan.always: ALLOWED_FAILURES + 1})
         killer.start()
         second = grade_on(course, cluster.address)
         out, err = second.communicate(timeout=1800)
@@ -222,14 +239,14 @@ def graded_on_cluster(tmp_path_factory):
     finally:
         stop_cluster(cluster)
     left = cluster_processes(cluster.marker)
-    return course, out, merged_before, killer.kills, left, (workers, last_workers)
+    return course, out, merged_before, killer.kills, left, (workers, last_workers), plan
 
 
 def test_the_cluster_grades_as_one_machine(graded_on_cluster, graded_samples):
-    course, out, _, kills, _, _ = graded_on_cluster
-    assert kills[KILLED_ONCE] == 1, "the killed worker never held the submission"
+    course, out, _, kills, _, _, plan = graded_on_cluster
+    assert kills[plan.once] == 1, "the killed worker never held the submission"
     one_machine = graded_samples[0][ASSIGNMENT]
-    students = {s.student_id for s in samples.SAMPLES} - {KILLED_ALWAYS}
+    students = {s.student_id for s in samples.SAMPLES} - {plan.always}
     assert question_rows(course, students) == question_rows(one_machine, students)
     assert assignment_grades(course, students) == assignment_grades(one_machine, students)
     for student in sorted(students):
@@ -244,18 +261,18 @@ def test_the_cluster_grades_as_one_machine(graded_on_cluster, graded_samples):
 def test_a_submission_that_kills_its_workers_is_not_graded_and_the_class_completes(
     graded_on_cluster,
 ):
-    course, out, _, kills, _, _ = graded_on_cluster
-    assert kills[KILLED_ALWAYS] == ALLOWED_FAILURES + 1
-    record = recorded(course)[KILLED_ALWAYS]
+    course, out, _, kills, _, _, plan = graded_on_cluster
+    assert kills[plan.always] == ALLOWED_FAILURES + 1
+    record = recorded(course)[plan.always]
     killed = f"not graded: killed {ALLOWED_FAILURES + 1} workers"
     assert not record["graded"]
     assert {"notebook": "", "problem": killed} in record["issues"]
-    assert any(KILLED_ALWAYS in line and killed in line for line in out.splitlines()), out
+    assert any(plan.always in line and killed in line for line in out.splitlines()), out
     assert len(recorded(course)) == len(samples.SAMPLES)
 
 
 def test_a_restarted_coordinator_grades_only_what_was_not_merged(graded_on_cluster):
-    _, out, merged_before, _, _, _ = graded_on_cluster
+    _, out, merged_before, *_ = graded_on_cluster
     total = len(samples.SAMPLES)
     assert 2 <= len(merged_before) < total
     kept = len(merged_before)
@@ -269,7 +286,7 @@ def test_nothing_of_the_cluster_outlives_it(graded_on_cluster):
     """No process; and of the workers' scratch folders, only those of the last workers (ended
     by the signal that stopped the cluster, as Dask's own are): a killed worker's was removed
     by the worker that replaced it."""
-    *_, left, (workers, last_workers) = graded_on_cluster
+    *_, left, (workers, last_workers), _ = graded_on_cluster
     assert left == []
     for folder in workers.glob("tfcourse-*"):
         assert int(folder.name.split("-")[1]) in last_workers, f"{folder} was left behind"
