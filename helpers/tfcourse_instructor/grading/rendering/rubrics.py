@@ -20,10 +20,10 @@ from typing import Any
 
 import nbformat
 
+from tfcourse_instructor.grading.build.answers import BEGIN, END
 from tfcourse_instructor.grading.classroom.feedback import safe_markdown
 from tfcourse_instructor.grading.course import find_root
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
