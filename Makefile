@@ -62,7 +62,7 @@ bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## e
 bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py
 
-bench-grading: install  ## several minutes: kit grading, serial and parallel, vs plain nbgrader
+bench-grading: install  ## several minutes: kit grading (--jobs 1 and N) vs the notebooks run bare and plain nbgrader
 	$(PY) bench/grading_speed.py $(ARGS)
 
 bench-cluster: install  ## a few minutes: grading on a local Dask cluster, 1 worker vs 2

@@ -26,14 +26,16 @@ from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
 MEMORY_MB = 2500
 
 
-def kernel_spec(folder: Path, socket_path: Path, kernel_sockets: Path | None = None) -> Path:
+def kernel_spec(
+    folder: Path, socket_path: Path, kernel_sockets: Path | None = None, server_wait: float = 0
+) -> Path:
     """A Jupyter path whose ``python3`` kernel starts through ``socket_path`` (binding its
-    sockets in ``kernel_sockets`` if given)."""
+    sockets in ``kernel_sockets`` if given, waiting ``server_wait`` seconds for the server)."""
     spec = folder / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     argv = [
         *(sys.executable, "-m", "tfcourse.grading_kernel.kernel"),
-        *("--fork-server", str(socket_path)),
+        *("--fork-server", str(socket_path), "--server-wait", str(server_wait)),
         *(("--kernel-sockets", str(kernel_sockets)) if kernel_sockets else ()),
         *("--memory-mb", str(MEMORY_MB), "-f", "{connection_file}"),
     ]
@@ -151,6 +153,21 @@ def test_without_its_server_no_kernel_starts_outside_the_sandbox(tmp_path, monke
         assert manager.provisioner.process.wait(timeout=30) == 1  # the client refused
     finally:
         manager.cleanup_resources()
+
+
+def test_a_kernel_waits_for_a_server_still_importing(tmp_path, monkeypatch):
+    if not forkserver.SUPPORTED:
+        pytest.skip("the fork server runs on Linux only")
+    socket_path = tmp_path / "late.sock"
+    manager = start(kernel_spec(tmp_path, socket_path, server_wait=60), tmp_path, monkeypatch)
+    late = forkserver.ForkServer(socket_path)  # started after the kernel was asked for
+    try:
+        assert run(manager, "print(6 * 7)")["printed"] == "42\n"
+        assert late.wait_ready(timeout=0)
+    finally:
+        manager.shutdown_kernel(now=True)
+        os.kill(late.pid, signal.SIGTERM)
+        os.waitpid(late.pid, 0)
 
 
 def test_the_client_exits_with_the_kernels_status(server, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import selectors
 import signal
 import socket
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -104,10 +106,13 @@ class ForkServer:
         """The server's process id (the parent of the kernels it forks)."""
         return self._process.pid
 
-    def wait_ready(self) -> bool:
-        """Wait until the server listens; False if it failed to start."""
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the server listens (at most ``timeout`` seconds); False if it failed
+        to start, or did not start in time."""
         assert self._process.stdout is not None
-        return self._process.stdout.readline().strip() == b"ready"
+        if timeout is not None and not select.select([self._process.stdout], [], [], timeout)[0]:
+            return False
+        return self._process.stdout.readline(_MAX_LINE).strip() == b"ready"
 
 
 SUPPORTED = sys.platform == "linux"
@@ -157,19 +162,21 @@ def request_kernel(
     kernel_args: list[str],
     server_uid: int | None = None,
     kernel_sockets: Path | None = None,
+    server_wait: float = 0,
 ) -> int:
     """In the client: have the server fork a kernel with this process's working directory,
     stdio, connection file and kernel variables; relay signals to it; return its exit
     status. With ``server_uid``, a server of another user is refused. With
     ``kernel_sockets``, the kernel binds its Unix sockets in that folder, and this process
-    links each where the connection file says once it is there."""
+    links each where the connection file says once it is there. A server that is not
+    listening yet is waited for up to ``server_wait`` seconds (it may still be importing)."""
     kernel_args, connection_file = _take_connection_file(kernel_args)
     owner = os.getuid() if server_uid is None else server_uid
     links: list[tuple[Path, Path]] = []
     if kernel_sockets is not None and connection_file:
         connection_file, links = _sockets_in(kernel_sockets, connection_file)
         pinned.clear(source for source, _ in links)
-    connection = pinned.connect(socket_path, owner)
+    connection = _connect_when_listening(socket_path, owner, server_wait)
     if _peer_uid(connection) != owner:
         raise ConnectionError(f"{socket_path} is not served by user {owner}")
     request = {
@@ -203,6 +210,21 @@ def request_kernel(
         signal.signal(signum, relay)
     status = _read_line(connection)
     return int(status) if status.lstrip("-").isdigit() else 1
+
+
+def _connect_when_listening(socket_path: Path, owner: int, seconds: float) -> socket.socket:
+    """A connection to the server at ``socket_path`` (:func:`pinned.connect`), waiting up to
+    ``seconds`` while nothing is there yet or nothing listens there yet."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if os.path.lexists(socket_path):
+                return pinned.connect(socket_path, owner)
+        except ConnectionRefusedError:  # bound, not listening yet
+            pass
+        if time.monotonic() >= deadline:
+            return pinned.connect(socket_path, owner)
+        time.sleep(pinned.POLL_SECONDS)
 
 
 def _capped_stdio() -> list[int]:

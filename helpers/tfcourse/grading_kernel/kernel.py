@@ -1,10 +1,10 @@
 """The kernel nbgrader starts to grade a submission: an IPython kernel with limits.
 
 ``python -m tfcourse.grading_kernel.kernel [--fork-server SOCKET [--server-uid UID]
-[--kernel-sockets FOLDER]] --memory-mb N [--attempts-log FILE] -f FILE`` caps the size of
-the files it writes (:data:`FILE_LIMIT_MB`) and the address space of the kernel process (so a
-memory blow-up raises ``MemoryError`` in the cell that caused it instead of taking the
-machine down), records what the sandbox refuses in ``--attempts-log``
+[--kernel-sockets FOLDER] [--server-wait SECONDS]] --memory-mb N [--attempts-log FILE] -f FILE``
+caps the size of the files it writes (:data:`FILE_LIMIT_MB`) and the address space of the
+kernel process (so a memory blow-up raises ``MemoryError`` in the cell that caused it instead
+of taking the machine down), records what the sandbox refuses in ``--attempts-log``
 (:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel. It never reads a test file:
 the trusted runner (:mod:`tfcourse_instructor.grading.submission.remote`) runs them outside this
 process, so hidden tests never enter a student's kernel.
@@ -14,8 +14,9 @@ With ``--fork-server`` the kernel is forked from that server
 in the submission's sandbox; this process stays as the kernel's stand-in for jupyter_client.
 With ``--kernel-sockets`` the kernel binds its sockets in that folder of the sandbox's, and
 this process links them where the connection file says (:mod:`tfcourse.grading_kernel.pinned`).
-A server that cannot be reached is an error: starting the kernel here instead would run the
-submission outside its sandbox.
+With ``--server-wait`` a server still importing is waited for that long: the grader starts it
+beside nbgrader. A server that cannot be reached is an error: starting the kernel here instead
+would run the submission outside its sandbox.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main() -> int:
     parser.add_argument("--fork-server", type=Path)
     parser.add_argument("--server-uid", type=int)
     parser.add_argument("--kernel-sockets", type=Path)
+    parser.add_argument("--server-wait", type=float, default=0)
     args, rest = parser.parse_known_args()
     if args.fork_server is None:
         start_kernel(rest)
@@ -74,7 +76,9 @@ def main() -> int:
     from tfcourse.grading_kernel.forkserver import request_kernel
 
     try:
-        return request_kernel(args.fork_server, rest, args.server_uid, args.kernel_sockets)
+        return request_kernel(
+            args.fork_server, rest, args.server_uid, args.kernel_sockets, args.server_wait
+        )
     except (FileNotFoundError, ConnectionError) as error:
         print(f"no grading kernel: its fork server is gone ({error})", file=sys.stderr)
         return 1

@@ -46,7 +46,7 @@ from tfcourse_instructor.grading.classroom.merge import merge_grades, record_ass
 from tfcourse_instructor.grading.classroom.preflight import prepare_notebook
 from tfcourse_instructor.grading.classroom.summary import Record, load_records, save_records
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission import sandbox, timings
 from tfcourse_instructor.grading.submission.issues import Issue
 from tfcourse_instructor.grading.submission.workspace import (
     GradedSubmission,
@@ -131,8 +131,9 @@ def grade_class(
         scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
         workspace = Workspace(course, scratch, limits, sandboxed)
         try:
-            record_assignment(course)
-            workspace.prepare()
+            with timings.phase("class set-up"):
+                record_assignment(course)
+                workspace.prepare()
             preflight = _Preflight(course, only_submitted)
             if scheduler:
                 graded = _grade_on_cluster(course, workspace, [*identical], preflight, scheduler)
@@ -148,13 +149,15 @@ def grade_class(
             ) as bar:
                 for batch in _batches(_counted(graded, bar), merge_every):
                     bar.set_postfix_str(f"merging {len(batch)} into the gradebook")
-                    _merge(course, batch, records, fingerprints)
+                    with timings.phase("merge"):
+                        _merge(course, batch, records, fingerprints)
                     bar.set_postfix_str("")
         finally:
             workspace.close()
             shutil.rmtree(scratch, ignore_errors=True)
     if feedback:
-        _refresh_feedback(course, students, records, jobs, progress)
+        with timings.phase("feedback"):
+            _refresh_feedback(course, students, records, jobs, progress)
     save_records(course, records)
     return {s: records[s] for s in students}
 
@@ -329,7 +332,9 @@ def _grade_here(
     subprocesses), yielding each as it is done."""
 
     def grade_one(student: str) -> GradedSubmission:
-        return workspace.grade(student, preflight(student))
+        with timings.phase("pre-flight"):
+            notebooks = preflight(student)
+        return workspace.grade(student, notebooks)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(grade_one, s): s for s in students}

@@ -53,7 +53,7 @@ from tfcourse.declarations import shortcuts
 from tfcourse.declarations.shortcuts import checked_question
 from tfcourse.grading_kernel import wire
 from tfcourse_instructor.grading.course import import_given
-from tfcourse_instructor.grading.submission import remote
+from tfcourse_instructor.grading.submission import remote, timings
 
 CELL_TIMEOUT = "CellTimeoutError"
 NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
@@ -243,7 +243,13 @@ class GuardedExecute(Execute):
             "evalue": self._notes[CELL_TIMEOUT],
             "traceback": [f"{CELL_TIMEOUT}: {self._notes[CELL_TIMEOUT]}"],
         }
-        return super().preprocess(nb, resources, km)
+        self._spent = {"cells": 0.0, "checks": 0.0}
+        self._round_trips = 0
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            timings.record("cells", self._spent["cells"])
+            timings.record("checks", self._spent["checks"], round_trips=self._round_trips)
 
     def _get_timeout(self, cell: NotebookNode | None) -> int | None:
         remaining = max(1, math.ceil(self._deadline - monotonic()))
@@ -265,9 +271,24 @@ class GuardedExecute(Execute):
             cell.outputs = [error_output(KERNEL_LOST, self._notes[KERNEL_LOST])]
             return cell
         is_test = utils.is_grade(cell) and not utils.is_solution(cell)
-        if is_test:
-            await self._check(cell)
-            return cell
+        start = monotonic()
+        try:
+            if is_test:
+                await self._check(cell)
+            else:
+                await self._execute_code_cell(cell, cell_index, execution_count, store_history)
+        finally:
+            self._spent["checks" if is_test else "cells"] += monotonic() - start
+        return cell
+
+    async def _execute_code_cell(
+        self,
+        cell: NotebookNode,
+        cell_index: int,
+        execution_count: int | None,
+        store_history: bool,
+    ) -> None:
+        """Run a cell that is not a test cell in the kernel, within the limits."""
         try:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             healthy = await self._recover_if_stuck(cell)
@@ -282,7 +303,6 @@ class GuardedExecute(Execute):
             healthy = False
         if healthy:
             self._replayable.append(cell_index)
-        return cell
 
     execute_cell = run_sync(async_execute_cell)
 
@@ -290,8 +310,15 @@ class GuardedExecute(Execute):
         kwargs.setdefault("kernel_manager_class", CappedKernelManager)  # nbgrader sets its own
         super().__init__(*args, **kwargs)
 
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        with timings.phase("kernel start"):
+            await super().async_start_new_kernel(**kwargs)
+
+    start_new_kernel = run_sync(async_start_new_kernel)
+
     async def async_start_new_kernel_client(self) -> Any:
-        client = await super().async_start_new_kernel_client()
+        with timings.phase("kernel start"):
+            client = await super().async_start_new_kernel_client()
         self._watch = self._watch_channels()
         return client
 
@@ -330,7 +357,8 @@ class GuardedExecute(Execute):
     async def _async_cleanup_kernel(self) -> None:
         if watch := getattr(self, "_watch", None):
             watch.close()
-        await super()._async_cleanup_kernel()
+        with timings.phase("kernel stop"):
+            await super()._async_cleanup_kernel()
 
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
@@ -358,6 +386,7 @@ class GuardedExecute(Execute):
         result, session = await asyncio.to_thread(
             remote.check_remotely, question, source, transport, seconds, forbidden
         )
+        self._round_trips += session.round_trips
         tested = tuple(shortcuts.names_tested(source))
         found = notebook_shortcuts(self.nb, question, forbidden, tested) + session.called
         result = dataclasses.replace(result, shortcut=shortcuts.verdict(question, found))

@@ -39,6 +39,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.submission import timings
 from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER, limit_notes
 from tfcourse_instructor.grading.submission.issues import (
     Issue,
@@ -75,6 +76,10 @@ c.KernelManager.transport = "ipc"
 SCRATCH_STUDENT = "student"
 """The id every submission is graded under in its scratch course (the class gradebook gets
 the real one when the grades are merged)."""
+
+SERVER_WAIT_SECONDS = 50
+"""How long a kernel waits for its fork server to finish importing: within nbclient's 60 s for a
+kernel to start."""
 
 _MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to 107 bytes; jupyter_client appends about 50."""
@@ -178,13 +183,14 @@ class Workspace:
         The scratch course (:meth:`scratch_folder`) names no student: what the submission's
         code sees of it, and so what it can print, is the same for every student."""
         scratch = Course(self.scratch_folder(student), self.course.assignment)
-        if scratch.root.exists():
-            shutil.rmtree(scratch.root)
-        shutil.copytree(self.template, scratch.root)
-        folder = scratch.submitted_dir / SCRATCH_STUDENT / scratch.assignment
-        folder.mkdir(parents=True)
-        for name, notebook in notebooks.items():
-            nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
+        with timings.phase("scratch course"):
+            if scratch.root.exists():
+                shutil.rmtree(scratch.root)
+            shutil.copytree(self.template, scratch.root)
+            folder = scratch.submitted_dir / SCRATCH_STUDENT / scratch.assignment
+            folder.mkdir(parents=True)
+            for name, notebook in notebooks.items():
+                nbformat.write(_without_check_outputs(notebook), folder / f"{name}.ipynb")
         autograded = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "sockets"))
         connections = Path(tempfile.mkdtemp(prefix="k", dir=self.exchange / "connections"))
@@ -202,7 +208,8 @@ class Workspace:
             shutil.rmtree(connections, ignore_errors=True)
         if any(issue.problem.startswith("not graded") for issue in issues):
             return GradedSubmission(student, issues)
-        issues += self._check_outputs(autograded, notebooks)
+        with timings.phase("submitted outputs"):
+            issues += self._check_outputs(autograded, notebooks)
         return GradedSubmission(student, issues, autograded)
 
     def scratch_folder(self, student: str) -> Path:
@@ -218,33 +225,36 @@ class Workspace:
         folders: tuple[Path, Path],
         sandbox: Sandbox,
     ) -> list[Issue]:
-        """Start the submission's fork server in ``sandbox``, then nbgrader's autograde.
-        ``folders``: the sandbox's sockets (it writes there) and the kernels' connection
-        files (the grader writes there, where the sandbox cannot: the kernel gets a copy)."""
+        """Start the submission's fork server in ``sandbox``, and nbgrader's autograde while
+        the server imports (its kernels wait for it). ``folders``: the sandbox's sockets (it
+        writes there) and the kernels' connection files (the grader writes there, where the
+        sandbox cannot: the kernel gets a copy)."""
         sockets, connections = folders
         server = None
         if forkserver.SUPPORTED:
             server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
-            if not server.wait_ready():
-                return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
         workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
-            scratch.nbgrader(
-                "autograde",
-                scratch.assignment,
-                f"--student={SCRATCH_STUDENT}",
-                "--force",
-                f"--KernelManager.connection_file={connections / 'kernel.json'}",
-                # Where the client finds the kernel's sockets (kernel-ipc-N): links the
-                # kernel's stand-in makes to the sockets it binds in the sandbox's folder.
-                f"--KernelManager.ip={connections / 'kernel-ipc'}",
-                timeout=budget,
-                env=env,
-                memory_mb=self.limits.grader_memory_mb,
-            )
+            with timings.phase("nbgrader autograde"):
+                scratch.nbgrader(
+                    "autograde",
+                    scratch.assignment,
+                    f"--student={SCRATCH_STUDENT}",
+                    "--force",
+                    f"--KernelManager.connection_file={connections / 'kernel.json'}",
+                    # Where the client finds the kernel's sockets (kernel-ipc-N): links the
+                    # kernel's stand-in makes to the sockets it binds in the sandbox's folder.
+                    f"--KernelManager.ip={connections / 'kernel-ipc'}",
+                    timeout=budget,
+                    env=env,
+                    memory_mb=self.limits.grader_memory_mb,
+                )
         except RuntimeError as error:
+            # nbgrader may fail before its kernel asks for the server: ask the server itself.
+            if server and not server.wait_ready(timeout=SERVER_WAIT_SECONDS):
+                return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
             return [Issue("", f"not graded: {_last_line(error)}")]
         return []
 
@@ -284,6 +294,7 @@ class Workspace:
             log = server.socket_path.parent / attempts.LOG_NAME
             server_args = ["--fork-server", str(server.socket_path), "--attempts-log", str(log)]
             server_args += ["--kernel-sockets", str(server.socket_path.parent)]
+            server_args += ["--server-wait", str(SERVER_WAIT_SECONDS)]
             if os.geteuid() == 0 and self.sandboxed:
                 server_args += ["--server-uid", str(GRADING_UID)]
         argv = [
