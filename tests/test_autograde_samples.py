@@ -94,7 +94,7 @@ def test_identical_submissions_are_graded_once(graded_samples):
         assert f"{header}, {copies} identical to one of those (graded with it) ..." in result.stdout
 
 
-def test_progress_is_shown_for_grading_and_feedback_of_each_assignment(graded_samples):
+def test_progress_is_shown_for_grading_feedback_and_export(graded_samples):
     course, result = graded_samples
     students = len(submitted_students(course["01_attention"]))
     # tqdm redraws in place, and again when the bar's note changes: each bar ends at 100%
@@ -103,6 +103,11 @@ def test_progress_is_shown_for_grading_and_feedback_of_each_assignment(graded_sa
         assert result.stderr.count(f"{bar}: 100%") >= len(course.courses), bar
     assert "merging" in result.stderr
     assert f"{students}/{students} [" in result.stderr
+    # Export: each assignment's copy report, the per-question CSV, the class report.
+    steps = len(course.courses) + 2
+    assert f"export: 100%|██████████| {steps}/{steps} [" in result.stderr
+    for step in ("01_attention: near-identical answers", "grades per question", "class report"):
+        assert step in result.stderr, step
 
 
 def test_score_table_fits_a_terminal_with_a_column_per_notebook(graded_samples):

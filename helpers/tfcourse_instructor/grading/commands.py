@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from tfcourse_instructor.grading.build import authoring, gradescope, publish
 from tfcourse_instructor.grading.build.cells import placeholder_warning
 from tfcourse_instructor.grading.build.release import generate_release
@@ -32,12 +34,13 @@ from tfcourse_instructor.grading.classroom.pipeline import (
 )
 from tfcourse_instructor.grading.classroom.reproduce import check_notebook, format_report
 from tfcourse_instructor.grading.classroom.scores import (
+    QuestionScore,
     format_table,
     late_lines,
     read_scores,
     write_csv,
 )
-from tfcourse_instructor.grading.classroom.summary import format_summary
+from tfcourse_instructor.grading.classroom.summary import Record, format_summary
 from tfcourse_instructor.grading.cluster.coordinator import ClusterRefused
 from tfcourse_instructor.grading.course import GRADEBOOK, Course
 from tfcourse_instructor.grading.report.class_report import write_report
@@ -124,7 +127,7 @@ def grade_assignments(
     gradebook (from ``roster``, else by id), write the CSVs, feedback and the class report,
     print the scores and, per assignment, the copy report and the summary (with the files
     intake ``refused``); return the exit code."""
-    summaries = []
+    graded = []
     for name in names:
         course = Course(root, name)
         students = submitted_students(course)
@@ -163,18 +166,9 @@ def grade_assignments(
                 file=sys.stderr,
             )
             return 2
-        copies = report_copies(course, students, args.copy_threshold)
-        summary = format_summary(name, with_intake_problems(records, refused))
-        late = "".join(f"\n{line}" for line in late_lines(course, students))
-        summaries.append(f"{name}: {copies}\n{summary}{late}")
+        graded.append((course, students, with_intake_problems(records, refused)))
     imported = name_students(root / GRADEBOOK, roster)
-    scores = [
-        score
-        for name in names
-        for score in read_scores(Course(root, name), submitted_students(Course(root, name)))
-    ]
-    write_csv(scores, root / SCORES_CSV)
-    page = write_report(root)
+    summaries, scores, page = _export(root, graded, args.copy_threshold)
     print()
     print(format_table(scores))
     print()
@@ -191,6 +185,33 @@ def grade_assignments(
         f"{page.relative_to(root)}, near-identical answers: {COPIES_DIR}/, feedback: feedback/"
     )
     return 0
+
+
+def _export(
+    root: Path, graded: Sequence[tuple[Course, list[str], dict[str, Record]]], threshold: float
+) -> tuple[list[str], list[QuestionScore], Path]:
+    """After grading: each assignment's copy report and summary, the scores per question
+    (written to the CSV) and the class report's page, with a progress bar over these steps."""
+    summaries = []
+    with tqdm(total=len(graded) + 2, desc="export", unit="step", file=sys.stderr) as bar:
+        for course, students, records in graded:
+            bar.set_postfix_str(f"{course.assignment}: near-identical answers")
+            copies = report_copies(course, students, threshold)
+            summary = format_summary(course.assignment, records)
+            late = "".join(f"\n{line}" for line in late_lines(course, students))
+            summaries.append(f"{course.assignment}: {copies}\n{summary}{late}")
+            bar.update()
+        bar.set_postfix_str("grades per question")
+        scores = [
+            score for course, students, _ in graded for score in read_scores(course, students)
+        ]
+        write_csv(scores, root / SCORES_CSV)
+        bar.update()
+        bar.set_postfix_str("class report")
+        page = write_report(root)
+        bar.update()
+        bar.set_postfix_str("")
+    return summaries, scores, page
 
 
 def report(root: Path, args: argparse.Namespace) -> int:
