@@ -36,6 +36,8 @@ pytestmark = pytest.mark.slow
 ASSIGNMENT = "01_attention"
 ALLOWED_FAILURES = 1
 """The scheduler retries a submission whose worker died once; a second death stops it."""
+UNLIMITED = 10
+"""Kills planned for a submission that kills every worker it runs on."""
 HOLD_SECONDS = 6
 """How long a worker must have held a submission before it is killed: its sandbox and
 kernel are running by then."""
@@ -111,8 +113,9 @@ def cluster_processes(marker: str) -> list[str]:
 
 
 class Killer(threading.Thread):
-    """SIGKILLs the worker holding a planned student's submission once it has held it for
-    :data:`HOLD_SECONDS`, as many times as planned."""
+    """SIGKILLs the worker running a planned student's submission once it has run there for
+    :data:`HOLD_SECONDS`, as many times as planned. The worker may hold other submissions
+    waiting their turn: Dask counts the death against them too, the kit must not."""
 
     def __init__(self, address: str, plan: dict[str, int]) -> None:
         super().__init__(daemon=True)
@@ -120,23 +123,35 @@ class Killer(threading.Thread):
         self.plan = dict(plan)
         self.kills: Counter[str] = Counter()
         self.stop = threading.Event()
+        self.error: BaseException | None = None
 
     def run(self) -> None:
-        held: dict[tuple[str, str], float] = {}
+        try:
+            self._kill_as_planned()
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def _kill_as_planned(self) -> None:
+        def executing(dask_worker: distributed.Worker) -> tuple[int, list[str]]:
+            """The worker's process id and the keys of the tasks it is running (not those
+            waiting); nested, so that it travels to the workers by value."""
+            return os.getpid(), [task.key for task in dask_worker.state.executing]
+
+        running: dict[tuple[str, str], float] = {}
         with distributed.Client(self.address, timeout="60s") as client:
             while not self.stop.wait(0.5):
                 now = time.monotonic()
-                for worker, keys in client.processing().items():
+                for worker, (pid, keys) in client.run(executing, on_error="ignore").items():
                     for key in keys:
                         student = self._student(key)
                         if self.kills[student] >= self.plan.get(student, 0):
                             continue
-                        since = held.setdefault((worker, key), now)
+                        since = running.setdefault((worker, key), now)
                         if now - since >= HOLD_SECONDS:
-                            pid = client.run(os.getpid, workers=[worker])[worker]
                             os.kill(pid, signal.SIGKILL)
                             self.kills[student] += 1
-                            held.clear()
+                            running.clear()
 
     @staticmethod
     def _student(key: str) -> str:
@@ -227,12 +242,13 @@ def graded_on_cluster(tmp_path_factory):
         first.communicate()
         merged_before = set(recorded(course))
         plan = kill_plan(course, merged_before)
-        killer = Killer(cluster.address, {plan.once: 1, plan.always: ALLOWED_FAILURES + 1})
+        killer = Killer(cluster.address, {plan.once: 1, plan.always: UNLIMITED})
         killer.start()
         second = grade_on(course, cluster.address)
         out, err = second.communicate(timeout=1800)
         killer.stop.set()
         killer.join()
+        assert killer.error is None, repr(killer.error)
         assert second.returncode == 0, out + err
         with distributed.Client(cluster.address, timeout="60s") as client:
             last_workers = set(client.run(os.getpid).values())
@@ -261,10 +277,12 @@ def test_the_cluster_grades_as_one_machine(graded_on_cluster, graded_samples):
 def test_a_submission_that_kills_its_workers_is_not_graded_and_the_class_completes(
     graded_on_cluster,
 ):
+    """Not graded once more workers than allowed died while running it; more may have died
+    if a worker running a neighbour died while it waited there (sent again, not counted)."""
     course, out, _, kills, _, _, plan = graded_on_cluster
-    assert kills[plan.always] == ALLOWED_FAILURES + 1
+    assert ALLOWED_FAILURES + 1 <= kills[plan.always] < UNLIMITED
     record = recorded(course)[plan.always]
-    killed = f"not graded: killed {ALLOWED_FAILURES + 1} workers"
+    killed = f"not graded: killed {kills[plan.always]} workers"
     assert not record["graded"]
     assert {"notebook": "", "problem": killed} in record["issues"]
     assert any(plan.always in line and killed in line for line in out.splitlines()), out

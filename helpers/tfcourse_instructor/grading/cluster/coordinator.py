@@ -4,15 +4,20 @@ It checks every worker before sending anything (same kit, same pinned packages, 
 sends the assignment's bundle once to each, then one task per submission, keeping a bounded
 number in flight so that a class of any size is pre-flighted as it goes. A worker lost while it
 holds a submission is Dask's to handle: the scheduler gives the task to another worker, up to its
-``distributed.scheduler.allowed-failures``; past that the submission is reported "not graded:
-killed N workers" and the class goes on. Results are accepted only from the bundle that was sent
+``distributed.scheduler.allowed-failures``. Dask counts every task a lost worker held, the ones
+waiting behind the running one too; so a submission is reported "not graded: killed N workers"
+only once more workers than that died while running it (each task tells the coordinator when it
+starts), and otherwise sent again, so that no student loses a grade to a neighbour's deaths.
+Results are accepted only from the bundle that was sent
 and from an equal environment; what a worker returns is written under the coordinator's scratch
 folder by notebook names the course knows, never by names the result carries.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -84,49 +89,97 @@ def grade_on_cluster(
 
     threads = check_workers(client, bundle, sandboxed)
     client.register_plugin(Cleanup())
-    run = uuid.uuid4().hex[:8]
-    sent = client.submit(worker.bundle_of, bundle, key=f"bundle-{bundle.digest[:16]}-{run}")
+    bundle_key = f"bundle-{bundle.digest[:16]}-{uuid.uuid4().hex[:8]}"
+    sent = client.submit(worker.bundle_of, bundle, key=bundle_key)
+    runs = _Runs(client)
     queue, futures, done = iter(students), {}, as_completed()
+
+    def submit(student: str, texts: dict[str, str], attempt: int = 0) -> None:
+        key = f"grade-{course.assignment}-{student}-{uuid.uuid4().hex[:8]}"
+        runs.expect(key, student)
+        future = client.submit(
+            worker.grade, sent, student, texts, limits, sandboxed, key=key, pure=False
+        )
+        futures[future] = (student, texts, attempt)
+        done.add(future)
 
     def submit_next() -> None:
         student = next(queue, None)
-        if student is None:
-            return
-        texts = {name: nbformat.writes(nb) for name, nb in preflight(student).items()}
-        future = client.submit(
-            worker.grade,
-            sent,
-            student,
-            texts,
-            limits,
-            sandboxed,
-            key=f"grade-{course.assignment}-{student}-{run}",
-            pure=False,
-        )
-        futures[future] = student
-        done.add(future)
+        if student is not None:
+            submit(student, {name: nbformat.writes(nb) for name, nb in preflight(student).items()})
 
-    for _ in range(max(1, threads * IN_FLIGHT_PER_THREAD)):
-        submit_next()
-    for future in done:
-        student = futures.pop(future)
-        graded = _outcome(future, course, bundle, student, received)
-        future.release()
-        submit_next()
-        yield graded
+    try:
+        for _ in range(max(1, threads * IN_FLIGHT_PER_THREAD)):
+            submit_next()
+        for future in done:
+            student, texts, attempt = futures.pop(future)
+            allowed = _allowed_deaths(future)
+            if allowed is None:
+                graded = _outcome(future, course, bundle, student, received)
+            elif runs.count(student) <= allowed and attempt < allowed:
+                future.release()
+                submit(student, texts, attempt + 1)  # its workers died while it waited
+                continue
+            else:
+                graded = GradedSubmission(student, [Issue("", _killed(runs.count(student)))])
+            future.release()
+            submit_next()
+            yield graded
+    finally:
+        runs.close()
+
+
+class _Runs:
+    """How many times each student's tasks started on a worker, as the workers report it
+    (:func:`~tfcourse_instructor.grading.cluster.worker.grade`); a task that ends with its
+    worker's death started as often as its workers died while running it."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self._students: dict[str, str] = {}
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        # Events reach the client in order with the tasks' states: a start is counted
+        # before the death that ends it is reported.
+        client.subscribe_topic(worker.STARTED_TOPIC, self._started)
+
+    def expect(self, key: str, student: str) -> None:
+        with self._lock:
+            self._students[key] = student
+
+    def count(self, student: str) -> int:
+        with self._lock:
+            return self._counts[student]
+
+    def close(self) -> None:
+        self._client.unsubscribe_topic(worker.STARTED_TOPIC)
+
+    def _started(self, event: tuple[float, str]) -> None:
+        with self._lock:
+            if (student := self._students.get(event[1])) is not None:
+                self._counts[student] += 1
+
+
+def _allowed_deaths(future) -> int | None:
+    """The worker deaths Dask allows a task, if ``future``'s task ended by exceeding them."""
+    from distributed import KilledWorker
+
+    if future.status == "error" and isinstance(error := future.exception(), KilledWorker):
+        return error.allowed_failures
+    return None
+
+
+def _killed(runs: int) -> str:
+    """Why a submission whose workers kept dying is not graded."""
+    return f"not graded: killed {runs} workers" if runs else "not graded: its workers kept dying"
 
 
 def _outcome(
     future, course: Course, bundle: Bundle, student: str, received: Path
 ) -> GradedSubmission:
     """The graded submission a finished task stands for, or why it is not graded."""
-    from distributed import KilledWorker
-
     try:
         result = future.result()
-    except KilledWorker as error:
-        lost = error.allowed_failures + 1
-        return GradedSubmission(student, [Issue("", f"not graded: killed {lost} workers")])
     except Exception as error:  # one submission's failure must not stop the class
         problem = f"not graded: {type(error).__name__}: {str(error)[-200:]}"
         return GradedSubmission(student, [Issue("", problem)])

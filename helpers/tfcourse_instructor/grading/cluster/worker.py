@@ -38,6 +38,10 @@ from tfcourse_instructor.grading.submission.workspace import (
     process_folder,
 )
 
+STARTED_TOPIC = "tfcourse-grading-started"
+"""The Dask event topic on which a task announces its key when it starts
+(:class:`~tfcourse_instructor.grading.cluster.coordinator._Runs` counts them)."""
+
 
 @dataclass(frozen=True)
 class WorkerResult:
@@ -75,6 +79,7 @@ def grade(
     sandboxed: bool,
 ) -> WorkerResult:
     """Grade ``student``'s pre-flighted ``notebooks`` (name -> JSON text) from ``bundle``."""
+    _announce_start()
     workspace = _workspace(bundle, _with_worker_threads(limits), sandboxed)
     parsed = {name: nbformat.reads(text, as_version=4) for name, text in notebooks.items()}
     try:
@@ -128,6 +133,14 @@ def bundle_of(bundle: Bundle) -> Bundle:
     lost with every worker that held it is computed again, so grading goes on when workers
     die."""
     return bundle
+
+
+def _announce_start() -> None:
+    """Tell the coordinator this task now runs here (see :data:`STARTED_TOPIC`)."""
+    from distributed import get_worker
+
+    running = get_worker()
+    running.log_event(STARTED_TOPIC, running.get_current_task())
 
 
 def _with_worker_threads(limits: Limits) -> Limits:
