@@ -70,7 +70,8 @@ PER_SUBMISSION = KIT_PHASES[: KIT_PHASES.index("submitted outputs") + 1]
 
 def make_course(root: Path, names: list[str], students: int) -> list[Course]:
     """A released copy of the course with ``students`` synthetic submissions of each
-    assignment of ``names``; those assignments."""
+    assignment of ``names``; those assignments. Each ends with a note of its own, so that no
+    two are identical (the kit grades identical submissions once)."""
     root.mkdir(parents=True)
     for name in ("nbgrader_config.py", COURSE_FILE, "requirements.txt"):
         shutil.copy(REPO / name, root)
@@ -83,6 +84,8 @@ def make_course(root: Path, names: list[str], students: int) -> list[Course]:
             folder = course.submitted_dir / f"s{number:03d}-{sample.student_id}" / course.assignment
             shutil.copytree(course.release_dir, folder)
             for name, notebook in sample.make(course).items():
+                note = nbformat.v4.new_markdown_cell(f"Submission {number} of the benchmark.")
+                notebook.cells.append(note)
                 nbformat.write(notebook, folder / f"{name}.ipynb")
     return chosen
 

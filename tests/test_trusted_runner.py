@@ -29,7 +29,7 @@ from conftest import hidden_lines, one_notebook_course, run_kit
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "01_attention"
-LIMITS = ("--jobs", "1", "--cell-timeout", "15", "--notebook-timeout", "240", "--memory-mb", "2048")
+LIMITS = ("--jobs", "2", "--cell-timeout", "20", "--notebook-timeout", "240", "--memory-mb", "2048")
 
 FORMATTER = """
 ip = get_ipython()

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -129,9 +129,6 @@ class Course:
         runs longer than ``timeout`` seconds. ``env`` adds environment variables;
         ``memory_mb`` caps the address space nbgrader may map (for a run whose memory a
         submission steers, such as its autograde)."""
-        full_env = {**os.environ, **(env or {})}
-        # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
-        full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         command = [sys.executable, "-m", BOUND_TO_PARENT, str(os.getpid()), "nbgrader", *args]
         # Output goes to files, not pipes: a process a kernel left behind may hold them open,
         # and waiting for the end of a pipe would wait for it. A session of its own, so that a
@@ -140,7 +137,12 @@ class Course:
             tempfile.TemporaryFile("w+") as out,
             tempfile.TemporaryFile("w+") as err,
             subprocess.Popen(
-                command, cwd=self.root, env=full_env, stdout=out, stderr=err, start_new_session=True
+                command,
+                cwd=self.root,
+                env=nbgrader_environment(env),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             ) as process,
         ):
             if memory_mb is not None:
@@ -152,14 +154,30 @@ class Course:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s") from None
-            stdout, stderr = (_read(stream) for stream in (out, err))
-        if process.returncode != 0:
-            if memory_mb is not None and any(sign in stderr for sign in _OUT_OF_MEMORY):
-                raise RuntimeError(f"`nbgrader {args[0]}` ran out of its {memory_mb} MiB of memory")
-            raise RuntimeError(
-                f"`nbgrader {' '.join(args)}` failed ({process.returncode}):\n{stdout}\n{stderr}"
-            )
-        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+            return check_nbgrader(args, process.returncode, out, err, memory_mb)
+
+
+def nbgrader_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables an nbgrader run gets: this process's, and ``env``."""
+    full_env = {**os.environ, **(env or {})}
+    # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    return full_env
+
+
+def check_nbgrader(
+    args: Sequence[str], returncode: int, out: IO[str], err: IO[str], memory_mb: int | None
+) -> subprocess.CompletedProcess[str]:
+    """The finished run of ``nbgrader ARGS`` (its output read from the files ``out`` and
+    ``err``); raise with its output if it failed, naming its memory cap if it ran out."""
+    stdout, stderr = _read(out), _read(err)
+    if returncode != 0:
+        if memory_mb is not None and any(sign in stderr for sign in _OUT_OF_MEMORY):
+            raise RuntimeError(f"`nbgrader {args[0]}` ran out of its {memory_mb} MiB of memory")
+        raise RuntimeError(
+            f"`nbgrader {' '.join(args)}` failed ({returncode}):\n{stdout}\n{stderr}"
+        )
+    return subprocess.CompletedProcess(["nbgrader", *args], returncode, stdout, stderr)
 
 
 _MAX_OUTPUT = 1 << 20

@@ -39,7 +39,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.submission import timings
+from tfcourse_instructor.grading.submission import preloaded, timings
 from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER, limit_notes
 from tfcourse_instructor.grading.submission.issues import (
     Issue,
@@ -123,6 +123,8 @@ class Workspace:
         """Whether each submission's kernels run in a bubblewrap sandbox."""
         self.template = root / "template"
         self._secret = os.urandom(32)
+        self._preloaded: preloaded.Preloaded | None = None
+        """Where each submission's nbgrader run is forked from, once :meth:`open` started it."""
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
@@ -171,9 +173,15 @@ class Workspace:
         self.exchange = memory_folder() or self.root
         (self.exchange / "sockets").mkdir()
         (self.exchange / "connections").mkdir(mode=0o700)
+        if preloaded.SUPPORTED:
+            self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
 
     def close(self) -> None:
-        """Remove what :meth:`prepare` put outside ``root``."""
+        """End the preloaded nbgrader process; remove what :meth:`prepare` put outside
+        ``root``."""
+        if self._preloaded is not None:
+            self._preloaded.close()
+            self._preloaded = None
         if self.exchange != self.root:
             shutil.rmtree(self.exchange, ignore_errors=True)
 
@@ -238,7 +246,8 @@ class Workspace:
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             with timings.phase("nbgrader autograde"):
-                scratch.nbgrader(
+                self._nbgrader(
+                    scratch,
                     "autograde",
                     scratch.assignment,
                     f"--student={SCRATCH_STUDENT}",
@@ -257,6 +266,21 @@ class Workspace:
                 return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
             return [Issue("", f"not graded: {_last_line(error)}")]
         return []
+
+    def _nbgrader(
+        self,
+        scratch: Course,
+        *args: str,
+        timeout: float,
+        env: dict[str, str],
+        memory_mb: int | None,
+    ) -> None:
+        """``nbgrader ARGS`` in ``scratch``: forked from the preloaded process where there is
+        one, else started afresh."""
+        if self._preloaded is not None:
+            self._preloaded.run(scratch.root, *args, timeout=timeout, env=env, memory_mb=memory_mb)
+        else:
+            scratch.nbgrader(*args, timeout=timeout, env=env, memory_mb=memory_mb)
 
     def _mounts(self, sockets: Path, workdir: Path) -> Mounts:
         """The submission's view

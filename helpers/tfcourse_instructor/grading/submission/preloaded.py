@@ -1,0 +1,223 @@
+"""nbgrader runs forked from a process that imported nbgrader, torch and the trusted runner once.
+
+Every submission's autograde is an nbgrader process of its own (a timeout or a memory cap
+stops that one alone), and such a process spends seconds importing nbgrader, torch and the
+test runner before a cell runs: more than the submission's kernel takes to start. A grading
+run therefore starts one *preloaded* process (:class:`Preloaded`), which imports them once and
+forks a fresh nbgrader process for each request, as the kernels are forked from a fork server
+in the sandbox.
+
+It is the grader's own process, outside every sandbox, and it is reached through a socket pair
+it inherits, not a path: nothing a submission can name reaches it. Per request it forks a
+monitor, which forks the nbgrader run in a session of its own, with the request's working
+folder, variables, output files and address-space cap, then reports its pid and exit status
+on a socket of the request's own. The grader closing that socket (a timeout, or the grader
+dying) makes the monitor kill the run's process group; the grader closing the main socket ends
+the preloaded process. Nothing is imported before the fork that starts threads (torch's pools
+start on first use), so each run starts as a fresh interpreter would.
+
+``python -m tfcourse_instructor.grading.submission.preloaded FD`` is the preloaded process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import runpy
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tfcourse_instructor.grading.bound_to_parent import die_with_parent
+from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment
+
+SUPPORTED = sys.platform == "linux" and hasattr(os, "pidfd_open")
+_MAX_REQUEST = 1 << 20
+_READY = b"ready\n"
+
+
+class Preloaded:
+    """A preloaded process of this grader's, started at once; :meth:`run` waits until it has
+    imported what nbgrader's runs need, then forks one run per call (from any thread)."""
+
+    def __init__(self) -> None:
+        # Datagrams in order: each request arrives whole, however many threads send.
+        self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._lock = threading.Lock()
+        self._ready: bool | None = None
+
+    def run(
+        self,
+        root: Path,
+        *args: str,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        memory_mb: int | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """``nbgrader ARGS`` in ``root``, as :meth:`~tfcourse_instructor.grading.course.Course.
+        nbgrader` runs it (same variables, cap, timeout and errors), forked from this process."""
+        self._wait_ready(timeout)
+        request = {
+            "args": list(args),
+            "cwd": str(root),
+            "env": nbgrader_environment(env),
+            "memory_mb": memory_mb,
+        }
+        ours, theirs = socket.socketpair()
+        with (
+            ours,
+            tempfile.TemporaryFile("w+") as out,
+            tempfile.TemporaryFile("w+") as err,
+        ):
+            with theirs, self._lock:
+                socket.send_fds(
+                    self._socket,
+                    [json.dumps(request).encode()],
+                    [theirs.fileno(), out.fileno(), err.fileno()],
+                )
+            status = _exit_status(ours, timeout)
+            if status is None:
+                # Closing our end makes the monitor kill the run's process group.
+                raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s")
+            return check_nbgrader(args, status, out, err, memory_mb)
+
+    def close(self) -> None:
+        """End the preloaded process (runs under way are killed by their monitors)."""
+        self._socket.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def _wait_ready(self, timeout: float) -> None:
+        with self._lock:
+            if self._ready is None:
+                readable = select.select([self._socket], [], [], timeout)[0]
+                self._ready = bool(readable) and self._socket.recv(len(_READY)) == _READY
+        if not self._ready:
+            raise RuntimeError("nbgrader's preloaded process did not start")
+
+
+def _exit_status(connection: socket.socket, timeout: float) -> int | None:
+    """The run's exit status as its monitor reports it, or None past ``timeout`` seconds."""
+    received = b""
+    with contextlib.suppress(OSError):
+        connection.settimeout(timeout)
+        while not received.endswith(b"\n") and len(received) < 64:
+            chunk = connection.recv(64)
+            if not chunk:
+                break
+            received += chunk
+    text = received.decode("ascii", "replace").strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _serve(connection: socket.socket) -> None:
+    """The preloaded process: import, say so, then fork a monitor per request until the
+    grader closes the connection."""
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+
+    import tfcourse_instructor.grading.submission.execution  # noqa: F401
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped as they end
+    connection.sendall(_READY)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, _MAX_REQUEST, 3)
+        except OSError:
+            return
+        if not message:
+            return
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            connection.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _monitor(json.loads(message), *fds)
+        for fd in fds:
+            os.close(fd)
+
+
+def _monitor(request: dict, reply: int, stdout: int, stderr: int) -> None:
+    """Fork the run, report its pid's exit status on ``reply``; kill its process group if the
+    grader closes ``reply`` first. Never returns."""
+    status = 1
+    try:
+        monitor = os.getpid()
+        run = os.fork()
+        if run == 0:
+            os.close(reply)
+            _run_nbgrader(request, stdout, stderr, monitor)
+        os.close(stdout)
+        os.close(stderr)
+        with contextlib.closing(socket.socket(fileno=reply)) as grader:
+            pidfd = os.pidfd_open(run)
+            ready = select.select([pidfd, grader], [], [])[0]
+            if pidfd not in ready:  # the grader gave up, or is gone
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run, signal.SIGKILL)
+            status = os.waitstatus_to_exitcode(os.waitpid(run, 0)[1])
+            with contextlib.suppress(OSError):
+                grader.sendall(f"{status}\n".encode())
+    finally:
+        os._exit(0)
+
+
+def _run_nbgrader(request: dict, stdout: int, stderr: int, monitor: int) -> None:
+    """In the forked run: become ``nbgrader ARGS`` as a fresh process would. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        die_with_parent(monitor)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for source, target in ((devnull, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(source, target)
+            os.close(source)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if request["memory_mb"] is not None:
+            limit = request["memory_mb"] << 20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        sys.argv = ["nbgrader", *request["args"]]
+        try:
+            runpy.run_module("nbgrader", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the connection whose descriptor is the only argument."""
+    (descriptor,) = sys.argv[1:] if argv is None else argv
+    _serve(socket.socket(fileno=int(descriptor)))
+
+
+if __name__ == "__main__":
+    main()
