@@ -21,7 +21,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
 # Formgrader's page shows each written answer's rubric, read from source/ (kit_rubric), and
-# each test cell's failed hidden cases (kit_hidden_failures); the feedback page shows neither.
+# each test cell's failed hidden cases with their sources, read from the course's test files
+# (kit_hidden_failures); the feedback page shows neither.
 c.HTMLExporter.filters = {
     "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown",
     "kit_rubric": "tfcourse_instructor.grading.rendering.rubrics.rubric_html",

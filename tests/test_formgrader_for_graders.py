@@ -6,24 +6,27 @@ Two students hand in the release with their own written answers: ``ada`` is on t
 ``eve`` is not, writes script into her answers and a fake rubric into her notebook's metadata,
 and answers q4_cost with functions that return script. The page must show each written
 answer's rubric as ``source/`` holds it, the roster's names, and each failed hidden case with
-its message, escaped; the same students' feedback must hold neither rubric nor hidden
-messages; a roster with a problem must stop the command before anything is graded or
-imported.
+its message and its source from the course's test files, escaped; the same students' feedback
+must hold neither rubric nor hidden messages nor sources; a roster with a problem must stop
+the command before anything is graded or imported.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import csv
+import html
 import re
 import urllib.request
-from html import unescape
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.build.public_tests import case_name
 from tfcourse_instructor.grading.classroom.feedback import feedback_folder
+from tfcourse_instructor.grading.rendering.hidden_failures import hidden_failures_html
 from tfcourse_instructor.grading.report.class_report import QUESTIONS_CSV, REPORT_DIR
 from tfcourse_instructor.grading.roster.names import NOT_ON_ROSTER
 from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
@@ -105,9 +108,9 @@ def manual_grading_page(course, server, student: str) -> str:
         return response.read().decode()
 
 
-def visible_text(html: str) -> str:
+def visible_text(page: str) -> str:
     """The page's text without tags, spacing collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    return collapsed(html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
 def rubric_phrases(region: str) -> list[str]:
@@ -152,19 +155,34 @@ def test_a_hostile_notebook_injects_neither_a_rubric_nor_script(graded):
     assert page.lower().count("<script") == clean.lower().count("<script")
 
 
+def autograded_cell(course, student: str, question: str) -> nbformat.NotebookNode:
+    """The test cell ``question`` of the student's autograded notebook."""
+    path = course.autograded_dir / student / course.assignment / f"{NOTEBOOK}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    return next(
+        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == question
+    )
+
+
 def recorded_hidden_failures(course, student: str, question: str) -> list[dict[str, str]]:
     """What grading recorded for graders in the test cell ``question`` of the student's
     autograded notebook."""
-    path = course.autograded_dir / student / course.assignment / f"{NOTEBOOK}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    cell = next(
-        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == question
-    )
     return [
         case
-        for output in cell.outputs
+        for output in autograded_cell(course, student, question).outputs
         for case in output.metadata.get(HIDDEN_FAILURES_METADATA, [])
     ]
+
+
+def hidden_case_functions(course, question: str) -> tuple[str, dict[str, ast.FunctionDef]]:
+    """The question's full test file, and its hidden cases by name."""
+    source = (course.tests_dir / f"{question}.py").read_text(encoding="utf-8")
+    return source, {case_name(case): case for case in hidden_cases(source)}
+
+
+def collapsed(text: str) -> str:
+    """``text`` with its spacing collapsed, as :func:`visible_text` collapses a page's."""
+    return " ".join(text.split())
 
 
 def test_the_page_shows_each_failed_hidden_case_with_its_message_escaped(graded):
@@ -188,16 +206,55 @@ def test_the_page_shows_each_failed_hidden_case_with_its_message_escaped(graded)
     assert RETURNED not in page  # only as text
 
 
+def test_the_page_shows_the_source_of_each_failed_hidden_case_from_the_courses_tests(graded):
+    course, server = graded
+    source, functions = hidden_case_functions(course, "q4_cost")
+    where = (course.tests_dir / "q4_cost.py").relative_to(course.root).as_posix()
+    recorded = recorded_hidden_failures(course, "eve", "q4_cost")
+    assert len(recorded) == len(functions) == 2
+    text = visible_text(manual_grading_page(course, server, "eve"))
+    for case in recorded:
+        function = functions[case["name"]]
+        place = f"The case ({where}, line {function.decorator_list[0].lineno}):"
+        code = collapsed(ast.get_source_segment(source, function))  # its inputs with it
+        message = text.index(collapsed(case["message"]))
+        assert message < text.index(place, message) < text.index(code, message), case["name"]
+
+
+def test_a_hidden_case_the_courses_tests_do_not_hold_adds_nothing_to_its_message(
+    graded, monkeypatch
+):
+    course, _ = graded
+    monkeypatch.chdir(course.root)  # where formgrader renders its pages
+    resources = {"assignment_id": course.assignment, "notebook_id": NOTEBOOK}
+    cell = autograded_cell(course, "eve", "q4_cost")
+    assert hidden_failures_html(cell, resources).count('class="kit-hidden-case"') == 2
+    renamed = copy.deepcopy(cell)
+    for output in renamed.outputs:
+        for case in output.metadata.get(HIDDEN_FAILURES_METADATA, []):
+            case["name"] += " (renamed)"
+    missing = copy.deepcopy(cell)
+    missing.metadata.nbgrader.grade_id = "q4_no_such_file"
+    for other in (renamed, missing):
+        shown = hidden_failures_html(other, resources)
+        assert "kit-hidden-case" not in shown
+        for case in recorded_hidden_failures(course, "eve", "q4_cost"):
+            assert html.escape(case["message"]) in shown
+
+
 def test_feedback_holds_no_rubric_and_no_hidden_case_detail(graded):
     course, _ = graded
+    source, functions = hidden_case_functions(course, "q4_cost")
     for student in ("ada", "eve"):
         folder = feedback_folder(course, student)
         page = (folder / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
         assert f"{student} answers" in page
         assert "kit-rubric" not in page and FAKE_RUBRIC not in page
-        assert "kit-hidden-failures" not in page
+        assert "kit-hidden-failures" not in page and "kit-hidden-case" not in page
         for case in recorded_hidden_failures(course, student, "q4_cost"):
-            assert " ".join(case["message"].split()) not in visible_text(page)
+            assert collapsed(case["message"]) not in visible_text(page)
+        for function in functions.values():
+            assert collapsed(ast.get_source_segment(source, function)) not in visible_text(page)
         assert student_facing_leaks(folder, course) == []
 
 
