@@ -9,6 +9,10 @@ answer's rubric as ``source/`` holds it, the roster's names, and each failed hid
 its message and its source from the course's test files, escaped; the same students' feedback
 must hold neither rubric nor hidden messages nor sources; a roster with a problem must stop
 the command before anything is graded or imported.
+
+Formgrader's *Autograde* button, over HTTP and clicked in Chromium, must answer with the kit's
+refusal alone (no traceback panel) and change nothing; with formgrader's login and XSRF checks,
+and nbgrader's own answer in a course that does not stop autograde.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import ast
 import copy
 import csv
 import html
+import http.cookiejar
+import json
 import re
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import nbformat
@@ -25,6 +33,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from tfcourse_instructor.grading.build.public_tests import case_name
+from tfcourse_instructor.grading.classroom.doors import LOG_WIDTH, USE_THE_KIT, log_text
 from tfcourse_instructor.grading.classroom.feedback import feedback_folder
 from tfcourse_instructor.grading.rendering.hidden_failures import hidden_failures_html
 from tfcourse_instructor.grading.report.class_report import QUESTIONS_CSV, REPORT_DIR
@@ -32,11 +41,18 @@ from tfcourse_instructor.grading.roster.names import NOT_ON_ROSTER
 from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
 
 from conftest import (
+    PAGE_LOAD,
+    chromium,
     hidden_cases,
     jupyter_server,
+    needs_chromium,
     one_notebook_course,
     run_kit,
+    said,
+    screenshot,
     student_facing_leaks,
+    tree,
+    wait_until,
 )
 
 NOTEBOOK = "04_theory"
@@ -256,6 +272,112 @@ def test_feedback_holds_no_rubric_and_no_hidden_case_detail(graded):
         for function in functions.values():
             assert collapsed(ast.get_source_segment(source, function)) not in visible_text(page)
         assert student_facing_leaks(folder, course) == []
+
+
+def autograde_url(course, base: str, student: str) -> str:
+    """The request formgrader's *Autograde* button sends for the student's submission."""
+    return f"{base}/formgrader/api/submission/{course.assignment}/{student}/autograde"
+
+
+def post(url: str, headers: dict[str, str], opener=None, data: bytes = b"") -> tuple[int, str]:
+    """POST ``data`` to ``url``: the HTTP status and the body of the answer."""
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    try:
+        with (opener or urllib.request.build_opener()).open(request, timeout=120) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def class_files(course) -> dict[str, dict[str, bytes]]:
+    """What an autograde could change: the gradebook, and the files submitted, autograded and
+    handed back."""
+    folders = [course.submitted_dir, course.autograded_dir, course.root / "feedback"]
+    return {
+        course.gradebook.name: {"": course.gradebook.read_bytes()},
+        **{folder.name: tree(folder) for folder in folders},
+    }
+
+
+def test_the_autograde_button_answers_with_the_kits_refusal_alone_and_changes_nothing(graded):
+    course, (base, token) = graded
+    before = class_files(course)
+    status, body = post(autograde_url(course, base, "eve"), {"Authorization": f"token {token}"})
+    assert status == 200, body
+    result = json.loads(body)
+    # No "error": formgrader's dialog shows a traceback panel for one.
+    assert result == {"success": False, "log": log_text(USE_THE_KIT)}, result
+    assert max(len(line) for line in result["log"].splitlines()) <= LOG_WIDTH
+    assert class_files(course) == before
+
+
+def test_the_kits_autograde_answer_keeps_formgraders_login_and_xsrf_checks(graded):
+    course, (base, token) = graded
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with browser.open(f"{base}/login", timeout=60) as page:  # sets the _xsrf cookie
+        page.read()
+    xsrf = next(cookie.value for cookie in jar if cookie.name == "_xsrf")
+    url = autograde_url(course, base, "eve")
+    assert post(url, {"X-XSRFToken": xsrf}, browser)[0] == 403  # not logged in
+    login = urllib.parse.urlencode({"password": token, "_xsrf": xsrf}).encode()
+    post(f"{base}/login", {}, browser, login)
+    assert post(url, {}, browser)[0] == 403  # logged in, without the XSRF token
+    status, body = post(url, {"X-XSRFToken": xsrf}, browser)
+    assert status == 200 and json.loads(body)["log"] == log_text(USE_THE_KIT), body
+
+
+READ_DIALOG = """
+const modal = document.querySelector('#error-modal.in');
+if (!modal) return null;
+const log = modal.querySelector('.panel-warning pre');
+return {
+    text: modal.querySelector('.modal-body').innerText,
+    panels: [...modal.querySelectorAll('.panel-heading')].map(e => e.textContent),
+    logFits: !!log && log.scrollWidth <= log.clientWidth,
+    dialogFits: modal.querySelector('.modal-content').getBoundingClientRect().bottom
+        <= window.innerHeight,
+};
+"""
+CLICK_AUTOGRADE = """
+const row = [...document.querySelectorAll('tr')].find(
+    r => (r.querySelector('.student-id') || {}).textContent === arguments[0]);
+const link = row && row.querySelector('.autograde a');
+if (link) link.click();
+return !!link;
+"""
+
+
+@needs_chromium
+def test_the_autograde_dialog_in_a_browser_shows_the_refusal_and_no_traceback(graded):
+    course, (base, token) = graded
+    before = class_files(course)
+    with chromium() as browser:
+        # Logged in at the server's root, as JupyterLab's Formgrader panel is: a token in a
+        # formgrader URL logs in that page's folder only (nbgrader's handlers strip the base
+        # URL's slash, which is the login cookie's path), not the API the page calls.
+        browser.get(f"{base}/api/status?token={token}")
+        browser.get(f"{base}/formgrader/manage_submissions/{course.assignment}")
+        wait_until(lambda: browser.execute_script(CLICK_AUTOGRADE, "eve"), PAGE_LOAD, "eve's row")
+        wait_until(lambda: browser.execute_script(READ_DIALOG), PAGE_LOAD, "the Autograde dialog")
+        dialog = browser.execute_script(READ_DIALOG)
+        screenshot(browser, "formgrader-autograde-refusal")
+    assert said(USE_THE_KIT, dialog["text"]), dialog
+    assert dialog["panels"] == ["Log Output"], dialog  # no Traceback panel
+    assert dialog["logFits"] and dialog["dialogFits"], dialog  # read without scrolling
+    assert class_files(course) == before
+
+
+def test_in_a_course_that_does_not_stop_autograde_the_button_is_nbgraders(tmp_path):
+    config = 'c = get_config()\nc.CourseDirectory.course_id = "plain"\n'
+    (tmp_path / "nbgrader_config.py").write_text(config, encoding="utf-8")
+    with jupyter_server(tmp_path, "server") as (base, token):
+        url = f"{base}/formgrader/api/submission/ps1/nobody/autograde"
+        status, body = post(url, {"Authorization": f"token {token}"})
+    result = json.loads(body)
+    assert status == 200 and not result["success"], body
+    assert "No notebooks were matched" in result["error"], result  # nbgrader's autograde ran
+    assert not said(USE_THE_KIT, result.get("log", ""))
 
 
 def test_written_answers_not_yet_graded_count_as_pending_in_the_report(graded):
