@@ -17,7 +17,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# Jupyter servers of the venv serve formgrader through the kit's extension, nbgrader's formgrader
+# behind the kit's answer to its Autograde button (grading/classroom/formgrader.py), as the
+# kit's Jupyter configuration says. An editable install copies no data files: make does.
+SERVER_CONFIG := jupyter_server_config.d/tfcourse_instructor.json
+
+$(VENV)/etc/jupyter/$(SERVER_CONFIG): jupyter-config/$(SERVER_CONFIG) $(VENV)/.installed
+	mkdir -p $(@D)
+	cp $< $@
+
+install: $(VENV)/.installed $(VENV)/etc/jupyter/$(SERVER_CONFIG)
 
 notebooks: install  ## authoring/*.py -> source/*.ipynb, executed
 	$(PY) -m tfcourse_instructor.grading build

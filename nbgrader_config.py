@@ -21,7 +21,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback pages render students' markdown: without scripts, event handlers or frames.
 # Formgrader's page shows each written answer's rubric, read from source/ (kit_rubric), and
-# each test cell's failed hidden cases (kit_hidden_failures); the feedback page shows neither.
+# each test cell's failed hidden cases with their sources, read from the course's test files
+# (kit_hidden_failures); the feedback page shows neither.
 c.HTMLExporter.filters = {
     "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown",
     "kit_rubric": "tfcourse_instructor.grading.rendering.rubrics.rubric_html",
@@ -45,9 +46,10 @@ c.Execute.timeout = 300
 # message naming that command before unpacking anything.
 c.ZipCollectApp.extractor_plugin = "tfcourse_instructor.grading.classroom.doors.KitCollectsOnly"
 
-# Plain `nbgrader autograde` (and formgrader's Autograde button) stops with a message naming the
-# kit's command before touching anything: it would run students' code unsandboxed, against the
-# public tests only (tfcourse_instructor.grading.classroom.doors).
+# Plain `nbgrader autograde` stops with a message naming the kit's command before touching
+# anything: it would run students' code unsandboxed, against the public tests only
+# (tfcourse_instructor.grading.classroom.doors). Formgrader's Autograde button, answered by the
+# kit's formgrader extension, shows that message alone (...classroom.formgrader).
 c.Autograde.exporter_class = "tfcourse_instructor.grading.classroom.doors.KitGradesOnly"
 
 # Late submissions (a submission's time is its timestamp.txt; each assignment's due date is in

@@ -198,6 +198,17 @@ def student_facing_leaks(
     return found
 
 
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> contents)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def said(message: str, output: str) -> bool:
+    """Whether ``output`` says ``message``, whatever its line breaks (the kit's refusals are
+    logged in short lines)."""
+    return " ".join(message.split()) in " ".join(output.split())
+
+
 SERVER_START = 60  # seconds
 
 

@@ -6,34 +6,53 @@ Two students hand in the release with their own written answers: ``ada`` is on t
 ``eve`` is not, writes script into her answers and a fake rubric into her notebook's metadata,
 and answers q4_cost with functions that return script. The page must show each written
 answer's rubric as ``source/`` holds it, the roster's names, and each failed hidden case with
-its message, escaped; the same students' feedback must hold neither rubric nor hidden
-messages; a roster with a problem must stop the command before anything is graded or
-imported.
+its message and its source from the course's test files, escaped; the same students' feedback
+must hold neither rubric nor hidden messages nor sources; a roster with a problem must stop
+the command before anything is graded or imported.
+
+Formgrader's *Autograde* button, over HTTP and clicked in Chromium, must answer with the kit's
+refusal alone (no traceback panel) and change nothing; with formgrader's login and XSRF checks,
+and nbgrader's own answer in a course that does not stop autograde.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import csv
+import html
+import http.cookiejar
+import json
 import re
+import urllib.error
+import urllib.parse
 import urllib.request
-from html import unescape
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.build.public_tests import case_name
+from tfcourse_instructor.grading.classroom.doors import LOG_WIDTH, USE_THE_KIT, log_text
 from tfcourse_instructor.grading.classroom.feedback import feedback_folder
+from tfcourse_instructor.grading.rendering.hidden_failures import hidden_failures_html
 from tfcourse_instructor.grading.report.class_report import QUESTIONS_CSV, REPORT_DIR
 from tfcourse_instructor.grading.roster.names import NOT_ON_ROSTER
 from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
 
 from conftest import (
+    PAGE_LOAD,
+    chromium,
     hidden_cases,
     jupyter_server,
+    needs_chromium,
     one_notebook_course,
     run_kit,
+    said,
+    screenshot,
     student_facing_leaks,
+    tree,
+    wait_until,
 )
 
 NOTEBOOK = "04_theory"
@@ -105,9 +124,9 @@ def manual_grading_page(course, server, student: str) -> str:
         return response.read().decode()
 
 
-def visible_text(html: str) -> str:
+def visible_text(page: str) -> str:
     """The page's text without tags, spacing collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    return collapsed(html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
 def rubric_phrases(region: str) -> list[str]:
@@ -152,19 +171,34 @@ def test_a_hostile_notebook_injects_neither_a_rubric_nor_script(graded):
     assert page.lower().count("<script") == clean.lower().count("<script")
 
 
+def autograded_cell(course, student: str, question: str) -> nbformat.NotebookNode:
+    """The test cell ``question`` of the student's autograded notebook."""
+    path = course.autograded_dir / student / course.assignment / f"{NOTEBOOK}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    return next(
+        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == question
+    )
+
+
 def recorded_hidden_failures(course, student: str, question: str) -> list[dict[str, str]]:
     """What grading recorded for graders in the test cell ``question`` of the student's
     autograded notebook."""
-    path = course.autograded_dir / student / course.assignment / f"{NOTEBOOK}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    cell = next(
-        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == question
-    )
     return [
         case
-        for output in cell.outputs
+        for output in autograded_cell(course, student, question).outputs
         for case in output.metadata.get(HIDDEN_FAILURES_METADATA, [])
     ]
+
+
+def hidden_case_functions(course, question: str) -> tuple[str, dict[str, ast.FunctionDef]]:
+    """The question's full test file, and its hidden cases by name."""
+    source = (course.tests_dir / f"{question}.py").read_text(encoding="utf-8")
+    return source, {case_name(case): case for case in hidden_cases(source)}
+
+
+def collapsed(text: str) -> str:
+    """``text`` with its spacing collapsed, as :func:`visible_text` collapses a page's."""
+    return " ".join(text.split())
 
 
 def test_the_page_shows_each_failed_hidden_case_with_its_message_escaped(graded):
@@ -188,17 +222,162 @@ def test_the_page_shows_each_failed_hidden_case_with_its_message_escaped(graded)
     assert RETURNED not in page  # only as text
 
 
+def test_the_page_shows_the_source_of_each_failed_hidden_case_from_the_courses_tests(graded):
+    course, server = graded
+    source, functions = hidden_case_functions(course, "q4_cost")
+    where = (course.tests_dir / "q4_cost.py").relative_to(course.root).as_posix()
+    recorded = recorded_hidden_failures(course, "eve", "q4_cost")
+    assert len(recorded) == len(functions) == 2
+    text = visible_text(manual_grading_page(course, server, "eve"))
+    for case in recorded:
+        function = functions[case["name"]]
+        place = f"The case ({where}, line {function.decorator_list[0].lineno}):"
+        code = collapsed(ast.get_source_segment(source, function))  # its inputs with it
+        message = text.index(collapsed(case["message"]))
+        assert message < text.index(place, message) < text.index(code, message), case["name"]
+
+
+def test_a_hidden_case_the_courses_tests_do_not_hold_adds_nothing_to_its_message(
+    graded, monkeypatch
+):
+    course, _ = graded
+    monkeypatch.chdir(course.root)  # where formgrader renders its pages
+    resources = {"assignment_id": course.assignment, "notebook_id": NOTEBOOK}
+    cell = autograded_cell(course, "eve", "q4_cost")
+    assert hidden_failures_html(cell, resources).count('class="kit-hidden-case"') == 2
+    renamed = copy.deepcopy(cell)
+    for output in renamed.outputs:
+        for case in output.metadata.get(HIDDEN_FAILURES_METADATA, []):
+            case["name"] += " (renamed)"
+    missing = copy.deepcopy(cell)
+    missing.metadata.nbgrader.grade_id = "q4_no_such_file"
+    for other in (renamed, missing):
+        shown = hidden_failures_html(other, resources)
+        assert "kit-hidden-case" not in shown
+        for case in recorded_hidden_failures(course, "eve", "q4_cost"):
+            assert html.escape(case["message"]) in shown
+
+
 def test_feedback_holds_no_rubric_and_no_hidden_case_detail(graded):
     course, _ = graded
+    source, functions = hidden_case_functions(course, "q4_cost")
     for student in ("ada", "eve"):
         folder = feedback_folder(course, student)
         page = (folder / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
         assert f"{student} answers" in page
         assert "kit-rubric" not in page and FAKE_RUBRIC not in page
-        assert "kit-hidden-failures" not in page
+        assert "kit-hidden-failures" not in page and "kit-hidden-case" not in page
         for case in recorded_hidden_failures(course, student, "q4_cost"):
-            assert " ".join(case["message"].split()) not in visible_text(page)
+            assert collapsed(case["message"]) not in visible_text(page)
+        for function in functions.values():
+            assert collapsed(ast.get_source_segment(source, function)) not in visible_text(page)
         assert student_facing_leaks(folder, course) == []
+
+
+def autograde_url(course, base: str, student: str) -> str:
+    """The request formgrader's *Autograde* button sends for the student's submission."""
+    return f"{base}/formgrader/api/submission/{course.assignment}/{student}/autograde"
+
+
+def post(url: str, headers: dict[str, str], opener=None, data: bytes = b"") -> tuple[int, str]:
+    """POST ``data`` to ``url``: the HTTP status and the body of the answer."""
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    try:
+        with (opener or urllib.request.build_opener()).open(request, timeout=120) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def class_files(course) -> dict[str, dict[str, bytes]]:
+    """What an autograde could change: the gradebook, and the files submitted, autograded and
+    handed back."""
+    folders = [course.submitted_dir, course.autograded_dir, course.root / "feedback"]
+    return {
+        course.gradebook.name: {"": course.gradebook.read_bytes()},
+        **{folder.name: tree(folder) for folder in folders},
+    }
+
+
+def test_the_autograde_button_answers_with_the_kits_refusal_alone_and_changes_nothing(graded):
+    course, (base, token) = graded
+    before = class_files(course)
+    status, body = post(autograde_url(course, base, "eve"), {"Authorization": f"token {token}"})
+    assert status == 200, body
+    result = json.loads(body)
+    # No "error": formgrader's dialog shows a traceback panel for one.
+    assert result == {"success": False, "log": log_text(USE_THE_KIT)}, result
+    assert max(len(line) for line in result["log"].splitlines()) <= LOG_WIDTH
+    assert class_files(course) == before
+
+
+def test_the_kits_autograde_answer_keeps_formgraders_login_and_xsrf_checks(graded):
+    course, (base, token) = graded
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with browser.open(f"{base}/login", timeout=60) as page:  # sets the _xsrf cookie
+        page.read()
+    xsrf = next(cookie.value for cookie in jar if cookie.name == "_xsrf")
+    url = autograde_url(course, base, "eve")
+    assert post(url, {"X-XSRFToken": xsrf}, browser)[0] == 403  # not logged in
+    login = urllib.parse.urlencode({"password": token, "_xsrf": xsrf}).encode()
+    post(f"{base}/login", {}, browser, login)
+    assert post(url, {}, browser)[0] == 403  # logged in, without the XSRF token
+    status, body = post(url, {"X-XSRFToken": xsrf}, browser)
+    assert status == 200 and json.loads(body)["log"] == log_text(USE_THE_KIT), body
+
+
+READ_DIALOG = """
+const modal = document.querySelector('#error-modal.in');
+if (!modal) return null;
+const log = modal.querySelector('.panel-warning pre');
+return {
+    text: modal.querySelector('.modal-body').innerText,
+    panels: [...modal.querySelectorAll('.panel-heading')].map(e => e.textContent),
+    logFits: !!log && log.scrollWidth <= log.clientWidth,
+    dialogFits: modal.querySelector('.modal-content').getBoundingClientRect().bottom
+        <= window.innerHeight,
+};
+"""
+CLICK_AUTOGRADE = """
+const row = [...document.querySelectorAll('tr')].find(
+    r => (r.querySelector('.student-id') || {}).textContent === arguments[0]);
+const link = row && row.querySelector('.autograde a');
+if (link) link.click();
+return !!link;
+"""
+
+
+@needs_chromium
+def test_the_autograde_dialog_in_a_browser_shows_the_refusal_and_no_traceback(graded):
+    course, (base, token) = graded
+    before = class_files(course)
+    with chromium() as browser:
+        # Logged in at the server's root, as JupyterLab's Formgrader panel is: a token in a
+        # formgrader URL logs in that page's folder only (nbgrader's handlers strip the base
+        # URL's slash, which is the login cookie's path), not the API the page calls.
+        browser.get(f"{base}/api/status?token={token}")
+        browser.get(f"{base}/formgrader/manage_submissions/{course.assignment}")
+        wait_until(lambda: browser.execute_script(CLICK_AUTOGRADE, "eve"), PAGE_LOAD, "eve's row")
+        wait_until(lambda: browser.execute_script(READ_DIALOG), PAGE_LOAD, "the Autograde dialog")
+        dialog = browser.execute_script(READ_DIALOG)
+        screenshot(browser, "formgrader-autograde-refusal")
+    assert said(USE_THE_KIT, dialog["text"]), dialog
+    assert dialog["panels"] == ["Log Output"], dialog  # no Traceback panel
+    assert dialog["logFits"] and dialog["dialogFits"], dialog  # read without scrolling
+    assert class_files(course) == before
+
+
+def test_in_a_course_that_does_not_stop_autograde_the_button_is_nbgraders(tmp_path):
+    config = 'c = get_config()\nc.CourseDirectory.course_id = "plain"\n'
+    (tmp_path / "nbgrader_config.py").write_text(config, encoding="utf-8")
+    with jupyter_server(tmp_path, "server") as (base, token):
+        url = f"{base}/formgrader/api/submission/ps1/nobody/autograde"
+        status, body = post(url, {"Authorization": f"token {token}"})
+    result = json.loads(body)
+    assert status == 200 and not result["success"], body
+    assert "No notebooks were matched" in result["error"], result  # nbgrader's autograde ran
+    assert not said(USE_THE_KIT, result.get("log", ""))
 
 
 def test_written_answers_not_yet_graded_count_as_pending_in_the_report(graded):

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 
 import tfcourse_instructor.reference
-from tfcourse_instructor.grading.build.public_tests import hidden_cases
+from tfcourse_instructor.grading.build.public_tests import case_name, hidden_cases
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import assignment_names
 
@@ -70,7 +70,7 @@ class Answers:
                 where = f"hidden case {case.name} of {path.name}"
                 for fingerprint in fingerprints(ast.unparse(case)):
                     answers.code.setdefault(fingerprint, where)
-                for name in _case_names(case):
+                if name := case_name(case):
                     answers._add_phrase(name, where)
         return answers
 
@@ -233,14 +233,6 @@ def _solution_lines(source: str) -> Iterator[str]:
             inside = False
         elif inside:
             yield line
-
-
-def _case_names(case: ast.FunctionDef) -> Iterator[str]:
-    for decorator in case.decorator_list:
-        if isinstance(decorator, ast.Call):
-            for keyword in decorator.keywords:
-                if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
-                    yield str(keyword.value.value)
 
 
 @dataclass(frozen=True)

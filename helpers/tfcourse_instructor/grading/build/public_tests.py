@@ -13,7 +13,14 @@ import re
 
 from tfcourse.declarations.hidden_points import HIDDEN_POINTS_NAME, read_hidden_points
 
-__all__ = ["case_points", "hidden_cases", "public_test_source", "read_hidden_points"]
+__all__ = [
+    "case_lines",
+    "case_name",
+    "case_points",
+    "hidden_cases",
+    "public_test_source",
+    "read_hidden_points",
+]
 
 
 def hidden_cases(source: str) -> list[ast.FunctionDef]:
@@ -34,13 +41,27 @@ def case_points(case: ast.FunctionDef) -> float:
     raise ValueError(f"test case {case.name!r} does not state its points")
 
 
+def case_name(case: ast.FunctionDef) -> str | None:
+    """The literal ``name=`` of a test case's decorator (None if it states none)."""
+    call = _test_case_call(case)
+    for keyword in call.keywords if call else []:
+        if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+            return str(keyword.value.value)
+    return None
+
+
+def case_lines(case: ast.FunctionDef) -> range:
+    """The line numbers of a test case in its file, its decorators included."""
+    first = min([case.lineno, *(decorator.lineno for decorator in case.decorator_list)])
+    return range(first, case.end_lineno + 1)  # type: ignore[operator]
+
+
 def public_test_source(source: str) -> str:
     """``source`` without its hidden test cases, plus a ``hidden_points`` total."""
     cases = hidden_cases(source)
     dropped: set[int] = set()
     for case in cases:
-        first = min([case.lineno, *(decorator.lineno for decorator in case.decorator_list)])
-        dropped.update(range(first, case.end_lineno + 1))  # type: ignore[operator]
+        dropped.update(case_lines(case))
     lines = source.splitlines(keepends=True)
     kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
     kept = _without_unused_imports(kept)

@@ -18,5 +18,7 @@
 - :mod:`.scores` - per-student, per-question scores: a table and a CSV;
 - :mod:`.reproduce` - does a submission's code produce the outputs it was saved with
   (``reproduce``);
-- :mod:`.doors` - what plain ``nbgrader autograde`` and ``zip_collect`` do here: they stop.
+- :mod:`.doors` - what plain ``nbgrader autograde`` and ``zip_collect`` do here: they stop;
+- :mod:`.formgrader` - the Jupyter server extension that serves nbgrader's formgrader behind
+  the kit's answer to its *Autograde* button.
 """

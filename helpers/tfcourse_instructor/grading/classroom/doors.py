@@ -14,9 +14,11 @@ download (nested archives included), with no limits; :class:`KitCollectsOnly`, i
 in the course's configuration, refuses before anything is unpacked and names the kit's
 ``grade --zip`` (:mod:`tfcourse_instructor.grading.classroom.intake`).
 
-Formgrader's *Autograde* button shows nbgrader's log, then the traceback of any failure: the
-refusal is logged in short lines, so the log box reads without scrolling sideways, and the
-traceback under it ends with the same message.
+Formgrader's *Autograde* button is answered by the kit itself
+(:mod:`tfcourse_instructor.grading.classroom.formgrader`): the refusal alone, in the lines of
+:func:`log_text`, and no traceback. The exporter's refusal stays for the command, and for a
+formgrader started without the kit's extension, whose dialog shows the same lines over
+nbgrader's traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from nbconvert.exporters import NotebookExporter
 from nbgrader.converters.base import NbGraderException
 from nbgrader.plugins import ExtractorPlugin
+from traitlets.config import Config
 
 USE_THE_KIT = (
     "This course is autograded by its kit, not by plain `nbgrader autograde`: run "
@@ -45,10 +48,15 @@ LOG_WIDTH = 70
 """Characters per line of a refusal in the log (formgrader's box shows about 80)."""
 
 
+def log_text(message: str) -> str:
+    """``message`` in lines of at most :data:`LOG_WIDTH` characters: formgrader shows a log in
+    a box that does not wrap."""
+    return "\n".join(textwrap.wrap(message, LOG_WIDTH, break_on_hyphens=False))
+
+
 def _refuse(message: str, parent: Any) -> NbGraderException:
     if parent is not None:  # nbgrader's apps exit silently, trusting the log to say why
-        # Formgrader shows the log in a box that does not wrap: lines that fit it.
-        parent.log.error("\n".join(textwrap.wrap(message, LOG_WIDTH, break_on_hyphens=False)))
+        parent.log.error(log_text(message))
     return NbGraderException(message)
 
 
@@ -57,6 +65,13 @@ class KitGradesOnly(NotebookExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise _refuse(USE_THE_KIT, kwargs.get("parent"))
+
+
+def refuses_autograde(config: Config) -> bool:
+    """Whether nbgrader configured by ``config`` stops autograde, as a course of the kit's
+    ``nbgrader_config.py`` makes it: :class:`KitGradesOnly` is autograde's exporter."""
+    exporter = config.get("Autograde", {}).get("exporter_class")
+    return exporter is KitGradesOnly or exporter == f"{__name__}.{KitGradesOnly.__name__}"
 
 
 class KitCollectsOnly(ExtractorPlugin):

@@ -8,6 +8,6 @@ submission pages, both rendered by nbconvert with nbgrader's templates, both rea
   does not;
 - :mod:`.rubrics` - a written answer's model answer and rubric, read from ``source/``, for
   formgrader's manual grading page;
-- :mod:`.hidden_failures` - a test cell's failed hidden cases with their messages, for the same
-  page.
+- :mod:`.hidden_failures` - a test cell's failed hidden cases with their messages and, read
+  from the course's test files, their sources, for the same page.
 """

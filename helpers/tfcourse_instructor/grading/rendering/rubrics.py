@@ -27,12 +27,21 @@ from tfcourse_instructor.grading.course import find_root
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+def page_question(grade_id: Any, resources: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(assignment, notebook, grade id) of question ``grade_id`` on the formgrader page
+    ``resources`` renders, or None unless all three are plain names: they come from the
+    submission and the gradebook, and name files of the course."""
+    names = (resources.get("assignment_id"), resources.get("notebook_id"), grade_id)
+    if not all(isinstance(name, str) and _NAME.fullmatch(name) for name in names):
+        return None
+    return names  # type: ignore[return-value]
+
+
 def rubric_html(grade_id: Any, resources: dict[str, Any]) -> str:
     """The model answer and rubric of written question ``grade_id`` of the notebook a
     formgrader page shows (``resources``' assignment and notebook), as sanitised HTML; empty
     when the source has no written question of that id."""
-    names = (resources.get("assignment_id"), resources.get("notebook_id"), grade_id)
-    if not all(isinstance(name, str) and _NAME.fullmatch(name) for name in names):
+    if (names := page_question(grade_id, resources)) is None:
         return ""
     assignment, notebook, question = names
     path = find_root() / "source" / assignment / f"{notebook}.ipynb"
