@@ -24,7 +24,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # each test cell's failed hidden cases with their sources, read from the course's test files
 # (kit_hidden_failures); the feedback page shows neither.
 c.HTMLExporter.filters = {
-    "markdown2html": "tfcourse_instructor.grading.classroom.feedback.safe_markdown",
+    "markdown2html": "tfcourse_instructor.grading.rendering.safe_markdown.safe_markdown",
     "kit_rubric": "tfcourse_instructor.grading.rendering.rubrics.rubric_html",
     "kit_hidden_failures": (
         "tfcourse_instructor.grading.rendering.hidden_failures.hidden_failures_html"

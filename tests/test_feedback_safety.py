@@ -32,8 +32,8 @@ from PIL import Image
 from traitlets.config.loader import PyFileConfigLoader
 
 from tfcourse.checking import CaseOutcome, CheckResult
-from tfcourse_instructor.grading.classroom.feedback import safe_markdown
 from tfcourse_instructor.grading.rendering.mathml import MATHML_ATTRIBUTES, MATHML_TAGS
+from tfcourse_instructor.grading.rendering.safe_markdown import safe_markdown
 from tfcourse_instructor.grading.submission.shown_outputs import (
     MAX_IMAGE_SIDE,
     MAX_OUTPUT_BYTES,

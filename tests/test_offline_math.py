@@ -19,7 +19,8 @@ import pytest
 from bs4 import BeautifulSoup
 from nbgrader.api import Gradebook
 
-from tfcourse_instructor.grading.classroom.feedback import feedback_folder, safe_markdown
+from tfcourse_instructor.grading.classroom.feedback import feedback_folder
+from tfcourse_instructor.grading.rendering.safe_markdown import safe_markdown
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 
 from conftest import (

@@ -1,6 +1,8 @@
 """How notebooks become the pages students and graders read: feedback HTML and formgrader's
 submission pages, both rendered by nbconvert with nbgrader's templates, both readable offline.
 
+- :mod:`.safe_markdown` - what students wrote as inert HTML: no script, no look of the page's
+  own content;
 - :mod:`.mathml` - math in markdown as MathML Core, written with the page: browsers draw it
   with no script and no network;
 - :mod:`.page_templates` - the kit's nbconvert templates, searched before nbgrader's: the pages

@@ -21,8 +21,8 @@ from typing import Any
 import nbformat
 
 from tfcourse_instructor.grading.build.answers import BEGIN, END
-from tfcourse_instructor.grading.classroom.feedback import safe_markdown
 from tfcourse_instructor.grading.course import find_root
+from tfcourse_instructor.grading.rendering.safe_markdown import safe_markdown
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
