@@ -124,6 +124,8 @@ class Killer(threading.Thread):
         self.kills: Counter[str] = Counter()
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.log: list[str] = []
+        """Each kill: when, which worker, and every task it was running."""
 
     def run(self) -> None:
         try:
@@ -134,9 +136,11 @@ class Killer(threading.Thread):
 
     def _kill_as_planned(self) -> None:
         def executing(dask_worker: distributed.Worker) -> tuple[int, list[str]]:
-            """The worker's process id and the keys of the tasks it is running (not those
-            waiting); nested, so that it travels to the workers by value."""
-            return os.getpid(), [task.key for task in dask_worker.state.executing]
+            """The worker's process id and the keys of the tasks it is running for the
+            coordinator (not those waiting, nor those of the killed coordinator, cancelled
+            but running to their end); nested, so that it travels to the workers by value."""
+            running = dask_worker.state.executing
+            return os.getpid(), [task.key for task in running if task.state == "executing"]
 
         running: dict[tuple[str, str], float] = {}
         with distributed.Client(self.address, timeout="60s") as client:
@@ -151,6 +155,7 @@ class Killer(threading.Thread):
                         if now - since >= HOLD_SECONDS:
                             os.kill(pid, signal.SIGKILL)
                             self.kills[student] += 1
+                            self.log.append(f"{time.strftime('%X')} killed {worker} for {keys}")
                             running.clear()
 
     @staticmethod
@@ -248,6 +253,8 @@ def graded_on_cluster(tmp_path_factory):
         out, err = second.communicate(timeout=1800)
         killer.stop.set()
         killer.join()
+        # Shown with a failing test: the plan, and what each kill interrupted.
+        print(f"merged by the first run: {sorted(merged_before)}; {plan}", *killer.log, sep="\n")
         assert killer.error is None, repr(killer.error)
         assert second.returncode == 0, out + err
         with distributed.Client(cluster.address, timeout="60s") as client:
