@@ -38,6 +38,8 @@ ALLOWED_FAILURES = 1
 """The scheduler retries a submission whose worker died once; a second death stops it."""
 UNLIMITED = 10
 """Kills planned for a submission that kills every worker it runs on."""
+EXIT_SECONDS = 30
+"""How long a stopped cluster's last processes may take to end."""
 HOLD_SECONDS = 6
 """How long a worker must have held a submission before it is killed: its sandbox and
 kernel are running by then."""
@@ -261,7 +263,11 @@ def graded_on_cluster(tmp_path_factory):
             last_workers = set(client.run(os.getpid).values())
     finally:
         stop_cluster(cluster)
-    left = cluster_processes(cluster.marker)
+    # The signals that end a stopped cluster's processes (its workers' preloaded nbgrader
+    # processes and their runs die with their parents) take moments, not no time.
+    deadline = time.monotonic() + EXIT_SECONDS
+    while (left := cluster_processes(cluster.marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     return course, out, merged_before, killer.kills, left, (workers, last_workers), plan
 
 

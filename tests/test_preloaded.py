@@ -57,6 +57,17 @@ def probe_course(folder: Path) -> Path:
     return folder
 
 
+def ended(*pids: int) -> bool:
+    """Whether every one of ``pids`` has ended (a zombie waiting for its reaper has)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
 def seen(folder: Path) -> dict:
     return json.loads((folder / "seen.json").read_text())
 
@@ -99,8 +110,7 @@ def test_a_run_over_its_time_is_killed_with_what_it_started(server, tmp_path):
     with pytest.raises(RuntimeError, match="ran over 20 s"):
         server.run(folder, *COMMAND, timeout=20, env={"PROBE_SLEEP": "1"})
     run = seen(folder)
-    gone = lambda: not any(map(psutil.pid_exists, (run["pid"], run["child"])))  # noqa: E731
-    wait_until(gone, 30, "the run and its child killed")
+    wait_until(lambda: ended(run["pid"], run["child"]), 30, "the run and its child killed")
     # The preloaded process serves the next run.
     assert "There are 0 students" in server.run(folder, *COMMAND, timeout=120).stdout
 
@@ -125,7 +135,7 @@ def test_a_grader_killed_mid_run_leaves_no_process_behind(tmp_path):
     grader.send_signal(signal.SIGKILL)
     grader.wait()
     pids = (server.pid, run["pid"], run["child"])
-    wait_until(lambda: not any(map(psutil.pid_exists, pids)), 30, "all of them gone")
+    wait_until(lambda: ended(*pids), 30, "all of them gone")
 
 
 def test_the_server_reaches_no_path_a_submission_could_name(server, tmp_path):

@@ -135,7 +135,10 @@ def _serve(connection: socket.socket) -> None:
     import tfcourse_instructor.grading.submission.execution  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped as they end
-    connection.sendall(_READY)
+    try:
+        connection.sendall(_READY)
+    except OSError:  # the grader is gone
+        return
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(connection, _MAX_REQUEST, 3)
