@@ -110,7 +110,11 @@ def cluster_processes(marker: str) -> list[str]:
         except (psutil.Error, OSError):
             continue
         if environ.get("TFCOURSE_TEST_CLUSTER") == marker:
-            left.append(f"{process.pid} {process.info['name']}")
+            try:
+                named = " ".join(process.cmdline())[:300]
+            except psutil.Error:
+                named = process.info["name"]
+            left.append(f"{process.pid} {named}")
     return left
 
 
