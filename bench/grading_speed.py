@@ -30,12 +30,12 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbgrader import utils
+from notebook_time import cell_seconds  # this folder, on the path when run as a script
 
 from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
 from tfcourse_instructor.grading.course import Course
@@ -138,19 +138,10 @@ def floor(chosen: list[Course]) -> dict[str, float]:
                 start = time.perf_counter()
                 client.execute(env=env)
                 total = time.perf_counter() - start
-                cells = sum(_cell_seconds(cell) for cell in notebook.cells)
+                cells = sum(cell_seconds(cell) for cell in notebook.cells)
                 spent["cells"] += cells
                 spent["kernel start"] += total - cells
     return spent
-
-
-def _cell_seconds(cell: nbformat.NotebookNode) -> float:
-    """Seconds from a cell's start to its reply, as nbclient recorded them."""
-    timing = cell.metadata.get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def plain(chosen: list[Course], scratch: Path) -> float:

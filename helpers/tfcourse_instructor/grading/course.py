@@ -153,7 +153,7 @@ class Course:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s") from None
+                raise ran_over(args, timeout) from None
             return check_nbgrader(args, process.returncode, out, err, memory_mb)
 
 
@@ -163,6 +163,11 @@ def nbgrader_environment(env: Mapping[str, str] | None = None) -> dict[str, str]
     # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
     return full_env
+
+
+def ran_over(args: Sequence[str], timeout: float) -> RuntimeError:
+    """The error of a run of ``nbgrader ARGS`` stopped after ``timeout`` seconds."""
+    return RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s")
 
 
 def check_nbgrader(

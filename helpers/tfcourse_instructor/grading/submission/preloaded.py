@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tfcourse_instructor.grading.bound_to_parent import die_with_parent
-from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment
+from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment, ran_over
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "pidfd_open")
 _MAX_REQUEST = 1 << 20
@@ -92,7 +92,7 @@ class Preloaded:
             status = _exit_status(ours, timeout)
             if status is None:
                 # Closing our end makes the monitor kill the run's process group.
-                raise RuntimeError(f"`nbgrader {' '.join(args)}` ran over {timeout} s")
+                raise ran_over(args, timeout)
             return check_nbgrader(args, status, out, err, memory_mb)
 
     def close(self) -> None:
