@@ -4,9 +4,10 @@ Executes ``source/NAME/NAME.ipynb`` (the model solutions) in a scratch copy of i
 folder, without ``NBGRADER_EXECUTION`` or ``TFCOURSE_QUICK``, so notebooks that train do so
 at full size. Prints the seconds spent in each section (a ``## `` heading), the total and
 the slowest cell; notebook 3's goal is at most 15 minutes on a 2-core laptop CPU, and no
-cell of any notebook over a minute.
+cell of any notebook over a minute. With ``--keep PATH`` the executed notebook is written to
+PATH, so that the text and model answers can be checked against what a full run shows.
 
-    python bench/notebook_time.py [NAME] [--quick]
+    python bench/notebook_time.py [NAME] [--quick] [--keep PATH]
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("name", nargs="?", default="03_language_models")
     parser.add_argument("--quick", action="store_true", help="time the quick (graded) mode")
+    parser.add_argument("--keep", type=Path, help="write the executed notebook here")
     args = parser.parse_args()
 
     course = Course(find_root(Path(__file__).parent), args.name)
@@ -73,6 +75,8 @@ def main() -> None:
         start = time.perf_counter()
         client.execute(env=env)
         total = time.perf_counter() - start
+    if args.keep:
+        nbformat.write(notebook, args.keep)
     mode = "quick" if args.quick else "full"
     print(f"{args.name}, {mode} mode, load average {os.getloadavg()[0]:.1f}:")
     for section, seconds in section_times(notebook).items():
