@@ -6,7 +6,8 @@ order?") runs nbval on it: every code cell is re-run top to bottom in a fresh ke
 notebook runs in a scratch folder next to the public test files of the release, as the
 student ran it, and in a sandbox (:mod:`tfcourse_instructor.grading.submission.sandbox`) where
 bubblewrap can run: the submission's code sees neither the course nor the network. Images are not
-compared (nbval's rule), nor cells marked ``# NBVAL_IGNORE_OUTPUT``.
+compared (nbval's rule), nor cells marked ``# NBVAL_IGNORE_OUTPUT``, nor the digits of a
+rounding error (:data:`ROUNDING_ERROR`): they depend on the machine, not on the code.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from tfcourse_instructor.grading.submission.workspace import Limits
 
 REPRODUCE_LIMITS = Limits()
 
+ROUNDING_ERROR = r"-?\b\d\.\d+e-(?:0[5-9]|[1-9]\d)\b|-?\b0\.0+e\+00\b"
+"""A number printed in scientific notation below 1e-4, or zero, as the notebooks print a
+rounding error (``max |difference| from PyTorch's attention: 2.4e-07``). Its digits depend
+on the CPU's vector instructions and the number of threads, so a run on another machine
+prints others: nbval compares such numbers as equal (:func:`write_sanitizer`)."""
+
 _MAX_REPORT_BYTES = 16 * 2**20
 _COLOUR = re.compile(r"(\x1b|#x1B)(\[[0-9;]*m)?")
 
@@ -48,6 +55,14 @@ class CellReport:
     detail: str = ""
 
 
+def write_sanitizer(folder: Path) -> Path:
+    """Write, in ``folder``, the file nbval's ``--nbval-sanitize-with`` reads: it replaces
+    every :data:`ROUNDING_ERROR` in stored and new outputs alike. Returns its path."""
+    path = folder / "nbval-sanitize.cfg"
+    path.write_text(f"regex: {ROUNDING_ERROR}\nreplace: ROUNDING-ERROR\n", encoding="utf-8")
+    return path
+
+
 def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> list[CellReport]:
     """Re-run ``notebook`` with nbval and report on each code cell."""
     code_cells = [
@@ -60,6 +75,7 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
         shutil.copytree(course.release_dir / "tests", folder / "tests")
         course.copy_given_modules(folder)
         report = folder / "report.xml"
+        sanitizer = write_sanitizer(folder)
         mounts = None
         if unavailable_reason() is None:
             home = Path(scratch) / "home"
@@ -78,6 +94,7 @@ def check_notebook(course: Course, notebook: Path, cell_timeout: int = 300) -> l
                 "-q",
                 f"--junitxml={report}",
                 f"--nbval-cell-timeout={cell_timeout}",
+                f"--nbval-sanitize-with={sanitizer}",
                 "-o",
                 "addopts=",
             ],
