@@ -469,14 +469,14 @@ def train(model: CausalLM, train_data: Tensor, val_data: Tensor, config: TrainCo
 
 
 # %% [markdown]
-# Now train. In full mode this is a 3-layer, 128-wide model (about 0.6M parameters) on
-# windows of 128 characters for 3,000 steps of 16 windows, at a peak learning rate of
-# $3 \cdot 10^{-3}$: about 14.7 passes (epochs) over the training text. It is the kit's
-# recipe for a CPU: on tiny Shakespeare it beats nanoGPT's CPU recipe at every budget from one
-# to ten minutes (`make bench-lm`). On the kit's 2-core machine, with nothing else running,
-# it took 5.9 minutes and reached a validation loss of 1.195 nats per character (measured);
-# expect 4 to 10 minutes on a laptop CPU. The progress bar shows the latest training and
-# validation losses. (In quick mode: a 2-layer, 48-wide model for 200 steps.)
+# Now train. In full mode this is a 3-layer, 128-wide model (about 0.6M parameters) on windows
+# of 128 characters for 3,000 steps of 16 windows, at a peak learning rate of $3 \cdot 10^{-3}$:
+# about 14.7 passes (epochs) over the training text. It is the course's recipe for a CPU:
+# trained for ten minutes on tiny Shakespeare side by side with nanoGPT's CPU recipe, it was
+# ahead at every minute. On the kit's 2-core machine, with nothing else running, it took 5.9
+# minutes and reached a validation loss of 1.195 nats per character (measured); expect 4 to 10
+# minutes on a laptop CPU. The progress bar shows the latest training and validation losses. (In
+# quick mode: a 2-layer, 48-wide model for 200 steps.)
 
 # %%
 model_config = EncoderConfig(
