@@ -52,6 +52,7 @@ from tfcourse_instructor.reference.training import (
     get_batch,
     learning_rate,
     split_ids,
+    train,
     train_step,
 )
 
@@ -173,16 +174,12 @@ def side_by_side(runs: list[BudgetRun]) -> None:
 def published(recipe: Recipe, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: int) -> float:
     """Train ``recipe`` for its own ``max_iters`` and return its validation loss."""
     model = recipe.build(vocab)
-    optimizer = make_optimizer(model, recipe.train)
-    generator = torch.Generator().manual_seed(recipe.train.seed)
-    wall = time.perf_counter()
-    for step in range(recipe.train.max_iters):
-        x, y = get_batch(train_ids, recipe.model["block_size"], recipe.train.batch_size, generator)
-        train_step(model, optimizer, x, y, learning_rate(step, recipe.train))
-    wall = time.perf_counter() - wall
-    loss = evaluate(model, val_ids).loss
+    config = replace(recipe.train, eval_interval=recipe.train.max_iters)
+    history = train(model, train_ids, val_ids, config, progress=False)
+    loss = history.final_val_loss  # the whole validation split, after the last step
     print(
-        f"{recipe.name} as published: {recipe.train.max_iters} iterations in {wall:.0f} s, "
+        f"{recipe.name} as published: {recipe.train.max_iters} iterations in "
+        f"{history.seconds:.0f} s (one evaluation included), "
         f"{model.count_parameters() / 1e6:.2f}M parameters, val {loss:.4f} nats/char"
     )
     return loss
