@@ -86,6 +86,15 @@ class Liar:
     def __eq__(self, other):
         return True
 
+consumed = []
+
+def counted(n, fail_at=None):
+    for i in range(n):
+        if i == fail_at:
+            raise KeyError("no more")
+        consumed.append(i)
+        yield torch.zeros(2, dtype=torch.uint16) if i == 0 and fail_at == -1 else i
+
 class Box:
     def __init__(self, size):
         self.size = size
@@ -186,6 +195,49 @@ def test_a_notebook_object_is_one_proxy_and_answers_isinstance(session):
     assert "Box" in env and "Missing" not in env and env.get("Missing") is None
     with pytest.raises(AttributeError):
         _ = box.missing
+
+
+def test_a_notebook_iterator_is_read_in_chunks_and_fails_where_it_failed(session):
+    runner, _ = session
+    env = remote.RemoteGlobals(runner)
+    before = runner.round_trips
+    assert list(env["counted"](100)) == list(range(100))
+    # a lookup, the call, list()'s len probe, iter, then chunks of 1, 2, 4, ..., 64 items
+    assert runner.round_trips - before == 4 + 7
+    env["consumed"] = []
+    for item in env["counted"](100):
+        if item == 2:
+            break
+    assert env["consumed"] == [0, 1, 2]  # chunks of 1 and 2: the kernel ran no further
+    items = []
+    with pytest.raises(KeyError):
+        for item in env["counted"](10, fail_at=5):
+            items.append(item)
+    assert items == [0, 1, 2, 3, 4]  # the items before the error, then the error
+    first, *rest = env["counted"](4, fail_at=-1)  # uint16 does not cross as data
+    assert type(first) is remote.Proxy and rest == [1, 2, 3]
+
+
+def test_an_iterator_that_answers_more_items_than_asked_fails_its_case(tmp_path):
+    source = TEST_FILE.replace(
+        "def test_first(double):\n    assert double(2) == 4",
+        "def test_first(upto):\n    assert list(upto(4)) == [0, 1, 2, 3]",
+    )
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("double = lambda x: 2 * x\nupto = lambda n: range(n)")
+        transport = remote.blocking_transport(kernel.client)
+        result, _ = remote.check_remotely("q", source, transport, 60)
+        assert result.score == 2
+        kernel.run(
+            "import tfcourse.grading_kernel.agent as agent\n"
+            "agent._OPS['next'] = lambda target, count, trusted: [list(range(count + 1)), True]"
+        )
+        result, session = remote.check_remotely("q", source, transport, 60)
+        assert [case.passed for case in result.cases] == [False, True] and session.broken is None
+        assert "malformed" in result.cases[0].message
+    finally:
+        kernel.stop()
 
 
 TEST_FILE = textwrap.dedent(

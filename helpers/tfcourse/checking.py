@@ -220,11 +220,19 @@ def progress_bars_off(env: dict[str, Any]) -> Iterator[None]:
             env["tqdm"] = saved
 
 
+_MISSING = object()
+
+
 def run_case(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
     """Run one otter test case quietly; a missing name or an exception fails the case."""
     body = case.body
-    parameters = inspect.signature(body.test_func).parameters
-    missing = [name for name in parameters if name != "env" and name not in env]
+    # Each name is looked up once (otter's call_func would look it up again): when graded,
+    # every lookup is a request to the notebook's kernel.
+    arguments = {
+        name: env if name == "env" else env.get(name, _MISSING)
+        for name in inspect.signature(body.test_func).parameters
+    }
+    missing = [name for name, value in arguments.items() if value is _MISSING]
     outcome = dict(name=case.name, points=float(case.points), hidden=case.hidden)
     if missing:
         names = ", ".join(f"`{name}`" for name in missing)
@@ -232,7 +240,7 @@ def run_case(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         return CaseOutcome(**outcome, passed=False, message=message)
     try:
         with quiet():
-            body.call_func(env)
+            body.test_func(**arguments)
     except AssertionError as error:
         message = str(error) or "assertion failed"
         return CaseOutcome(**outcome, passed=False, message=message + _where(error, body))

@@ -100,12 +100,16 @@ def test_fully_masked_rows(scaled_dot_product_attention):
 def test_gradcheck(scaled_dot_product_attention):
     torch.manual_seed(7)
     inputs = tuple(torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    # Fast mode compares a random projection vᵀJu of the Jacobian with finite differences:
+    # 8 calls of the function instead of 2 per input entry, each a request to the notebook
+    # when graded. A wrong gradient still fails, but for an error orthogonal to both vectors.
     mask = torch.tensor([[False, True, False]] * 3)
     expect(
         torch.autograd.gradcheck(
             lambda q, k, v: scaled_dot_product_attention(q, k, v, mask)[0],
             inputs,
             raise_exception=False,
+            fast_mode=True,
         ),
         "gradcheck failed: the gradients of your output disagree with finite differences",
     )

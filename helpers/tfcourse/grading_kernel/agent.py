@@ -31,6 +31,8 @@ MIME = "application/vnd.tfcourse.reply+json"
 CALLBACK = "tfcourse-callback:"
 """Prefix of the input requests by which the kernel calls a function of the test."""
 MAX_MESSAGE = 4000
+MAX_CHUNK_BYTES = 4 * 2**20
+"""Once the items of an answer to ``next`` encode to this many bytes, it holds no more."""
 
 
 class Reply:
@@ -53,6 +55,9 @@ class _Table:
         self.objects: dict[int, Any] = {}
         self.numbers: dict[int, int] = {}
         self.graphs: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[Any]]] = {}
+        self.failures: dict[int, Exception] = {}
+        """What an iterator of the table raised after the items last answered, by its id: the
+        next request for its items raises it."""
         self.counter = 0
 
     def keep(self, value: Any) -> wire.Handle:
@@ -73,6 +78,7 @@ class _Table:
         self.objects.clear()
         self.numbers.clear()
         self.graphs.clear()
+        self.failures.clear()
 
 
 _TABLE = _Table()
@@ -124,7 +130,19 @@ def _answer(request: str, pickled: str, grads: str) -> Any:
         callback=lambda c: _Callback(c.index),
     )
     op = message.pop("op")
+    _before(**message.pop("before", {}))
     return _OPS[op](trusted=trusted, **message)
+
+
+def _before(release_graphs: bool = False, watch: list[list[str]] | None = None) -> None:
+    """What the runner asks done before a request: drop the autograd graphs kept so far
+    (those of the test case that ended), start recording calls of forbidden callables."""
+    if release_graphs:
+        _TABLE.graphs.clear()
+    if watch is not None:
+        names, tested = watch
+        _WATCHES.append(CallWatch(names, _namespace(), tested))
+        _WATCHES[-1].start()
 
 
 def _encode(answer: dict[str, Any]) -> str:
@@ -207,10 +225,30 @@ def _iter(target: Any, trusted: list[Any]) -> wire.Handle:
     return _TABLE.keep(iter(target))
 
 
-def _next(target: Any, trusted: list[Any]) -> list[Any]:
-    for item in target:
-        return [item]
-    return []
+def _next(target: Any, count: int, trusted: list[Any]) -> list[Any]:
+    """Up to ``count`` next items of the iterator ``target`` (fewer once they would make a
+    long answer), and whether it is exhausted. An exception raised after some items is
+    raised by the next request instead, as it would have been when the runner reached it."""
+    if (failure := _TABLE.failures.pop(id(target), None)) is not None:
+        raise failure
+    items: list[Any] = []
+    size = 0
+    while len(items) < count and size < MAX_CHUNK_BYTES:
+        try:
+            item = next(target)
+        except StopIteration:
+            return [items, True]
+        except Exception as error:
+            if not items:
+                raise
+            _TABLE.failures[id(target)] = error
+            break
+        try:  # an item that cannot cross as data crosses as a handle, whatever the others
+            size += len(wire.encode(item, other=_data_or_handle))
+        except wire.WireError:
+            item = _TABLE.keep(item)
+        items.append(item)
+    return [items, False]
 
 
 def _bool(target: Any, trusted: list[Any]) -> bool:
@@ -272,23 +310,10 @@ def _backward(graph: int, grads: list[Any], trusted: list[Any]) -> dict[str, Any
     return {"grads": found, "states": _states(objects)}
 
 
-def _release(trusted: list[Any]) -> None:
+def _release(trusted: list[Any]) -> list[str]:
+    """Drop every object and graph of the session; stop recording calls: the forbidden
+    names that were called meanwhile."""
     _TABLE.clear()
-
-
-def _release_graphs(trusted: list[Any]) -> None:
-    _TABLE.graphs.clear()
-
-
-def _watch(names: list[str], tested: list[str], trusted: list[Any]) -> None:
-    """Record calls of the callables ``names`` forbid until :func:`_watched` (``tested``: the
-    notebook's names the tests call)."""
-    _WATCHES.append(CallWatch(names, _namespace(), tested))
-    _WATCHES[-1].start()
-
-
-def _watched(trusted: list[Any]) -> list[str]:
-    """Stop recording; the forbidden names that were called meanwhile."""
     called: set[str] = set()
     while _WATCHES:
         called.update(_WATCHES.pop().stop())
@@ -344,7 +369,4 @@ _OPS = {
     "call": _call,
     "backward": _backward,
     "release": _release,
-    "release_graphs": _release_graphs,
-    "watch": _watch,
-    "watched": _watched,
 }

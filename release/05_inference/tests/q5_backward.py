@@ -54,8 +54,10 @@ def check_gradients(attention_manual, shapes, mask, seed, atol, expected_attenti
 def gradcheck(attention_manual, mask, seed):
     q, k, v = inputs([(2, 5, 4), (2, 5, 4), (2, 5, 3)], seed, torch.float64)
     leaves = tuple(t.requires_grad_() for t in (q, k, v))
+    # Fast mode compares a random projection vᵀJu of the Jacobian with finite differences:
+    # a few calls instead of 2 per input entry, each a request to the notebook when graded.
     return torch.autograd.gradcheck(
-        lambda *t: attention_manual(*t, mask), leaves, raise_exception=False
+        lambda *t: attention_manual(*t, mask), leaves, raise_exception=False, fast_mode=True
     )
 
 

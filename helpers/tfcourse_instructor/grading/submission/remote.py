@@ -54,6 +54,8 @@ AGENT = '__import__("tfcourse.grading_kernel.agent", fromlist=["serve"]).serve'
 POLL_SECONDS = 0.01
 """How often a transport looks for the kernel's input requests while it waits."""
 MIME = "application/vnd.tfcourse.reply+json"
+MAX_CHUNK = 64
+"""Most items of a kernel iterator asked for in one request."""
 """The mimetype of the agent's answer (the same as :data:`tfcourse.grading_kernel.agent.MIME`)."""
 
 
@@ -79,6 +81,9 @@ class Session:
         self._proxies: dict[int, Proxy] = {}
         self._callbacks: list[Callable[..., Any]] = []
         self._in_callback = False
+        self._before: dict[str, Any] = {}
+        """What the kernel does before it answers the next request (``"release_graphs"``,
+        ``"watch"``): sent with that request, so each costs no round trip of its own."""
 
     def request(self, op: str, **fields: Any) -> Any:
         """Send one request; return the decoded answer or raise what the student's code raised."""
@@ -108,16 +113,23 @@ class Session:
             found = self._proxies[handle.number] = Proxy(self, handle)
         return found
 
-    def release_graphs(self) -> None:
-        """Let the kernel drop the autograd graphs it keeps for this session's outputs."""
-        if self.broken is None:
-            self._send("release_graphs", {})
+    def watch(self, names: list[str], tested: list[str]) -> None:
+        """From the next request on, the kernel records calls of the callables ``names``
+        (``tested``: the notebook's names the tests call); :meth:`close` answers them."""
+        self._before["watch"] = [names, tested]
 
-    def close(self) -> None:
-        """Let the kernel drop every object and graph it keeps for this session."""
+    def release_graphs(self) -> None:
+        """Before the next request, the kernel drops the autograd graphs it keeps for this
+        session's outputs."""
+        self._before["release_graphs"] = True
+
+    def close(self) -> Any:
+        """Let the kernel drop every object and graph it keeps for this session; its answer:
+        the forbidden names it recorded calls of since :meth:`watch` (a list, if well formed)."""
         self._proxies.clear()
         if self.broken is None:
-            self._send("release", {})
+            return self.request("release")
+        return None
 
     def _send(self, op: str, fields: dict[str, Any]) -> tuple[Any, list[Any]]:
         if self.broken is not None:
@@ -141,7 +153,9 @@ class Session:
         # Gradients do not cross with the tensors: the kernel's copies start without any, and
         # what backward adds there comes back. Those of trusted modules go along (pickles
         # leave them out).
-        text = wire.encode({"op": op, **fields}, other=other, grads=False)
+        before, self._before = self._before, {}
+        message = {"op": op, **fields, **({"before": before} if before else {})}
+        text = wire.encode(message, other=other, grads=False)
         try:
             blob = base64.b64encode(pickle.dumps(trusted)).decode("ascii") if trusted else ""
         except (pickle.PicklingError, TypeError, AttributeError) as error:
@@ -245,17 +259,34 @@ class Proxy:
         iterator = self._ask("iter")
         if type(iterator) is not Proxy:
             raise TypeError("the notebook answered iter() with data")
+        # Items come in chunks that double in size: one request per chunk, and a loop that
+        # stops early has the kernel's iterator run ahead by at most as many items as it read.
+        count = 1
         while True:
-            found = iterator._ask("next")
-            if not found:
+            items, exhausted = iterator._next_items(count)
+            yield from items
+            if exhausted:
                 return
-            yield found[0]
+            count = min(2 * count, MAX_CHUNK)
 
     def __next__(self) -> Any:
-        found = self._ask("next")
-        if not found:
+        items, _ = self._next_items(1)
+        if not items:
             raise StopIteration
-        return found[0]
+        return items[0]
+
+    def _next_items(self, count: int) -> tuple[list[Any], bool]:
+        """Up to ``count`` next items of this kernel iterator, and whether it is exhausted."""
+        found = self._ask("next", count=count)
+        if not (
+            type(found) is list
+            and len(found) == 2
+            and type(found[0]) is list
+            and len(found[0]) <= count
+            and type(found[1]) is bool
+        ):
+            raise TypeError("the notebook answered next() with malformed data")
+        return found[0], found[1]
 
     def __eq__(self, other: object) -> bool:
         # An object of the notebook equals itself only: whether it equals a value is decided
@@ -381,27 +412,21 @@ def check_remotely(
     session = Session(transport, monotonic() + seconds)
     env = RemoteGlobals(session)
     if forbidden:
-        with contextlib.suppress(Exception):  # a broken kernel fails the cases below
-            tested = shortcuts.names_tested(source)
-            session.request("watch", names=list(forbidden), tested=tested)
+        session.watch(list(forbidden), shortcuts.names_tested(source))
 
     def run(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         if session.broken is None:
             with contextlib.suppress(KernelUnresponsive):  # it broke the session: below
                 outcome = run_case(case, env)
-            with contextlib.suppress(Exception):  # the session is then broken: next branch
-                session.release_graphs()
+            session.release_graphs()
         if session.broken is None:
             return outcome
         return CaseOutcome(case.name, float(case.points), case.hidden, False, session.broken)
 
     result = check_source(question, source, env, f"tests/{question}.py", run)
-    if forbidden:
-        with contextlib.suppress(Exception):
-            called = session.request("watched")
-            session.called = [name for name in forbidden if type(called) is list and name in called]
     with contextlib.suppress(Exception):  # a kernel that breaks now costs no points
-        session.close()
+        called = session.close()
+        session.called = [name for name in forbidden if type(called) is list and name in called]
     return result, session
 
 
