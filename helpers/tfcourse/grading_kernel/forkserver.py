@@ -51,6 +51,7 @@ PRELOAD = (
     "matplotlib.pyplot",
     "numpy",
     "torch",
+    "torch.fx.experimental.symbolic_shapes",  # autograd's first backward imports it: 0.4 s
     "tqdm.auto",
     "tfcourse.grading_kernel.agent",
     "tfcourse.corpora",
