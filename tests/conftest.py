@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -69,12 +71,22 @@ def copy_course(destination: Path, assignments: Sequence[str] | None = None) -> 
     return Tree(destination)
 
 
+_RELEASED: dict[str, Path] = {}
+"""Courses reduced to one assignment and released, by assignment: made once per session."""
+
+
 def one_notebook_course(destination: Path, notebook: str = "01_attention") -> Course:
-    """A copy of the course reduced to one assignment, released: a small class to grade."""
-    tree = copy_course(destination, [notebook])
-    result = run_kit(tree, "release")
-    assert result.returncode == 0, result.stderr
-    return tree[notebook]
+    """A copy of the course reduced to one assignment, released: a small class to grade.
+    The release command runs once per session and assignment; each call copies its result."""
+    if notebook not in _RELEASED:
+        folder = Path(tempfile.mkdtemp(prefix=f"tfcourse-released-{notebook}-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        tree = copy_course(folder / "course", [notebook])
+        result = run_kit(tree, "release")
+        assert result.returncode == 0, result.stderr
+        _RELEASED[notebook] = tree.root
+    shutil.copytree(_RELEASED[notebook], destination, dirs_exist_ok=True)
+    return Tree(destination)[notebook]
 
 
 def all_reference_notebooks(tree: Tree) -> dict[str, nbformat.NotebookNode]:

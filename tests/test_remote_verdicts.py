@@ -240,6 +240,44 @@ def test_an_iterator_that_answers_more_items_than_asked_fails_its_case(tmp_path)
         kernel.stop()
 
 
+WATCHED_TEST_FILE = textwrap.dedent(
+    """
+    import threading
+    import torch
+    from otter.test_files import test_case
+    OK_FORMAT = False
+    name = "q"
+
+    @test_case(name="sends what cannot be sent", points=1)
+    def test_unsendable(env):
+        env["lock"] = threading.Lock()
+
+    @test_case(name="attends", points=1)
+    def test_attends(attend):
+        attend(torch.ones(1, 2, 4))
+    """
+)
+
+
+def test_calls_are_watched_from_the_first_request_that_reaches_the_kernel(tmp_path):
+    """Watching for forbidden calls goes with the first request sent: a case whose request
+    could not be sent (an object the test cannot pickle) leaves it to the next one."""
+    forbidden = "torch.nn.functional.scaled_dot_product_attention"
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run(
+            "import torch.nn.functional as F\n"
+            "def attend(x):\n    return F.scaled_dot_product_attention(x, x, x)"
+        )
+        transport = remote.blocking_transport(kernel.client)
+        result, session = remote.check_remotely("q", WATCHED_TEST_FILE, transport, 60, [forbidden])
+        assert [case.passed for case in result.cases] == [False, True]
+        assert "cannot send" in result.cases[0].message
+        assert session.called == [forbidden] and session.broken is None
+    finally:
+        kernel.stop()
+
+
 TEST_FILE = textwrap.dedent(
     """
     from otter.test_files import test_case

@@ -54,9 +54,9 @@ AGENT = '__import__("tfcourse.grading_kernel.agent", fromlist=["serve"]).serve'
 POLL_SECONDS = 0.01
 """How often a transport looks for the kernel's input requests while it waits."""
 MIME = "application/vnd.tfcourse.reply+json"
+"""The mimetype of the agent's answer (the same as :data:`tfcourse.grading_kernel.agent.MIME`)."""
 MAX_CHUNK = 64
 """Most items of a kernel iterator asked for in one request."""
-"""The mimetype of the agent's answer (the same as :data:`tfcourse.grading_kernel.agent.MIME`)."""
 
 
 class KernelUnresponsive(Exception):
@@ -153,8 +153,7 @@ class Session:
         # Gradients do not cross with the tensors: the kernel's copies start without any, and
         # what backward adds there comes back. Those of trusted modules go along (pickles
         # leave them out).
-        before, self._before = self._before, {}
-        message = {"op": op, **fields, **({"before": before} if before else {})}
+        message = {"op": op, **fields, **({"before": self._before} if self._before else {})}
         text = wire.encode(message, other=other, grads=False)
         try:
             blob = base64.b64encode(pickle.dumps(trusted)).decode("ascii") if trusted else ""
@@ -165,6 +164,7 @@ class Session:
         if seconds <= 0:
             raise self._break("the check ran out of time")
         self.round_trips += 1
+        self._before = {}  # sent now (a request that could not be sent left it for the next)
         try:
             expression = f"{AGENT}({text!r}, {blob!r}, {grads!r})"
             reply = self.transport(expression, seconds, self._serve_callback)
