@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tfcourse.assertions import call_each
 from tfcourse_instructor.grading.selftest.parity import Kernel, compare_notebook
 from tfcourse_instructor.grading.selftest.samples import UNSCALED
 from tfcourse_instructor.grading.submission import remote
@@ -86,6 +87,11 @@ class Liar:
     def __eq__(self, other):
         return True
 
+def scale_(linear, factor):
+    with torch.no_grad():
+        linear.weight.mul_(factor)
+    return factor
+
 consumed = []
 
 def counted(n, fail_at=None):
@@ -109,6 +115,14 @@ def session(tmp_path_factory):
     kernel = Kernel(Path(tmp_path_factory.mktemp("kernel")))
     kernel.run(NOTEBOOK)
     yield remote.Session(remote.blocking_transport(kernel.client), 10**12), kernel
+    kernel.stop()
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A kernel of the test's own (whose agent it may change), and a transport to it."""
+    kernel = Kernel(tmp_path)
+    yield kernel, remote.blocking_transport(kernel.client)
     kernel.stop()
 
 
@@ -197,6 +211,41 @@ def test_a_notebook_object_is_one_proxy_and_answers_isinstance(session):
         _ = box.missing
 
 
+def test_many_calls_go_in_one_request_as_if_made_one_by_one(session):
+    runner, _ = session
+    env = remote.RemoteGlobals(runner)
+    noisy, scale_ = env["noisy"], env["scale_"]
+    x = torch.ones(1000)
+    torch.manual_seed(5)
+    one_by_one = [noisy(x), noisy(x)]
+    torch.manual_seed(5)
+    before = runner.round_trips
+    together = call_each(noisy, [(x,), (x,)])
+    assert runner.round_trips - before == 1
+    assert all(torch.equal(a, b) for a, b in zip(one_by_one, together, strict=True))
+    first, second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    weights = first.weight.detach().clone(), second.weight.detach().clone()
+    assert call_each(scale_, [(first, 2.0), (second, 3.0)]) == [2.0, 3.0]
+    assert torch.equal(first.weight, 2 * weights[0]) and torch.equal(second.weight, 3 * weights[1])
+    box = env["Box"](3)
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    sum(call_each(box.scaled, [(x,), (2 * x,)])).sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), 3.0))
+    assert call_each(lambda v: v + 1, [(1,), (2,)]) == [2, 3]  # a function of the test: here
+
+
+def test_a_kernel_that_answers_more_results_than_calls_breaks_the_check(fresh):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    kernel.run(
+        "import tfcourse.grading_kernel.agent as agent\n"
+        "agent._OPS['call'] = lambda target, calls, grad, seeds, trusted: "
+        "{'v': [4, 6], 'graphs': [None, None], 'states': []}"
+    )
+    result, session = remote.check_remotely("q", TEST_FILE, transport, 60)
+    assert result.score == 0 and "results miscounted" in session.broken
+
+
 def test_a_notebook_iterator_is_read_in_chunks_and_fails_where_it_failed(session):
     runner, _ = session
     env = remote.RemoteGlobals(runner)
@@ -218,26 +267,22 @@ def test_a_notebook_iterator_is_read_in_chunks_and_fails_where_it_failed(session
     assert type(first) is remote.Proxy and rest == [1, 2, 3]
 
 
-def test_an_iterator_that_answers_more_items_than_asked_fails_its_case(tmp_path):
+def test_an_iterator_that_answers_more_items_than_asked_fails_its_case(fresh):
     source = TEST_FILE.replace(
         "def test_first(double):\n    assert double(2) == 4",
         "def test_first(upto):\n    assert list(upto(4)) == [0, 1, 2, 3]",
     )
-    kernel = Kernel(tmp_path)
-    try:
-        kernel.run("double = lambda x: 2 * x\nupto = lambda n: range(n)")
-        transport = remote.blocking_transport(kernel.client)
-        result, _ = remote.check_remotely("q", source, transport, 60)
-        assert result.score == 2
-        kernel.run(
-            "import tfcourse.grading_kernel.agent as agent\n"
-            "agent._OPS['next'] = lambda target, count, trusted: [list(range(count + 1)), True]"
-        )
-        result, session = remote.check_remotely("q", source, transport, 60)
-        assert [case.passed for case in result.cases] == [False, True] and session.broken is None
-        assert "malformed" in result.cases[0].message
-    finally:
-        kernel.stop()
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x\nupto = lambda n: range(n)")
+    result, _ = remote.check_remotely("q", source, transport, 60)
+    assert result.score == 2
+    kernel.run(
+        "import tfcourse.grading_kernel.agent as agent\n"
+        "agent._OPS['next'] = lambda target, count, trusted: [list(range(count + 1)), True]"
+    )
+    result, session = remote.check_remotely("q", source, transport, 60)
+    assert [case.passed for case in result.cases] == [False, True] and session.broken is None
+    assert "malformed" in result.cases[0].message
 
 
 WATCHED_TEST_FILE = textwrap.dedent(
@@ -259,23 +304,19 @@ WATCHED_TEST_FILE = textwrap.dedent(
 )
 
 
-def test_calls_are_watched_from_the_first_request_that_reaches_the_kernel(tmp_path):
+def test_calls_are_watched_from_the_first_request_that_reaches_the_kernel(fresh):
     """Watching for forbidden calls goes with the first request sent: a case whose request
     could not be sent (an object the test cannot pickle) leaves it to the next one."""
     forbidden = "torch.nn.functional.scaled_dot_product_attention"
-    kernel = Kernel(tmp_path)
-    try:
-        kernel.run(
-            "import torch.nn.functional as F\n"
-            "def attend(x):\n    return F.scaled_dot_product_attention(x, x, x)"
-        )
-        transport = remote.blocking_transport(kernel.client)
-        result, session = remote.check_remotely("q", WATCHED_TEST_FILE, transport, 60, [forbidden])
-        assert [case.passed for case in result.cases] == [False, True]
-        assert "cannot send" in result.cases[0].message
-        assert session.called == [forbidden] and session.broken is None
-    finally:
-        kernel.stop()
+    kernel, transport = fresh
+    kernel.run(
+        "import torch.nn.functional as F\n"
+        "def attend(x):\n    return F.scaled_dot_product_attention(x, x, x)"
+    )
+    result, session = remote.check_remotely("q", WATCHED_TEST_FILE, transport, 60, [forbidden])
+    assert [case.passed for case in result.cases] == [False, True]
+    assert "cannot send" in result.cases[0].message
+    assert session.called == [forbidden] and session.broken is None
 
 
 TEST_FILE = textwrap.dedent(
@@ -303,18 +344,14 @@ TEST_FILE = textwrap.dedent(
         "__import__('time').sleep(10**6)",
     ],
 )
-def test_a_kernel_that_answers_garbage_or_nothing_fails_the_rest_of_the_question(tmp_path, agent):
-    kernel = Kernel(tmp_path)
-    try:
-        kernel.run("double = lambda x: 2 * x")
-        transport = remote.blocking_transport(kernel.client)
-        result, session = remote.check_remotely("q", TEST_FILE, transport, 60)
-        assert result.score == 2 and session.broken is None
-        kernel.run(
-            f"import tfcourse.grading_kernel.agent as agent\nagent.serve = lambda *args: {agent}"
-        )
-        result, session = remote.check_remotely("q", TEST_FILE, transport, 3)
-        assert result.score == 0 and session.broken
-        assert all("did not answer properly" in case.message for case in result.cases)
-    finally:
-        kernel.stop()
+def test_a_kernel_that_answers_garbage_or_nothing_fails_the_rest_of_the_question(fresh, agent):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    result, session = remote.check_remotely("q", TEST_FILE, transport, 60)
+    assert result.score == 2 and session.broken is None
+    kernel.run(
+        f"import tfcourse.grading_kernel.agent as agent\nagent.serve = lambda *args: {agent}"
+    )
+    result, session = remote.check_remotely("q", TEST_FILE, transport, 3)
+    assert result.score == 0 and session.broken
+    assert all("did not answer properly" in case.message for case in result.cases)

@@ -102,6 +102,14 @@ def call_beside(anchor: object, function: Callable[..., Any], *args: Any, **kwar
     )
 
 
+def call_each(function: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> list[Any]:
+    """``[function(*args) for args in calls]``. While graded, the notebook's ``function``
+    runs every call in one request to the student's kernel, in order: a test that calls it
+    many times (once per layer it builds) waits for one answer instead of one each."""
+    each = getattr(type(function), "_call_each_in_notebook", None)
+    return each(function, calls) if each is not None else [function(*args) for args in calls]
+
+
 def gradients_recorded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, bool]:
     """``function(*args, **kwargs)``, and whether any torch operation meanwhile returned a
     tensor that requires gradients (autograd recorded it). Run it with :func:`call_beside`,

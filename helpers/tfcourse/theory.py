@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from tfcourse.assertions import call_each
+
 
 @dataclass(frozen=True)
 class LMConfig:
@@ -146,14 +148,11 @@ def residual_stream_variances(
     """
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        branches = []
-        for layer in range(depth):
-            linear = nn.Linear(width, width)
-            init_branch(linear, layer, depth)
-            branches.append(linear.double())
+        branches = [nn.Linear(width, width) for _ in range(depth)]
+        call_each(init_branch, [(linear, layer, depth) for layer, linear in enumerate(branches)])
         u = torch.randn(samples, width, dtype=torch.float64)
         variances = [u.square().mean().item()]
         for linear in branches:
-            u = u + linear(torch.relu(u))
+            u = u + linear.double()(torch.relu(u))
             variances.append(u.square().mean().item())
     return variances

@@ -153,8 +153,12 @@ def _encode(answer: dict[str, Any]) -> str:
         if "ok" not in answer:
             raise
         result = answer["ok"]
-        if type(result) is dict and "v" in result:  # a call: its result stays here, whole
-            result.update(v=_TABLE.keep(result["v"]), graph=None)
+        if type(result) is dict and "v" in result:  # calls: a result that cannot cross stays
+            for index, value in enumerate(result["v"]):  # here, whole
+                try:
+                    wire.tree(value, other=_data_or_handle)
+                except wire.WireError:
+                    result["v"][index], result["graphs"][index] = _TABLE.keep(value), None
             return wire.encode(answer, other=_data_or_handle)
         return wire.encode({"ok": _TABLE.keep(result)})
 
@@ -273,25 +277,29 @@ def _type_name(target: Any, trusted: list[Any]) -> str:
 
 def _call(
     target: Any,
-    args: list[Any],
-    kwargs: dict[str, Any],
+    calls: list[list[Any]],
     grad: bool,
-    seed: int,
+    seeds: list[int],
     trusted: list[Any],
 ) -> dict[str, Any]:
-    """Call ``target`` with the global RNG seeded with ``seed``; keep the autograd graph of
-    outputs that need gradients; answer the result and the state of the trusted arguments."""
-    torch.manual_seed(seed)
-    with quiet(), torch.set_grad_enabled(grad):
-        result = target(*args, **kwargs)
-    outputs = [t for t in wire.flat_tensors(result) if t.requires_grad]
-    graph = None
-    if grad and outputs:
-        inputs = [t for t in wire.flat_tensors([args, kwargs]) if t.requires_grad]
-        _TABLE.counter += 1
-        graph = [_TABLE.counter, len(outputs)]
-        _TABLE.graphs[_TABLE.counter] = (outputs, inputs, trusted)
-    return {"v": result, "graph": graph, "states": _states(trusted)}
+    """Call ``target`` with each ``[args, kwargs]`` of ``calls`` in turn, the global RNG
+    seeded with the matching seed of ``seeds``; keep the autograd graph of outputs that need
+    gradients; answer the results, their graphs and the state of the trusted arguments."""
+    results, graphs = [], []
+    for (args, kwargs), seed in zip(calls, seeds, strict=True):
+        torch.manual_seed(seed)
+        with quiet(), torch.set_grad_enabled(grad):
+            result = target(*args, **kwargs)
+        outputs = [t for t in wire.flat_tensors(result) if t.requires_grad]
+        graph = None
+        if grad and outputs:
+            inputs = [t for t in wire.flat_tensors([args, kwargs]) if t.requires_grad]
+            _TABLE.counter += 1
+            graph = [_TABLE.counter, len(outputs)]
+            _TABLE.graphs[_TABLE.counter] = (outputs, inputs, trusted)
+        results.append(result)
+        graphs.append(graph)
+    return {"v": results, "graphs": graphs, "states": _states(trusted)}
 
 
 def _backward(graph: int, grads: list[Any], trusted: list[Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from otter.test_files import test_case
 from torch import nn
 
-from tfcourse.assertions import expect
+from tfcourse.assertions import call_each, expect
 from tfcourse.theory import residual_stream_variances
 
 OK_FORMAT = False
@@ -44,14 +44,11 @@ def test_zero_mean_branch(init_residual_branch):
     width, draws = 32, 400
     generator = torch.Generator().manual_seed(0)
     u = torch.randn(width, generator=generator)
-    outputs = []
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(1)
-        for _ in range(draws):
-            linear = nn.Linear(width, width)
-            init_residual_branch(linear, 0, 4)
-            outputs.append(linear(torch.relu(u)).double())
-    outputs = torch.stack(outputs)
+        linears = [nn.Linear(width, width) for _ in range(draws)]
+        call_each(init_residual_branch, [(linear, 0, 4) for linear in linears])
+        outputs = torch.stack([linear(torch.relu(u)).double() for linear in linears])
     mean, spread = outputs.mean(0), outputs.std(0) / draws**0.5
     # A coordinate that never varies (e.g. zero weights) must be exactly zero.
     z = torch.where(spread > 0, mean / spread.clamp_min(1e-300), mean * math.inf).abs()

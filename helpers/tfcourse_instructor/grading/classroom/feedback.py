@@ -20,7 +20,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -64,15 +64,23 @@ def gradebook_digests(course: Course, students: Sequence[str]) -> dict[str, str]
     return digests
 
 
+NbgraderRun = Callable[..., object]
+"""``run(course, *args)`` runs ``nbgrader ARGS`` in ``course``, as :meth:`Course.nbgrader` does."""
+
+
 def write_feedback(
-    course: Course, students: Sequence[str], jobs: int = 1, progress: bool = False
+    course: Course,
+    students: Sequence[str],
+    jobs: int = 1,
+    progress: bool = False,
+    run: NbgraderRun = Course.nbgrader,
 ) -> None:
     """Feedback HTML of ``students`` into their :func:`feedback_folder`, by
     ``nbgrader generate_feedback`` over their autograded notebooks: up to ``jobs`` runs at
-    once, each on its own share of the students (feedback only reads the gradebook), with a
-    progress bar on standard error if ``progress``. Only the HTML and nbgrader's exchange
-    files are kept: nbgrader would also copy the autograded folder's other files, the
-    student's own among them."""
+    once (each by ``run``), each on its own share of the students (feedback only reads the
+    gradebook), with a progress bar on standard error if ``progress``. Only the HTML and
+    nbgrader's exchange files are kept: nbgrader would also copy the autograded folder's
+    other files, the student's own among them."""
     runs = max(1, jobs)
     shares = [list(students[start::runs]) for start in range(runs)]
     shares = [share for share in shares if share]
@@ -89,7 +97,7 @@ def write_feedback(
     ):
         folders = [Path(staging, str(index)) for index in range(len(shares))]
         running = [
-            pool.submit(_write_feedback_share, course, share, folder)
+            pool.submit(_write_feedback_share, course, share, folder, run)
             for share, folder in zip(shares, folders, strict=True)
         ]
         while running:
@@ -119,7 +127,9 @@ def _drop_grader_notes(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
-def _write_feedback_share(course: Course, students: Sequence[str], staging: Path) -> None:
+def _write_feedback_share(
+    course: Course, students: Sequence[str], staging: Path, run: NbgraderRun
+) -> None:
     """One ``generate_feedback`` run for ``students``, staged in ``staging``, apart from the
     course."""
     autograded, feedback = staging / "autograded", staging / "feedback"
@@ -131,7 +141,8 @@ def _write_feedback_share(course: Course, students: Sequence[str], staging: Path
         )
     for path in autograded.glob("*/*/*.ipynb"):
         _drop_grader_notes(path)
-    course.nbgrader(
+    run(
+        course,
         "generate_feedback",
         course.assignment,
         "--force",

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from tfcourse.declarations import shortcuts
 from tfcourse_instructor.grading.classroom.feedback import (
+    NbgraderRun,
     feedback_folder,
     gradebook_digests,
     write_feedback,
@@ -126,11 +127,12 @@ def grade_class(
     identical = identical_submissions(course, todo)
     if on_start:
         on_start(Counts(len(students), len(identical), len(todo) - len(identical)))
-    if todo:
-        # Named after this process: a run that was killed leaves it to the next to remove.
-        scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
-        workspace = Workspace(course, scratch, limits, sandboxed)
-        try:
+    scratch, workspace = None, None
+    try:
+        if todo:
+            # Named after this process: a run that was killed leaves it to the next to remove.
+            scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
+            workspace = Workspace(course, scratch, limits, sandboxed)
             with timings.phase("class set-up"):
                 record_assignment(course)
                 workspace.prepare()
@@ -152,12 +154,16 @@ def grade_class(
                     with timings.phase("merge"):
                         _merge(course, batch, records, fingerprints)
                     bar.set_postfix_str("")
-        finally:
+        if feedback:
+            # Forked from the workspace's preloaded nbgrader process, if grading started one.
+            run = workspace.nbgrader if workspace is not None else Course.nbgrader
+            with timings.phase("feedback"):
+                _refresh_feedback(course, students, records, jobs, progress, run)
+    finally:
+        if workspace is not None:
             workspace.close()
+        if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    if feedback:
-        with timings.phase("feedback"):
-            _refresh_feedback(course, students, records, jobs, progress)
     save_records(course, records)
     return {s: records[s] for s in students}
 
@@ -254,11 +260,16 @@ def _counted(graded: Iterable[GradedSubmission], bar: tqdm) -> Iterator[GradedSu
 
 
 def _refresh_feedback(
-    course: Course, students: list[str], records: dict[str, Record], jobs: int, progress: bool
+    course: Course,
+    students: list[str],
+    records: dict[str, Record],
+    jobs: int,
+    progress: bool,
+    run: NbgraderRun,
 ) -> None:
     """Write the feedback of every student in ``students`` whose gradebook entries differ
     from those their feedback was written from (a new record has none) or whose pages are
-    missing; note in their records what it was written from."""
+    missing, each nbgrader run by ``run``; note in their records what it was written from."""
     digests = gradebook_digests(course, students)
     stale = [
         student
@@ -269,7 +280,7 @@ def _refresh_feedback(
             or not any(feedback_folder(course, student).glob("*.html"))
         )
     ]
-    write_feedback(course, stale, jobs, progress)
+    write_feedback(course, stale, jobs, progress, run)
     for student in stale:
         records[student].feedback = digests[student]
 

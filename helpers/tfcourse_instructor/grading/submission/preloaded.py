@@ -64,7 +64,7 @@ class Preloaded:
         self,
         root: Path,
         *args: str,
-        timeout: float,
+        timeout: float | None,
         env: Mapping[str, str] | None = None,
         memory_mb: int | None = None,
     ) -> subprocess.CompletedProcess[str]:
@@ -90,6 +90,8 @@ class Preloaded:
                     [theirs.fileno(), out.fileno(), err.fileno()],
                 )
             status = _exit_status(ours, timeout)
+            if status is None and timeout is None:
+                raise RuntimeError(f"`nbgrader {args[0]}` ended without an exit status")
             if status is None:
                 # Closing our end makes the monitor kill the run's process group.
                 raise ran_over(args, timeout)
@@ -104,7 +106,7 @@ class Preloaded:
             self._process.kill()
             self._process.wait()
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float | None) -> None:
         with self._lock:
             if self._ready is None:
                 readable = select.select([self._socket], [], [], timeout)[0]
@@ -113,8 +115,9 @@ class Preloaded:
             raise RuntimeError("nbgrader's preloaded process did not start")
 
 
-def _exit_status(connection: socket.socket, timeout: float) -> int | None:
-    """The run's exit status as its monitor reports it, or None past ``timeout`` seconds."""
+def _exit_status(connection: socket.socket, timeout: float | None) -> int | None:
+    """The run's exit status as its monitor reports it, or None past ``timeout`` seconds
+    (None: no limit)."""
     received = b""
     with contextlib.suppress(OSError):
         connection.settimeout(timeout)

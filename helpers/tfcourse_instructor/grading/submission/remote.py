@@ -93,18 +93,32 @@ class Session:
     def call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a kernel object (or, in the kernel, a function of the kit) with the test's
         arguments, as :class:`Proxy` calls do."""
+        return self.call_each(target, [(args, kwargs)])[0]
+
+    def call_each(
+        self, target: Any, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]]
+    ) -> list[Any]:
+        """:meth:`call` with each (arguments, keyword arguments) of ``calls`` in turn, all in
+        one request; the results, in order."""
         grad = torch.is_grad_enabled()
-        fields = dict(target=target, args=list(args), kwargs=kwargs, grad=grad)
-        answer, trusted = self._send("call", {**fields, "seed": _next_seed()})
+        sent = [[list(args), kwargs] for args, kwargs in calls]
+        seeds = [_next_seed() for _ in calls]
+        fields = dict(target=target, calls=sent, grad=grad, seeds=seeds)
+        answer, trusted = self._send("call", fields)
         try:
-            _expect(type(answer) is dict and set(answer) == {"v", "graph", "states"})
+            _expect(type(answer) is dict and set(answer) == {"v", "graphs", "states"})
+            results, graphs = answer["v"], answer["graphs"]
+            _expect(type(results) is list and type(graphs) is list, "results")
+            _expect(len(results) == len(graphs) == len(calls), "results miscounted")
             _write_back(trusted, answer["states"])
-            result = answer["v"]
-            if answer["graph"] is not None and grad:
-                result = self._linked(result, answer["graph"], [args, kwargs], trusted)
+            if grad:
+                results = [
+                    result if graph is None else self._linked(result, graph, call, trusted)
+                    for result, graph, call in zip(results, graphs, sent, strict=True)
+                ]
         except (TypeError, ValueError, KeyError, RuntimeError) as error:
             raise self._break(f"malformed answer to a call: {error}") from None
-        return result
+        return results
 
     def proxy(self, handle: wire.Handle) -> Proxy:
         """The one proxy of a kernel object (so that ``is`` compares kernel objects)."""
@@ -301,6 +315,12 @@ class Proxy:
     def _call_in_notebook(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """What :func:`tfcourse.assertions.call_beside` asks: ``function`` runs in the kernel."""
         return object.__getattribute__(self, "_session").call(function, args, kwargs)
+
+    def _call_each_in_notebook(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """What :func:`tfcourse.assertions.call_each` asks: this function of the notebook
+        called with each of ``calls``, in one request."""
+        session = object.__getattribute__(self, "_session")
+        return session.call_each(self, [(tuple(args), {}) for args in calls])
 
     def _isinstance_in_notebook(self, kind: type) -> bool:
         """What :func:`tfcourse.assertions.is_instance` asks: ``isinstance`` in the kernel."""

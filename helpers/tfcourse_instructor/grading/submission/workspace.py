@@ -28,6 +28,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -246,7 +247,7 @@ class Workspace:
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             with timings.phase("nbgrader autograde"):
-                self._nbgrader(
+                self.nbgrader(
                     scratch,
                     "autograde",
                     scratch.assignment,
@@ -267,20 +268,21 @@ class Workspace:
             return [Issue("", f"not graded: {_last_line(error)}")]
         return []
 
-    def _nbgrader(
+    def nbgrader(
         self,
-        scratch: Course,
+        course: Course,
         *args: str,
-        timeout: float,
-        env: dict[str, str],
-        memory_mb: int | None,
-    ) -> None:
-        """``nbgrader ARGS`` in ``scratch``: forked from the preloaded process where there is
-        one, else started afresh."""
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        memory_mb: int | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """``nbgrader ARGS`` in ``course``, as :meth:`Course.nbgrader` runs it: forked from
+        the preloaded process while the workspace is open, else started afresh."""
         if self._preloaded is not None:
-            self._preloaded.run(scratch.root, *args, timeout=timeout, env=env, memory_mb=memory_mb)
-        else:
-            scratch.nbgrader(*args, timeout=timeout, env=env, memory_mb=memory_mb)
+            return self._preloaded.run(
+                course.root, *args, timeout=timeout, env=env, memory_mb=memory_mb
+            )
+        return course.nbgrader(*args, timeout=timeout, env=env, memory_mb=memory_mb)
 
     def _mounts(self, sockets: Path, workdir: Path) -> Mounts:
         """The submission's view
