@@ -125,7 +125,8 @@ class Workspace:
         self.template = root / "template"
         self._secret = os.urandom(32)
         self._preloaded: preloaded.Preloaded | None = None
-        """Where each submission's nbgrader run is forked from, once :meth:`open` started it."""
+        """Where nbgrader's runs (each submission's autograde, the class's feedback) are
+        forked from, once :meth:`open` started it."""
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
