@@ -35,12 +35,8 @@ from tfcourse_instructor.grading.report.class_report import (
 from tfcourse_instructor.grading.report.figure import BANDS, band_shares
 from tfcourse_instructor.grading.report.grades import GRADES_CSV, MAX_ROW
 from tfcourse_instructor.grading.report.questions import QuestionStats
-from tfcourse_instructor.grading.submission.execution import (
-    CASES_METADATA,
-    CELL_TIMEOUT,
-    error_output,
-    score_output,
-)
+from tfcourse_instructor.grading.submission.execution import error_output, score_output
+from tfcourse_instructor.grading.submission.graded_outputs import CASES_METADATA, CELL_TIMEOUT
 
 # nbgrader's own add_submission trips SQLAlchemy's autoflush warnings; nothing of the kit's.
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")

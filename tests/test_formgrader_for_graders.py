@@ -38,7 +38,7 @@ from tfcourse_instructor.grading.classroom.feedback import feedback_folder
 from tfcourse_instructor.grading.rendering.hidden_failures import hidden_failures_html
 from tfcourse_instructor.grading.report.class_report import QUESTIONS_CSV, REPORT_DIR
 from tfcourse_instructor.grading.roster.names import NOT_ON_ROSTER
-from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
+from tfcourse_instructor.grading.submission.graded_outputs import HIDDEN_FAILURES_METADATA
 
 from conftest import (
     PAGE_LOAD,

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse_instructor.grading.course import GIVEN_FOLDER
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
-from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER
 
 from conftest import one_notebook_course, run_kit
 

@@ -47,8 +47,8 @@ from typing import Any
 
 import torch
 
-MAX_BYTES = 64 * 2**20
-"""Longest encoded text either side accepts."""
+from tfcourse.grading_kernel.sizes import MAX_BYTES
+
 MAX_DEPTH = 40
 MAX_ITEMS = 2_000_000
 """Most values (list items, dict entries, tensor elements do not count) in one message."""

@@ -48,7 +48,7 @@ from tfcourse_instructor.grading.report.grades import GRADES_CSV
 from tfcourse_instructor.grading.roster.names import name_students
 from tfcourse_instructor.grading.roster.reading import Entry, RosterError, read_roster
 from tfcourse_instructor.grading.schedule import select
-from tfcourse_instructor.grading.selftest import mutants, parity, samples
+from tfcourse_instructor.grading.selftest import mutants, samples
 from tfcourse_instructor.grading.similarity.copies_report import COPIES_DIR, report_copies
 from tfcourse_instructor.grading.submission import sandbox
 from tfcourse_instructor.grading.submission.workspace import SCRATCH_STUDENT, Limits
@@ -245,6 +245,10 @@ def run_mutants(root: Path, args: argparse.Namespace) -> int:
 
 
 def check_parity(root: Path, args: argparse.Namespace) -> int:
+    # Checks run in this process, which only this command needs torch for: the others start
+    # without loading it.
+    from tfcourse_instructor.grading.selftest import parity
+
     differing = 0
     for name in select(root, args.assignment):
         differing |= parity.report_parity(Course(root, name), args.samples, args.question or ())

@@ -17,6 +17,9 @@ from typing import IO
 
 GRADEBOOK = "gradebook.db"
 """nbgrader's gradebook at the course root: the grades of every assignment."""
+GIVEN_FOLDER = "grading_given"
+"""Where a scratch course holds its copy of the modules the assignment gives: the trusted
+runner imports them from there, and the sandbox reads them, read-only, on its Python path."""
 BOUND_TO_PARENT = "tfcourse_instructor.grading.bound_to_parent"
 """Starts nbgrader so that it ends with the grading process (:mod:`.bound_to_parent`)."""
 

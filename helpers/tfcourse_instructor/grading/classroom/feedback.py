@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tfcourse_instructor.grading.classroom.merge import EXCHANGE_FILES
 from tfcourse_instructor.grading.course import Course
-from tfcourse_instructor.grading.submission.execution import HIDDEN_FAILURES_METADATA
+from tfcourse_instructor.grading.submission.graded_outputs import HIDDEN_FAILURES_METADATA
 
 
 def feedback_folder(course: Course, student: str) -> Path:

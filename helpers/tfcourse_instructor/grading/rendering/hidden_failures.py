@@ -3,7 +3,7 @@
 Students' feedback names a failed hidden case and nothing more. A grader answering a regrade
 request needs what the case checked: the kit records, in the output it writes in each test
 cell, every failed hidden case's name and message
-(:data:`~tfcourse_instructor.grading.submission.execution.HIDDEN_FAILURES_METADATA`), and the
+(:data:`~tfcourse_instructor.grading.submission.graded_outputs.HIDDEN_FAILURES_METADATA`), and the
 kit's formgrade page shows them below the cell through the ``kit_hidden_failures`` filter.
 Under each message goes the case's own source, its inputs with it: the function decorated
 ``@test_case(name=..., hidden=True)`` in the question's test file of the course
@@ -26,7 +26,7 @@ from typing import Any
 from tfcourse_instructor.grading.build.public_tests import case_lines, case_name, hidden_cases
 from tfcourse_instructor.grading.course import Course, find_root
 from tfcourse_instructor.grading.rendering.rubrics import page_question
-from tfcourse_instructor.grading.submission.execution import (
+from tfcourse_instructor.grading.submission.graded_outputs import (
     HIDDEN_FAILURES_METADATA,
     MAX_HIDDEN_MESSAGE,
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
-from tfcourse_instructor.grading.submission.execution import CASES_METADATA
+from tfcourse_instructor.grading.submission.graded_outputs import CASES_METADATA
 
 MAX_LABEL = 200
 """Characters of a case label kept: the labels are the kit's, the notebook around them a

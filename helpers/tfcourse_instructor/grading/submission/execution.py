@@ -22,7 +22,8 @@ with it:
   (:class:`ConnectionWatch`), names it, and a check whose answer was dropped fails at once.
 
 Each limit leaves an error output in the cell it stopped, whose name is one of
-:data:`LIMIT_ERRORS`: the feedback shows it, and the summary reports it.
+:data:`~tfcourse_instructor.grading.submission.graded_outputs.LIMIT_ERRORS`: the feedback shows
+it, and the summary reports it.
 """
 
 from __future__ import annotations
@@ -51,37 +52,27 @@ from traitlets import Integer, Type, Unicode
 from tfcourse.checking import CheckResult
 from tfcourse.declarations import shortcuts
 from tfcourse.declarations.shortcuts import checked_question
-from tfcourse.grading_kernel import wire
-from tfcourse_instructor.grading.course import import_given
+from tfcourse_instructor.grading.course import GIVEN_FOLDER, import_given
 from tfcourse_instructor.grading.submission import remote, timings
-
-CELL_TIMEOUT = "CellTimeoutError"
-NOTEBOOK_TIMEOUT = "NotebookTimeoutError"
-KERNEL_DIED = "KernelDiedError"
-KERNEL_LOST = "KernelLostError"
-NO_SCORE = "CheckNotReportedError"
-MESSAGE_DROPPED = "MessageDroppedError"
-LIMIT_ERRORS = (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, KERNEL_DIED, KERNEL_LOST, NO_SCORE, MESSAGE_DROPPED)
+from tfcourse_instructor.grading.submission.graded_outputs import (
+    CASES_METADATA,
+    CELL_TIMEOUT,
+    HIDDEN_FAILURES_METADATA,
+    KERNEL_DIED,
+    KERNEL_FAILURE_METADATA,
+    KERNEL_LOST,
+    MAX_HIDDEN_MESSAGE,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_DROPPED,
+    NO_SCORE,
+    NOTEBOOK_TIMEOUT,
+    OUTCOMES_METADATA,
+    SHORTCUT_METADATA,
+    limit_notes,
+)
 
 _PROBE_SECONDS = 5
-MAX_MESSAGE_BYTES = wire.MAX_BYTES + 2**20
-"""The largest message a kernel may send: an agent's largest answer, and its envelope."""
 _TESTS: dict[Path, dict[str, str]] = {}
-
-
-def limit_notes(cell_seconds: int, notebook_seconds: int) -> dict[str, str]:
-    """The kit's words for each limit a cell can hit while graded, by error name."""
-    return {
-        CELL_TIMEOUT: f"the cell ran longer than the limit of {cell_seconds} s per cell",
-        NOTEBOOK_TIMEOUT: f"not run: the notebook used up its {notebook_seconds} s time limit",
-        KERNEL_DIED: "the kernel died while this cell ran (os._exit, a crash or the memory "
-        "limit); it was restarted and the cells above were run again",
-        KERNEL_LOST: "not run: the kernel could not be started again after it died (what the "
-        "notebook's code left in its sandbox stopped it)",
-        MESSAGE_DROPPED: "the kernel sent a message larger than the grader reads "
-        f"({MAX_MESSAGE_BYTES // 2**20} MiB) or dropped its connection: the message was not read",
-        "MemoryError": "the cell ran out of memory while graded (the limit per kernel)",
-    }
 
 
 def read_tests(folder: Path) -> dict[str, str]:
@@ -93,33 +84,6 @@ def read_tests(folder: Path) -> dict[str, str]:
         files = sorted(folder.glob("*.py")) if folder.is_dir() else []
         _TESTS[folder] = {path.stem: path.read_text(encoding="utf-8") for path in files}
     return _TESTS[folder]
-
-
-GIVEN_FOLDER = "grading_given"
-"""Where a scratch course holds its copy of the modules the assignment gives: the trusted
-runner imports them from there, and the sandbox reads them, read-only, on its Python path."""
-
-SHORTCUT_METADATA = "tfcourse_shortcut"
-"""Output metadata of a test cell whose question scored 0 for a forbidden shortcut: the line."""
-
-
-OUTCOMES_METADATA = "tfcourse_public_outcomes"
-"""Output metadata of a test cell: whether each public case passed when graded, by label."""
-
-CASES_METADATA = "tfcourse_case_outcomes"
-"""Output metadata of a test cell: whether each case, hidden ones included, passed when graded,
-by label (what the class report counts; the kit's feedback shows the same labels)."""
-
-KERNEL_FAILURE_METADATA = "tfcourse_kernel_failure"
-"""Output metadata of a test cell whose check the kernel stopped answering: why."""
-
-HIDDEN_FAILURES_METADATA = "tfcourse_hidden_failures"
-"""Output metadata of a test cell, for graders only: each failed hidden case's name and
-message (expected vs got, and where in the test file, whose inputs it names). Formgrader's page
-shows it (:mod:`tfcourse_instructor.grading.rendering.hidden_failures`); feedback pages are
-rendered from copies without it. The message quotes values the student's code returned."""
-MAX_HIDDEN_MESSAGE = 4000
-"""Characters of a hidden case's message kept."""
 
 
 def score_output(result: CheckResult, kernel_failure: str | None = None) -> NotebookNode:

@@ -8,7 +8,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 
 from tfcourse.checking import reported_outcomes
-from tfcourse_instructor.grading.submission.execution import (
+from tfcourse_instructor.grading.submission.graded_outputs import (
     KERNEL_FAILURE_METADATA,
     LIMIT_ERRORS,
     OUTCOMES_METADATA,

@@ -39,9 +39,9 @@ from nbgrader import utils
 from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import GIVEN_FOLDER, Course
 from tfcourse_instructor.grading.submission import preloaded, timings
-from tfcourse_instructor.grading.submission.execution import GIVEN_FOLDER, limit_notes
+from tfcourse_instructor.grading.submission.graded_outputs import limit_notes
 from tfcourse_instructor.grading.submission.issues import (
     Issue,
     execution_issues,
