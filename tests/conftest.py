@@ -398,8 +398,7 @@ def graded_samples(tmp_path_factory) -> tuple[Tree, subprocess.CompletedProcess[
     def grade(folder: Path) -> dict:
         result = run_kit(copy_course(folder), "samples")
         assert result.returncode == 0, result.stdout + result.stderr
-        return {"args": result.args, "returncode": 0, "stdout": result.stdout,
-                "stderr": result.stderr}  # fmt: skip
+        return vars(result)
 
     folder, result = made_once(tmp_path_factory, "graded", grade)
     return Tree(folder), subprocess.CompletedProcess(**result)
