@@ -37,6 +37,12 @@ c.HTMLExporter.extra_template_basedirs = TEMPLATE_BASEDIRS
 # adds nothing (tfcourse_instructor.grading.rendering.page_templates).
 c.HTMLExporter.template_file = PAGE_TEMPLATE
 
+# Feedback pages are rendered as HTMLExporter renders them, without its second pass over each
+# page (tfcourse_instructor.grading.rendering.feedback_exporter).
+c.GenerateFeedback.exporter_class = (
+    "tfcourse_instructor.grading.rendering.feedback_exporter.FeedbackExporter"
+)
+
 # nbgrader honours Execute.timeout (seconds per cell) during autograde and validate.
 c.Execute.timeout = 300
 

@@ -30,11 +30,13 @@ from nbconvert.filters.ansi import ansi2html, strip_ansi
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 from traitlets.config.loader import PyFileConfigLoader
+from traitlets.utils.importstring import import_item
 
 from tfcourse.checking import CaseOutcome, CheckResult
 from tfcourse_instructor.grading.rendering.mathml import MATHML_ATTRIBUTES, MATHML_TAGS
 from tfcourse_instructor.grading.rendering.safe_markdown import safe_markdown
 from tfcourse_instructor.grading.submission.shown_outputs import (
+    IMAGE_ALT,
     MAX_IMAGE_SIDE,
     MAX_OUTPUT_BYTES,
     OUTPUT_NOT_SHOWN,
@@ -348,7 +350,11 @@ def test_images_within_the_caps_are_shown_as_submitted():
         (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE),
         (64, 48),
     ]
-    assert notes(outputs) == [] and all(output.metadata == {} for output in outputs)
+    assert notes(outputs) == []
+    assert [output.metadata for output in outputs] == [
+        {"image/png": {"alt": IMAGE_ALT}},
+        {"image/jpeg": {"alt": IMAGE_ALT}},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -425,6 +431,15 @@ def test_only_safe_types_are_shown_and_no_metadata():
     assert output.metadata == {} and output.execution_count == 3
 
 
+def test_an_image_carries_the_kits_alternative_text_and_none_of_the_students_metadata():
+    student = {"width": '1" onerror=alert(1)', "alt": "Score: 10 / 10"}
+    submitted = new_output(
+        "display_data", data={"image/png": b64(png(8, 8))}, metadata={"image/png": student}
+    )
+    (output,) = shown(submitted)
+    assert output.metadata == {"image/png": {"alt": IMAGE_ALT}}
+
+
 def test_text_over_the_byte_limit_is_cut_and_a_note_follows():
     text = "é" * (MAX_OUTPUT_BYTES // 2) + "tail"  # two UTF-8 bytes a character
     at_limit = "x" * MAX_OUTPUT_BYTES
@@ -480,21 +495,25 @@ def test_limit_notes_still_follow_and_malformed_outputs_show_nothing():
 # --- the page -------------------------------------------------------------------------------
 
 
-def feedback_page(notebook: nbformat.NotebookNode) -> str:
+def feedback_page(notebook: nbformat.NotebookNode, exporter_class: type | None = None) -> str:
     """``notebook`` as ``generate_feedback`` renders it: nbgrader's feedback template with the
-    kit's configuration (its markdown filter and templates)."""
+    kit's configuration (its exporter, markdown filter and templates); ``exporter_class``
+    instead of the configured exporter if given."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
     config.HTMLExporter.template_name = "feedback"
     css = templates / "static" / "node_modules" / "bootstrap" / "dist" / "css"
     config.HTMLExporter.extra_template_paths = [str(css)]
-    exporter = HTMLExporter(config=config)
+    exporter_class = exporter_class or import_item(config.GenerateFeedback.exporter_class)
     resources = {"nbgrader": {"notebook": "n", "score": 0, "max_score": 1, "late_penalty": 0}}
-    page, _ = exporter.from_notebook_node(notebook, resources=resources)
+    page, _ = exporter_class(config=config).from_notebook_node(notebook, resources=resources)
     return page
 
 
-def test_a_feedback_page_of_every_attack_keeps_none_and_renders_the_honest_answer():
+def attacked_notebook() -> nbformat.NotebookNode:
+    """A graded notebook whose written answer holds every attack on the page and whose code
+    cell submitted an image over the limits, one within them, colours and a look-alike of the
+    kit's report (its outputs shown back as the kit shows them)."""
     attacks = [
         '<a href="data:text/html,x">data</a> <a href="javascript:alert(1)">js</a>',
         '<a href="vbscript:msgbox(1)">vb</a> ![pixel](https://tracker.example/p.png)',
@@ -517,7 +536,11 @@ def test_a_feedback_page_of_every_attack_keeps_none_and_renders_the_honest_answe
     graded = copy.deepcopy(submitted)
     graded.cells[1].outputs = [new_output("stream", name="stdout", text=GRADED_ONLY)]
     show_submitted_outputs(graded, submitted, {})
-    page = soup(feedback_page(graded))
+    return graded
+
+
+def test_a_feedback_page_of_every_attack_keeps_none_and_renders_the_honest_answer():
+    page = soup(feedback_page(attacked_notebook()))
 
     (written,) = [
         region
@@ -532,10 +555,20 @@ def test_a_feedback_page_of_every_attack_keeps_none_and_renders_the_honest_answe
     assert written.find("pre").get_text() == HONEST_CODE
     assert [cell.get_text(strip=True) for cell in written.find_all("td")] == ["16", "4.0"]
 
-    sources = [image["src"] for image in page.find_all("img")]
-    assert sources == [f"data:image/png;base64,{b64(png(8, 8))}"]
+    sources = [(image["src"], image["alt"]) for image in page.find_all("img")]
+    assert sources == [(f"data:image/png;base64,{b64(png(8, 8))}", IMAGE_ALT)]
     assert page.find_all(class_=re.compile(r"^ansi-")) == []
     assert [pre.get_text() for pre in page.select("div.output_stdout pre")] == ["Score: 10 / 10\n"]
     assert GRADED_ONLY not in page.get_text()
     assert "20000 × 20000 px" in page.get_text()
     assert page.find_all(style=re.compile("1a7f37")) == []  # the kit's report, pasted or shown
+
+
+def test_the_feedback_exporter_writes_the_page_nbconverts_exporter_writes():
+    """The kit's exporter skips HTMLExporter's second pass (BeautifulSoup over the page, for
+    images without alternative text and JupyterLab's cells): the page it writes, parsed as
+    that pass parses it, is the very page HTMLExporter writes."""
+    notebook = attacked_notebook()
+    ours, nbconverts = feedback_page(notebook), feedback_page(notebook, HTMLExporter)
+    assert ours != nbconverts  # not written out anew
+    assert str(BeautifulSoup(ours, features="html.parser")) == nbconverts

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import tqdm.auto
-from otter.test_files.exception_test import ExceptionTestFile
 
 from tfcourse.declarations import shortcuts
 from tfcourse.declarations.callwatch import CallWatch
@@ -199,6 +198,10 @@ def check_source(
 ) -> CheckResult:
     """Run every test case of the test file text ``source`` against ``global_env``, each with
     ``run`` (default :func:`run_case`; the trusted runner wraps it)."""
+    # Imported here: otter brings nbconvert, a second of imports that a grading kernel, which
+    # runs no test file, would pay for every submission.
+    from otter.test_files.exception_test import ExceptionTestFile
+
     test_file = ExceptionTestFile.from_string(source, path=path)
     outcomes = [(run or run_case)(case, global_env) for case in test_file.test_cases]
     return CheckResult(question, tuple(outcomes), read_hidden_points(source))

@@ -1,7 +1,7 @@
 """Grading kernels forked from a process that has already imported what they import.
 
 Every notebook of every submission runs in a fresh kernel, and a fresh Python process spends
-seconds importing torch, otter, matplotlib and the helpers before the first cell runs. The
+seconds importing torch, matplotlib, ipykernel and the helpers before the first cell runs. The
 fork server does that once per grading run: it imports them, then forks one child per kernel
 request, which becomes the kernel (limits, ipykernel) in under a second.
 

@@ -8,6 +8,8 @@ submission pages, both rendered by nbconvert with nbgrader's templates, both rea
 - :mod:`.page_templates` - the kit's nbconvert templates, searched before nbgrader's: the pages
   load no MathJax from a CDN; formgrader's page shows the rubrics and hidden cases, feedback
   does not;
+- :mod:`.feedback_exporter` - the feedback pages' exporter: nbconvert's, without its second
+  pass over each page;
 - :mod:`.rubrics` - a written answer's model answer and rubric, read from ``source/``, for
   formgrader's manual grading page;
 - :mod:`.hidden_failures` - a test cell's failed hidden cases with their messages and, read

@@ -10,7 +10,8 @@ wrote.
 
 Safe means plain text and PNG or JPEG images, each within :data:`MAX_OUTPUT_BYTES`, images
 within :data:`MAX_IMAGE_SIDE` too; text past the cap is cut, an image past one is left out,
-and the kit's note (:data:`OUTPUT_NOT_SHOWN`) says so where it happened.
+and the kit's note (:data:`OUTPUT_NOT_SHOWN`) says so where it happened. Every image shown
+carries the kit's alternative text (:data:`IMAGE_ALT`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ not shown."""
 MAX_IMAGE_SIDE = 4096
 """Widest and tallest image shown back, in pixels: a small file can declare an image that
 would take a browser gigabytes to draw."""
+IMAGE_ALT = "An image this cell drew in the student's own run"
+"""The alternative text of every image shown back (pages may need one; a student's own text
+would be theirs to word)."""
 OUTPUT_NOT_SHOWN = "OutputNotShownError"
 """Name of the kit's note where a cap cut an output, or an image was left out."""
 
@@ -102,7 +106,8 @@ def _shown(output: NotebookNode) -> list[NotebookNode]:
                 notes.append(_note(OUTPUT_NOT_SHOWN, f"an image is not shown: {refused}"))
     if not data:
         return notes
-    shown = NotebookNode(output_type=kind, data=data, metadata={})
+    images = {mime: {"alt": IMAGE_ALT} for mime in data if mime.startswith("image/")}
+    shown = NotebookNode(output_type=kind, data=data, metadata=images)
     if kind == "execute_result":
         count = output.get("execution_count")
         shown.execution_count = count if isinstance(count, int) else None

@@ -70,6 +70,9 @@ c.Autograde.autograde_preprocessors = [
 c.Autograde.exporter_class = "{exporter}"
 c.GuardedExecute.timeout = {cell_seconds}
 c.GuardedExecute.notebook_timeout = {notebook_seconds}
+# A graded notebook's kernel has nothing left to do: killed, not asked to shut down (which
+# jupyter_client waits for in steps of 0.1 s); its sandbox ends what it started.
+c.GuardedExecute.shutdown_kernel = "immediate"
 # Kernels run in a sandbox without a network: they are reached through Unix sockets.
 c.KernelManager.transport = "ipc"
 """
