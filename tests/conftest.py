@@ -342,12 +342,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first, so that the quick ones fill the workers' last minutes
     (pytest-xdist hands out the files in this order). Of the files that read the graded
     sample class, one comes first and the others after the other slow files: one worker
-    grades the class while the other runs those, rather than waiting for it."""
-    first = next((item.path for item in items if "graded_samples" in item.fixturenames), None)
+    grades the class while the other runs those, rather than waiting for it. A file is handed
+    out where its first test stands, so a file waits whole if any of its tests reads the
+    class."""
+    readers = [item.path for item in items if "graded_samples" in item.fixturenames]
+    waiting = set(readers[1:]) - set(readers[:1])
 
     def order(item: pytest.Item) -> tuple[bool, bool]:
-        waits = "graded_samples" in item.fixturenames and item.path != first
-        return item.get_closest_marker("slow") is None, waits
+        return item.get_closest_marker("slow") is None, item.path in waiting
 
     items.sort(key=order)
 
