@@ -170,6 +170,43 @@ def test_a_kernel_waits_for_a_server_still_importing(tmp_path, monkeypatch):
         os.waitpid(late.pid, 0)
 
 
+GRADER = """
+import subprocess, sys
+client = subprocess.Popen(sys.argv[1:], start_new_session=True)  # as jupyter_client starts it
+print(client.pid, flush=True)
+client.wait()
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_a_client_whose_grader_is_gone_stops_waiting_for_its_server(tmp_path):
+    """A grader killed while its kernel waits for a server still importing (a cluster's
+    worker stopped mid-submission) leaves no client waiting out the server's time."""
+    client = [sys.executable, "-m", "tfcourse.grading_kernel.kernel"]
+    client += ["--fork-server", str(tmp_path / "never.sock"), "--server-wait", "60"]
+    connection = tmp_path / "kernel.json"
+    connection.write_text("{}")
+    client += ["-f", str(connection)]
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, *client], stdout=subprocess.PIPE)
+    pid = int(grader.stdout.readline())
+    time.sleep(1)  # the client is waiting
+    assert running(pid)
+    grader.kill()
+    grader.wait()
+    deadline = time.monotonic() + 20
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(pid), "the client still waits for a server its grader will never start"
+
+
 def test_the_client_exits_with_the_kernels_status(server, tmp_path, monkeypatch):
     manager = start(kernel_spec(tmp_path, server.socket_path), tmp_path, monkeypatch)
     client = manager.client()

@@ -18,7 +18,8 @@ client never signals a process itself, reads only short capped lines from the se
 talks only to a server of the sandbox's user (``--server-uid``), and never connects to a
 name the sandbox could have replaced (:mod:`tfcourse.grading_kernel.pinned`). If the
 client is killed, its connection closes and the server kills the kernel's process group; if
-the server dies, the client exits and the kernel goes with the sandbox. Forking is safe
+the server dies, the client exits and the kernel goes with the sandbox; if the grader that
+started the client dies, the client stops waiting for a server still importing. Forking is safe
 here because the server runs no threads and creates no torch, zmq or event-loop state
 before it forks.
 """
@@ -215,15 +216,17 @@ def request_kernel(
 
 def _connect_when_listening(socket_path: Path, owner: int, seconds: float) -> socket.socket:
     """A connection to the server at ``socket_path`` (:func:`pinned.connect`), waiting up to
-    ``seconds`` while nothing is there yet or nothing listens there yet."""
+    ``seconds`` while nothing is there yet or nothing listens there yet, and no longer than
+    the process that started this one (the grader's nbgrader) lives."""
     deadline = time.monotonic() + seconds
+    parent = os.getppid()
     while True:
         try:
             if os.path.lexists(socket_path):
                 return pinned.connect(socket_path, owner)
         except ConnectionRefusedError:  # bound, not listening yet
             pass
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or os.getppid() != parent:
             return pinned.connect(socket_path, owner)
         time.sleep(pinned.POLL_SECONDS)
 
