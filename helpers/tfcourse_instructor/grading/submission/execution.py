@@ -136,6 +136,47 @@ class CappedKernelClient(AsyncKernelClient):
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         return context
 
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        """Return once the kernel has answered a ``kernel_info`` request on the shell channel
+        and said on the iopub channel that it is idle again, which shows that iopub is
+        connected too; RuntimeError if it dies first or ``timeout`` seconds pass. (jupyter_client's
+        own wait then listens until iopub has been quiet for 0.2 s: at every kernel start.)"""
+        deadline = monotonic() + (math.inf if timeout is None else timeout)
+        while True:
+            asked = self.kernel_info()
+            reply = await _message_for(self.shell_channel, asked, _READY_SECONDS)
+            idle = reply and await _message_for(self.iopub_channel, asked, _READY_SECONDS, "idle")
+            if reply and idle:
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+
+_READY_SECONDS = 1.0
+"""How long a kernel that is starting gets to answer one ``kernel_info`` request before it is
+asked again."""
+
+
+async def _message_for(
+    channel: Any, msg_id: str, seconds: float, state: str | None = None
+) -> dict[str, Any] | None:
+    """The first message on ``channel`` in answer to request ``msg_id`` (with ``state``: the
+    status message of that execution state) within ``seconds``, or None; others are dropped."""
+    deadline = monotonic() + seconds
+    while (left := deadline - monotonic()) > 0:
+        try:
+            msg = await ensure_async(channel.get_msg(timeout=left))
+        except Empty:
+            return None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if state is None or msg["content"].get("execution_state") == state:
+            return msg
+    return None
+
 
 class CappedKernelManager(AsyncKernelManager):
     """A kernel manager whose clients are :class:`CappedKernelClient`."""
