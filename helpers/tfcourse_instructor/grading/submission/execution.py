@@ -435,15 +435,7 @@ class GuardedExecute(Execute):
         """True if the kernel answers an empty request within a few seconds."""
         assert self.kc is not None
         msg_id = await ensure_async(self.kc.execute("", silent=True, store_history=False))
-        deadline = monotonic() + _PROBE_SECONDS
-        while (left := deadline - monotonic()) > 0:
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-            except Empty:
-                return False
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return True
-        return False
+        return await _message_for(self.kc.shell_channel, msg_id, _PROBE_SECONDS) is not None
 
     async def _restart_and_replay(self) -> None:
         """Restart the kernel and re-run, silently, the cells that had run without a hitch.
@@ -466,15 +458,9 @@ class GuardedExecute(Execute):
         for index in self._replayable:
             source = self.nb.cells[index].source
             msg_id = await ensure_async(self.kc.execute(source, silent=True, store_history=False))
-            timeout = self._get_timeout(None)
-            deadline = monotonic() + (timeout or 0)
-            while (left := deadline - monotonic()) > 0:
-                try:
-                    msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-                except Empty:
-                    return
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    break
+            seconds = self._get_timeout(None) or 0
+            if await _message_for(self.kc.shell_channel, msg_id, seconds) is None:
+                return
 
 
 def _without_status(error: dict[str, Any]) -> dict[str, str]:
