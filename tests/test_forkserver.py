@@ -101,6 +101,25 @@ CODE = (
 )
 
 
+def test_the_server_runs_no_python_thread_when_it_forks():
+    """A fork copies only the forking thread, so a lock another thread held stays locked in
+    the kernel: importing what the server preloads
+    (:data:`~tfcourse.grading_kernel.forkserver.PRELOAD`, as :func:`serve` does) starts no
+    thread of Python's. (numpy's OpenBLAS starts an idle pool, which it rebuilds after a fork.)"""
+    script = (
+        "import os, threading\n"
+        "os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')\n"
+        "from tfcourse.grading_kernel.forkserver import PRELOAD\n"
+        "for module in PRELOAD:\n"
+        "    __import__(module)\n"
+        "print(threading.active_count())\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert found.stdout.split() == ["1"]
+
+
 def test_a_forked_kernel_has_the_clients_directory_environment_and_limits(
     server, tmp_path, monkeypatch
 ):

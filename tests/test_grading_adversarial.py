@@ -422,13 +422,12 @@ def floods_the_wire(notebook: Notebook) -> None:
         "import os\n"
         "import tfcourse.grading_kernel.agent as agent\n"
         "_serve = agent.serve\n"
-        "class Flood:\n"
-        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
-        "        agent.serve = _serve\n"
-        "        return {agent.MIME: 'x' * 80 * 2**20}, {}\n"
+        "def flood(*args):\n"
+        "    agent.serve = _serve\n"
+        "    return 'x' * 80 * 2**20\n"
         "if not os.path.exists('/tmp/flooded'):\n"
         "    open('/tmp/flooded', 'w').close()\n"
-        "    agent.serve = lambda *args: Flood()\n",
+        "    agent.serve = flood\n",
     )
 
 

@@ -107,3 +107,12 @@ def test_a_subset_is_killed_or_accepted_and_a_survivor_is_reported(tmp_path, rep
         line.split()[:3] == ["q5_kv_attention", "1/1", "0/0"] for line in report.splitlines()
     )
     assert not mutants.all_as_expected(reference, outcomes)
+
+
+def test_the_scratch_copy_holds_the_modules_the_assignment_gives(tmp_path, repo_course):
+    """Notebook 3's test files import its given module (language_model): a scratch copy
+    without it fails every check of the model solution."""
+    course = repo_course["03_language_models"]
+    scratch = mutants.scratch_course(course, tmp_path)
+    names = [module.name for module in scratch.given_modules()]
+    assert names == [module.name for module in course.given_modules()] and names

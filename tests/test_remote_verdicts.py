@@ -339,8 +339,8 @@ TEST_FILE = textwrap.dedent(
 @pytest.mark.parametrize(
     "agent",
     [
-        'agent.Reply(\'{"ok": {"$": "evil", "v": 1}}\')',
-        "agent.Reply('[' * 10**6)",
+        '\'{"ok": {"$": "evil", "v": 1}}\'',
+        "'[' * 10**6",
         "__import__('time').sleep(10**6)",
     ],
 )
@@ -355,3 +355,111 @@ def test_a_kernel_that_answers_garbage_or_nothing_fails_the_rest_of_the_question
     result, session = remote.check_remotely("q", TEST_FILE, transport, 3)
     assert result.score == 0 and session.broken
     assert all("did not answer properly" in case.message for case in result.cases)
+
+
+REPLACED_HANDLER = """
+from IPython import get_ipython
+kernel = get_ipython().kernel
+def forged(stream, ident, parent):
+    kernel.session.send(stream, {msg_type!r}, {content!r}, parent, ident=ident)
+kernel.shell_handlers["tfcourse_request"] = forged
+"""
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "content"),
+    [
+        ("execute_reply", {"answer": '{"ok": 6}'}),  # a right answer, in the wrong message
+        ("tfcourse_reply", {"answer": 6}),
+        ("tfcourse_reply", {"text": '{"ok": 6}'}),
+    ],
+)
+def test_a_kernel_whose_request_handler_is_replaced_fails_the_rest_of_the_question(
+    fresh, msg_type, content
+):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    kernel.run(REPLACED_HANDLER.format(msg_type=msg_type, content=content))
+    result, session = remote.check_remotely("q", TEST_FILE, transport, 10)
+    assert result.score == 0 and session.broken
+    assert all("did not answer properly" in case.message for case in result.cases)
+
+
+def test_a_kernel_without_a_request_handler_fails_the_question_when_its_time_is_up(fresh):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    kernel.run("del get_ipython().kernel.shell_handlers['tfcourse_request']")
+    result, session = remote.check_remotely("q", TEST_FILE, transport, 2)
+    assert result.score == 0 and "no answer within 2 s" in session.broken
+
+
+def test_a_figure_drawn_during_a_check_is_not_shown_in_the_next_cell(fresh):
+    """The request runs between a silent cell's events: matplotlib's inline backend shows
+    (to no one) and closes the figure then, instead of at the end of the next cell."""
+    kernel, transport = fresh
+    kernel.run(
+        "import matplotlib.pyplot as plt\n"
+        "def double(x):\n"
+        "    plt.plot([x, 2 * x])\n"
+        "    return 2 * x\n"
+    )
+    result, _ = remote.check_remotely("q", TEST_FILE, transport, 60)
+    assert result.score == 2
+    shown = []
+    kernel.client.execute_interactive(
+        "print(len(plt.get_fignums()))", output_hook=shown.append, timeout=60
+    )
+    kinds = [msg["msg_type"] for msg in shown]
+    texts = [msg["content"].get("text", "") for msg in shown if msg["msg_type"] == "stream"]
+    assert "display_data" not in kinds and texts == ["0\n"]
+
+
+LOOKUPS_FILE = textwrap.dedent(
+    """
+    from otter.test_files import test_case
+    OK_FORMAT = False
+    name = "q"
+
+    @test_case(name="first", points=1)
+    def test_first(double, values):
+        values.append(99)
+        assert double(2) == 4 and values == [1, 2, 99]
+
+    @test_case(name="second", points=1)
+    def test_second(double, values, missing):
+        pass
+
+    @test_case(name="third", points=1)
+    def test_third(values, double):
+        assert values == [1, 2] and double(3) == 6
+    """
+)
+
+
+def test_the_names_the_cases_take_are_looked_up_once_per_check_each_case_getting_its_own_copy(
+    fresh,
+):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x\nvalues = [1, 2]")
+    result, session = remote.check_remotely("q", LOOKUPS_FILE, transport, 60)
+    assert [case.passed for case in result.cases] == [True, False, True]
+    assert "`missing` is not defined" in result.cases[1].message
+    # One lookup for all three names, two calls, and the release at the end.
+    assert session.round_trips == 4 and session.broken is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "lambda names, trusted: ['1']",  # fewer values than names
+        "lambda names, trusted: ['[', None]",  # a value that is not a wire message
+        'lambda names, trusted: [\'{"$": "pickle", "v": 0}\', None]',  # a pickle
+        "lambda names, trusted: [1, None]",  # a value that is not text
+    ],
+)
+def test_a_malformed_answer_to_the_lookups_fails_the_rest_of_the_question(fresh, answer):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    kernel.run(f"import tfcourse.grading_kernel.agent as agent\nagent._OPS['globals'] = {answer}")
+    result, session = remote.check_remotely("q", LOOKUPS_FILE, transport, 60)
+    assert result.score == 0 and "malformed" in session.broken

@@ -135,11 +135,11 @@ def scaled_dot_product_attention(query, key, value, mask=None):
 """
 AGENT_GARBAGE = """
 import tfcourse.grading_kernel.agent as agent
-agent.serve = lambda *args: agent.Reply('{"ok": {"$": "evil", "v": 1}}')
+agent.serve = lambda *args: '{"ok": {"$": "evil", "v": 1}}'
 """
 AGENT_HUGE = """
 import tfcourse.grading_kernel.agent as agent
-agent.serve = lambda *args: agent.Reply("[" + "1," * 40_000_000 + "1]")
+agent.serve = lambda *args: "[" + "1," * 40_000_000 + "1]"
 """
 AGENT_SILENT = """
 import time

@@ -5,6 +5,7 @@ Each raises ``AssertionError`` with what was checked, what was expected and what
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -100,6 +101,25 @@ def call_beside(anchor: object, function: Callable[..., Any], *args: Any, **kwar
     return (
         call(anchor, function, *args, **kwargs) if call is not None else function(*args, **kwargs)
     )
+
+
+def dataclass_copies(values: Sequence[object], kind: type) -> list[Any]:
+    """A copy of each of ``values`` that is an instance of the dataclass ``kind``, built from
+    its values of ``kind``'s fields; None for each that is not. While graded, the notebook's
+    objects are read in one request to the student's kernel, not one per attribute."""
+    anchor = next((value for value in values if hasattr(type(value), "_call_in_notebook")), None)
+    found = call_beside(anchor, dataclass_fields, list(values), kind)
+    return [None if fields is None else kind(**fields) for fields in found]
+
+
+def dataclass_fields(values: Sequence[object], kind: type) -> list[dict[str, Any] | None]:
+    """For each of ``values``: its values of the fields of the dataclass ``kind`` if it is an
+    instance of ``kind``, else None (what :func:`dataclass_copies` runs beside the notebook)."""
+    names = [field.name for field in dataclasses.fields(kind)]
+    return [
+        {name: getattr(value, name) for name in names} if isinstance(value, kind) else None
+        for value in values
+    ]
 
 
 def call_each(function: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> list[Any]:

@@ -3,6 +3,8 @@
 - :mod:`~tfcourse.grading_kernel.kernel`: the grading kernel (limits, then ipykernel);
 - :mod:`~tfcourse.grading_kernel.forkserver`: forks kernels from a process that has already
   imported torch and the rest;
+- :mod:`~tfcourse.grading_kernel.requests_kernel`: the kernel class, which passes the trusted
+  test runner's requests to the agent;
 - :mod:`~tfcourse.grading_kernel.agent`: answers the trusted test runner's requests;
 - :mod:`~tfcourse.grading_kernel.wire`: the plain-data encoding of those requests and answers;
 - :mod:`~tfcourse.grading_kernel.attempts`: the record of what a submission tried.

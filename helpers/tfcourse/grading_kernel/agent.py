@@ -1,14 +1,13 @@
 """Inside a student's kernel while it is graded: answer the test runner's requests.
 
-The trusted test runner (:mod:`tfcourse_instructor.grading.submission.remote`) sends each request as
-a user expression of an empty execute request::
-
-    __import__("tfcourse.grading_kernel.agent", fromlist=["serve"]).serve(REQUEST, PICKLE)
-
-``REQUEST`` is a :mod:`tfcourse.grading_kernel.wire` message, ``PICKLE`` (base64) the trusted
-objects the request refers to (modules, generators, configs of the test file). The answer is
-a wire message in the mimebundle of the returned value, under :data:`MIME`. Objects that
-cannot cross as plain data stay here, in a table, and cross as numbered handles.
+The trusted test runner (:mod:`tfcourse_instructor.grading.submission.remote`) sends each
+request as a message of its own type, which the grading kernel
+(:class:`tfcourse.grading_kernel.requests_kernel.GradingKernel`) answers with what
+:func:`serve` returns for the message's three fields: the request, a
+:mod:`tfcourse.grading_kernel.wire` message; the trusted objects it refers to (modules,
+generators, configs of the test file), pickled in base64; and the gradients those held. The
+answer is a wire message too. Objects that cannot cross as plain data stay here, in a table,
+and cross as numbered handles.
 
 Nothing here is trusted: a submission can replace this module, and all it can change is the
 data the runner receives, which the runner judges.
@@ -27,25 +26,11 @@ from tfcourse.checking import quiet
 from tfcourse.declarations.callwatch import CallWatch
 from tfcourse.grading_kernel import wire
 
-MIME = "application/vnd.tfcourse.reply+json"
 CALLBACK = "tfcourse-callback:"
 """Prefix of the input requests by which the kernel calls a function of the test."""
 MAX_MESSAGE = 4000
 MAX_CHUNK_BYTES = 4 * 2**20
 """Once the items of an answer to ``next`` encode to this many bytes, it holds no more."""
-
-
-class Reply:
-    """What :func:`serve` returns: the encoded answer, shown under :data:`MIME`."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {MIME: self.text}
-
-    def __repr__(self) -> str:
-        return "<grading reply>"
 
 
 class _Table:
@@ -85,16 +70,16 @@ _TABLE = _Table()
 _WATCHES: list[CallWatch] = []
 
 
-def serve(request: str, pickled: str = "", grads: str = "") -> Reply:
-    """Answer one request of the runner; errors become an answer too."""
+def serve(request: str, pickled: str = "", grads: str = "") -> str:
+    """The answer to one request of the runner; errors become an answer too."""
     try:
         answer: dict[str, Any] = {"ok": _answer(request, pickled, grads)}
     except Exception as error:
         answer = {"error": [type(error).__name__, _text(error)]}
     try:
-        return Reply(_encode(answer))
+        return _encode(answer)
     except Exception as error:  # an answer that cannot be encoded
-        return Reply(wire.encode({"error": ["WireError", _text(error)]}))
+        return wire.encode({"error": ["WireError", _text(error)]})
 
 
 class _Callback:
@@ -189,6 +174,14 @@ def _global(name: str, trusted: list[Any]) -> Any:
     return namespace[name]
 
 
+def _globals(names: list[str], trusted: list[Any]) -> list[str | None]:
+    """Each of ``names``' value in the notebook as a wire message of its own (None if the
+    name is unbound): a value that cannot cross as data crosses as a handle, whatever the
+    others."""
+    namespace = _namespace()
+    return [_crossing(namespace[name])[0] if name in namespace else None for name in names]
+
+
 def _has(name: str, trusted: list[Any]) -> bool:
     return name in _namespace()
 
@@ -247,12 +240,20 @@ def _next(target: Any, count: int, trusted: list[Any]) -> list[Any]:
                 raise
             _TABLE.failures[id(target)] = error
             break
-        try:  # an item that cannot cross as data crosses as a handle, whatever the others
-            size += len(wire.encode(item, other=_data_or_handle))
-        except wire.WireError:
-            item = _TABLE.keep(item)
+        text, item = _crossing(item)
+        size += len(text)
         items.append(item)
     return [items, False]
+
+
+def _crossing(value: Any) -> tuple[str, Any]:
+    """``value`` encoded, and what crosses: ``value`` itself if it can cross as data, else
+    a handle to it."""
+    try:
+        return wire.encode(value, other=_data_or_handle), value
+    except wire.WireError:
+        handle = _TABLE.keep(value)
+        return wire.encode(handle), handle
 
 
 def _bool(target: Any, trusted: list[Any]) -> bool:
@@ -358,6 +359,7 @@ def _namespace() -> dict[str, Any]:
 
 _OPS = {
     "global": _global,
+    "globals": _globals,
     "has": _has,
     "names": _names,
     "setglobal": _set_global,

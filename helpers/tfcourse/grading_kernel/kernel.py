@@ -5,7 +5,8 @@
 caps the size of the files it writes (:data:`FILE_LIMIT_MB`) and the address space of the
 kernel process (so a memory blow-up raises ``MemoryError`` in the cell that caused it instead
 of taking the machine down), records what the sandbox refuses in ``--attempts-log``
-(:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel. It never reads a test file:
+(:mod:`tfcourse.grading_kernel.attempts`) and runs ipykernel with the kernel class that answers
+the trusted runner (:mod:`tfcourse.grading_kernel.requests_kernel`). It never reads a test file:
 the trusted runner (:mod:`tfcourse_instructor.grading.submission.remote`) runs them outside this
 process, so hidden tests never enter a student's kernel.
 
@@ -59,7 +60,9 @@ def start_kernel(argv: list[str]) -> None:
 
     from ipykernel.kernelapp import IPKernelApp
 
-    IPKernelApp.launch_instance(argv=kernel_args)
+    from tfcourse.grading_kernel.requests_kernel import GradingKernel
+
+    IPKernelApp.launch_instance(argv=kernel_args, kernel_class=GradingKernel)
 
 
 def main() -> int:

@@ -2,7 +2,8 @@
 
 While a notebook is graded, the test runner (:mod:`tfcourse_instructor.grading.submission.remote`)
 asks the student's kernel (:mod:`tfcourse.grading_kernel.agent`) to look up names, call functions
-and read attributes. Both directions use the encoding of this module: JSON text whose values are
+and read attributes, in Jupyter messages of the types :data:`REQUEST` and :data:`REPLY`.
+Both directions use the encoding of this module: JSON text whose values are
 
 ================  ============================================================
 JSON              Python value
@@ -49,6 +50,11 @@ import torch
 
 from tfcourse.grading_kernel.sizes import MAX_BYTES
 
+REQUEST = "tfcourse_request"
+"""The Jupyter message type of a runner's request, on the kernel's shell channel; its content
+holds the three texts :func:`tfcourse.grading_kernel.agent.serve` takes."""
+REPLY = "tfcourse_reply"
+"""The message type of the kernel's answer; its content is ``{"answer": text}``."""
 MAX_DEPTH = 40
 MAX_ITEMS = 2_000_000
 """Most values (list items, dict entries, tensor elements do not count) in one message."""

@@ -6,8 +6,9 @@ import math
 import torch
 from otter.test_files import test_case
 
-from tfcourse.assertions import expect, is_instance
+from tfcourse.assertions import dataclass_copies, expect
 from tfcourse.encoder_config import EncoderConfig
+from tfcourse.optimizer import TrainConfig
 
 from language_model import CausalLM
 
@@ -30,6 +31,25 @@ VARIED = {
 
 
 MAX_LAYERS = 256
+
+
+def local_points(points):
+    """The points with copies of their configurations (None for one of another type): a
+    check reads every setting of every point, one request each if read from the notebook."""
+    models = dataclass_copies([model for _, model, _ in points], EncoderConfig)
+    trains = dataclass_copies([train for _, _, train in points], TrainConfig)
+    return [
+        (point[0], model, train)
+        for point, model, train in zip(points, models, trains, strict=True)
+    ]
+
+
+def expect_configs(points):
+    for point_name, model, train in points:
+        expect(
+            model is not None and train is not None,
+            f"{point_name!r}: expected an EncoderConfig and a TrainConfig",
+        )
 
 
 def check_rows(rows, points):
@@ -81,15 +101,19 @@ def test_points(points, sweep_model, sweep_train):
     expect(len(points) >= 10, f"expected at least 10 points, got {len(points)}")
     names = [point[0] for point in points]
     expect(len(set(names)) == len(names), f"names should be distinct: {names}")
+    points = local_points(points)
+    expect_configs(points)
+    [base_model] = dataclass_copies([sweep_model], EncoderConfig)
+    [base_train] = dataclass_copies([sweep_train], TrainConfig)
     for setting, value in VARIED.items():
-        base = value(sweep_model, sweep_train)
+        base = value(base_model, base_train)
         expect(
             any(value(model, train) != base for _, model, train in points),
             f"no point varies {setting} (all {base})",
         )
     for point_name, model, _ in points:
         expect(
-            is_instance(model, EncoderConfig) and model.d_model % model.n_head == 0,
+            model.d_model % model.n_head == 0,
             f"{point_name!r}: d_model must be divisible by n_head",
         )
         expect(
@@ -100,6 +124,8 @@ def test_points(points, sweep_model, sweep_train):
 
 @test_case(name="the notebook's results: one row per point, in order, with every column", points=1)
 def test_results(results, points):
+    points = local_points(points)
+    expect_configs(points)
     check_rows(results, points)
 
 hidden_points = 1

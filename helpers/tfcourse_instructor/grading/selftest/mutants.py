@@ -143,11 +143,12 @@ def write_submissions(course: Course, variants: Sequence[Variant]) -> list[str]:
 
 
 def scratch_course(course: Course, destination: Path) -> Course:
-    """A copy of the course's configuration, sources and full tests, with its release
-    regenerated."""
+    """A copy of the course's configuration, sources, full tests and given modules, with its
+    release regenerated."""
     for name in ("nbgrader_config.py", COURSE_FILE):
         shutil.copy(course.root / name, destination / name)
-    for folder in (course.source_dir, course.tests_dir):
+    given = [course.given_dir] if course.given_dir.is_dir() else []
+    for folder in (course.source_dir, course.tests_dir, *given):
         shutil.copytree(
             folder,
             destination / folder.relative_to(course.root),

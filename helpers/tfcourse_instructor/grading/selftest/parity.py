@@ -47,13 +47,18 @@ class QuestionParity:
         return self.in_kernel == self.remote
 
 
+KERNEL_CLASS = "--IPKernelApp.kernel_class=tfcourse.grading_kernel.requests_kernel.GradingKernel"
+"""What makes the installed ``python3`` kernel answer the trusted runner, as a grading kernel
+does (without the grading kernel's limits and sandbox)."""
+
+
 class Kernel:
     """A kernel started with jupyter_client in ``folder``, with the graded environment."""
 
     def __init__(self, folder: Path) -> None:
         env = {**os.environ, "NBGRADER_EXECUTION": "autograde", "OMP_NUM_THREADS": "1"}
         self.manager, self.client = start_new_kernel(
-            kernel_name="python3", cwd=str(folder), env=env
+            kernel_name="python3", cwd=str(folder), env=env, extra_arguments=[KERNEL_CLASS]
         )
 
     def run(self, source: str) -> None:

@@ -377,8 +377,10 @@ class GuardedExecute(Execute):
             return
         loop = asyncio.get_running_loop()
 
-        def transport(expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
-            ask = self._ask(expression, seconds, on_input)
+        def transport(
+            content: dict[str, str], seconds: float, on_input: Callable[[str], str]
+        ) -> str:
+            ask = self._ask(content, seconds, on_input)
             future = asyncio.run_coroutine_threadsafe(ask, loop)
             try:
                 return future.result(timeout=seconds + _PROBE_SECONDS)
@@ -402,12 +404,13 @@ class GuardedExecute(Execute):
         if failure is not None:
             await self._restart_and_replay()
 
-    async def _ask(self, expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
+    async def _ask(
+        self, content: dict[str, str], seconds: float, on_input: Callable[[str], str]
+    ) -> str:
         """One request to the kernel's agent; its answer, or KernelUnresponsive. The kernel's
         input requests meanwhile are calls of the test's functions: ``on_input`` answers."""
         assert self.kc is not None
-        content = remote.request_content(expression)
-        msg_id = await ensure_async(self.kc.execute(**content))
+        msg_id = remote.send_request(self.kc, content)
         deadline = monotonic() + seconds
         while (left := deadline - monotonic()) > 0:
             with contextlib.suppress(Empty):

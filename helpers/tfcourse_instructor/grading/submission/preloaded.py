@@ -133,15 +133,22 @@ def _exit_status(connection: socket.socket, timeout: float | None) -> int | None
 def _serve(connection: socket.socket) -> None:
     """The preloaded process: import, say so, then fork a monitor per request until the
     grader closes the connection."""
+    import nbformat.validator
     import nbgrader.apps.nbgraderapp  # noqa: F401
     import otter.test_files.exception_test  # noqa: F401 (tfcourse.checking imports it when run)
+    import sqlalchemy.dialects.sqlite  # the gradebook's
     import sqlalchemy.orm
     import torch.fx.experimental.symbolic_shapes  # noqa: F401 (a test's first backward: 0.4 s)
 
+    import tfcourse_instructor.grading.classroom.merge  # nbgrader_config.py's
     import tfcourse_instructor.grading.submission.execution  # noqa: F401
 
     # What every run's first gradebook query would do (about 0.1 s): nbgrader's mappers set up.
     sqlalchemy.orm.configure_mappers()
+    # What every run's first reading of a notebook would do: compile nbformat's schema, strict
+    # and relaxed (about 0.1 s).
+    for relaxed in (False, True):
+        nbformat.validator.get_validator(4, relax_add_props=relaxed)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped as they end
     try:
         connection.sendall(_READY)

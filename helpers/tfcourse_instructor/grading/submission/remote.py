@@ -42,19 +42,17 @@ from tfcourse.checking import CaseOutcome, CheckResult, check_source, run_case
 from tfcourse.declarations import shortcuts
 from tfcourse.grading_kernel import wire
 
-Transport = Callable[[str, float, Callable[[str], str]], str]
-"""``transport(expression, seconds, on_input)`` sends an agent expression to the kernel and
-returns the agent's answer (wire text) within ``seconds``, or raises
+Transport = Callable[[dict[str, str], float, Callable[[str], str]], str]
+"""``transport(content, seconds, on_input)`` sends a request (the content of a
+:data:`~tfcourse.grading_kernel.wire.REQUEST` message, see :func:`send_request`) to the kernel
+and returns the agent's answer (wire text) within ``seconds``, or raises
 :class:`KernelUnresponsive`. Meanwhile it answers the kernel's input requests with
 ``on_input(prompt)``: that is how the kernel calls back a function of the test."""
 CALLBACK = "tfcourse-callback:"
 """Prefix of an input request that calls a test's function (:data:`agent.CALLBACK`)."""
 
-AGENT = '__import__("tfcourse.grading_kernel.agent", fromlist=["serve"]).serve'
 POLL_SECONDS = 0.01
 """How often a transport looks for the kernel's input requests while it waits."""
-MIME = "application/vnd.tfcourse.reply+json"
-"""The mimetype of the agent's answer (the same as :data:`tfcourse.grading_kernel.agent.MIME`)."""
 MAX_CHUNK = 64
 """Most items of a kernel iterator asked for in one request."""
 
@@ -180,8 +178,8 @@ class Session:
         self.round_trips += 1
         self._before = {}  # sent now (a request that could not be sent left it for the next)
         try:
-            expression = f"{AGENT}({text!r}, {blob!r}, {grads!r})"
-            reply = self.transport(expression, seconds, self._serve_callback)
+            content = {"request": text, "pickled": blob, "grads": grads}
+            reply = self.transport(content, seconds, self._serve_callback)
             answer = wire.decode(reply, handle=self.proxy)
         except KernelUnresponsive as error:
             raise self._break(str(error)) from None
@@ -341,18 +339,47 @@ class Proxy:
 
 
 class RemoteGlobals(MutableMapping[str, Any]):
-    """The notebook's globals, as the ``env`` of a test case."""
+    """The notebook's globals, as the ``env`` of a test case.
 
-    def __init__(self, session: Session) -> None:
+    The names ``tested`` (those the cases take as arguments) are all looked up in the first
+    request for any of them, and each lookup then decodes its value afresh: a test file's
+    cases ask for the same few names one after the other, each lookup a request otherwise.
+    So every case gets the values bound at that first request, until the test itself binds
+    or deletes a global: if the student's code rebinds a tested name while it is tested, the
+    later cases still test what the notebook had defined."""
+
+    def __init__(self, session: Session, tested: Sequence[str] = ()) -> None:
         self.session = session
+        self.tested = tuple(tested)
+        self._found: dict[str, str | None] | None = None
+        """The wire text of each tested name's value (None: unbound), once looked up."""
 
     def __getitem__(self, name: str) -> Any:
-        return self.session.request("global", name=name)
+        if name not in self.tested:
+            return self.session.request("global", name=name)
+        if self._found is None:
+            found = self.session.request("globals", names=list(self.tested))
+            if not (
+                type(found) is list
+                and len(found) == len(self.tested)
+                and all(text is None or type(text) is str for text in found)
+            ):
+                raise self.session._break("malformed answer to a lookup")
+            self._found = dict(zip(self.tested, found, strict=True))
+        text = self._found[name]
+        if text is None:
+            raise KeyError(name)
+        try:
+            return wire.decode(text, handle=self.session.proxy)
+        except wire.WireError as error:
+            raise self.session._break(f"malformed answer: {error}") from None
 
     def __setitem__(self, name: str, value: Any) -> None:
+        self._found = None
         self.session.request("setglobal", name=name, value=value)
 
     def __delitem__(self, name: str) -> None:
+        self._found = None
         self.session.request("delglobal", name=name)
 
     def __contains__(self, name: object) -> bool:
@@ -365,26 +392,21 @@ class RemoteGlobals(MutableMapping[str, Any]):
         return len(_exact(self.session.request("names"), list))
 
 
-def request_content(expression: str) -> dict[str, Any]:
-    """The execute request that evaluates an agent ``expression``: nothing is run as a cell
-    (no history, no input transformers, no cell hooks); the answer is a user expression."""
-    return dict(
-        code="",
-        silent=True,
-        store_history=False,
-        user_expressions={"r": expression},
-        allow_stdin=True,
-    )
+def send_request(client: Any, content: dict[str, str]) -> str:
+    """Send a :data:`~tfcourse.grading_kernel.wire.REQUEST` message of ``content`` on the
+    shell channel of a jupyter_client ``client``; its message id."""
+    message = client.session.msg(wire.REQUEST, content)
+    client.shell_channel.send(message)
+    return str(message["header"]["msg_id"])
 
 
 def answer_of(reply: dict[str, Any]) -> str:
-    """The agent's answer in an execute reply message, or :class:`KernelUnresponsive`."""
+    """The agent's answer in the kernel's reply message, or :class:`KernelUnresponsive`."""
     try:
-        found = reply["content"]["user_expressions"]["r"]
-        if found.get("status") != "ok":
-            raise KernelUnresponsive("the agent failed in the kernel")
-        text = found["data"][MIME]
-    except (KeyError, TypeError, AttributeError):
+        if reply["msg_type"] != wire.REPLY:
+            raise KernelUnresponsive("the kernel's reply is not an answer")
+        text = reply["content"]["answer"]
+    except (KeyError, TypeError):
         raise KernelUnresponsive("the kernel's reply holds no answer") from None
     if type(text) is not str:
         raise KernelUnresponsive("the kernel's answer is not text")
@@ -394,8 +416,8 @@ def answer_of(reply: dict[str, Any]) -> str:
 def blocking_transport(client: Any) -> Transport:
     """A transport over a jupyter_client ``BlockingKernelClient`` (tests, benchmarks)."""
 
-    def ask(expression: str, seconds: float, on_input: Callable[[str], str]) -> str:
-        msg_id = client.execute(**request_content(expression))
+    def ask(content: dict[str, str], seconds: float, on_input: Callable[[str], str]) -> str:
+        msg_id = send_request(client, content)
         deadline = monotonic() + seconds
         while (left := deadline - monotonic()) > 0:
             with contextlib.suppress(queue.Empty):
@@ -430,9 +452,10 @@ def check_remotely(
     (:mod:`tfcourse.declarations.callwatch`; a record kept by the student's process, so a
     backstop)."""
     session = Session(transport, monotonic() + seconds)
-    env = RemoteGlobals(session)
+    tested = shortcuts.names_tested(source)
+    env = RemoteGlobals(session, tested)
     if forbidden:
-        session.watch(list(forbidden), shortcuts.names_tested(source))
+        session.watch(list(forbidden), tested)
 
     def run(case: Any, env: Mapping[str, Any]) -> CaseOutcome:
         if session.broken is None:
