@@ -463,3 +463,16 @@ def test_a_malformed_answer_to_the_lookups_fails_the_rest_of_the_question(fresh,
     kernel.run(f"import tfcourse.grading_kernel.agent as agent\nagent._OPS['globals'] = {answer}")
     result, session = remote.check_remotely("q", LOOKUPS_FILE, transport, 60)
     assert result.score == 0 and "malformed" in session.broken
+
+
+def test_a_test_binds_several_names_in_one_request_and_then_reads_what_it_bound(fresh):
+    kernel, transport = fresh
+    kernel.run("double = lambda x: 2 * x")
+    session = remote.Session(transport, 10**12)
+    env = remote.RemoteGlobals(session, ["double", "values"])
+    assert env["double"](2) == 4 and "values" not in env
+    before = session.round_trips
+    env.update({"double": 5}, values=[1, 2])
+    assert session.round_trips - before == 1
+    assert env["double"] == 5 and env["values"] == [1, 2]
+    assert kernel.evaluate("(double, values)") == (5, [1, 2])

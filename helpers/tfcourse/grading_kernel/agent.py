@@ -194,6 +194,10 @@ def _set_global(name: str, value: Any, trusted: list[Any]) -> None:
     _namespace()[name] = value
 
 
+def _set_globals(values: dict[str, Any], trusted: list[Any]) -> None:
+    _namespace().update(values)
+
+
 def _del_global(name: str, trusted: list[Any]) -> None:
     del _namespace()[name]
 
@@ -363,6 +367,7 @@ _OPS = {
     "has": _has,
     "names": _names,
     "setglobal": _set_global,
+    "setglobals": _set_globals,
     "delglobal": _del_global,
     "getattr": _getattr,
     "setattr": _setattr,

@@ -344,18 +344,20 @@ class RemoteGlobals(MutableMapping[str, Any]):
     The names ``tested`` (those the cases take as arguments) are all looked up in the first
     request for any of them, and each lookup then decodes its value afresh: a test file's
     cases ask for the same few names one after the other, each lookup a request otherwise.
-    So every case gets the values bound at that first request, until the test itself binds
-    or deletes a global: if the student's code rebinds a tested name while it is tested, the
-    later cases still test what the notebook had defined."""
+    So every case gets the values bound at that first request, unless the test itself binds
+    or deletes the name: if the student's code rebinds a tested name while it is tested, the
+    later cases still test what the notebook had defined. :meth:`update` binds several names
+    in one request."""
 
     def __init__(self, session: Session, tested: Sequence[str] = ()) -> None:
         self.session = session
         self.tested = tuple(tested)
         self._found: dict[str, str | None] | None = None
-        """The wire text of each tested name's value (None: unbound), once looked up."""
+        """The wire text of each tested name's value (None: unbound), once looked up; a name
+        the test binds or deletes leaves it."""
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self.tested:
+        if name not in self.tested or (self._found is not None and name not in self._found):
             return self.session.request("global", name=name)
         if self._found is None:
             found = self.session.request("globals", names=list(self.tested))
@@ -375,12 +377,23 @@ class RemoteGlobals(MutableMapping[str, Any]):
             raise self.session._break(f"malformed answer: {error}") from None
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self._found = None
+        self._forget(name)
         self.session.request("setglobal", name=name, value=value)
 
     def __delitem__(self, name: str) -> None:
-        self._found = None
+        self._forget(name)
         self.session.request("delglobal", name=name)
+
+    def update(self, other: Any = (), /, **more: Any) -> None:  # type: ignore[override]
+        """Bind every name of ``other`` (a mapping or pairs) and ``more``, in one request."""
+        values = {**dict(other), **more}
+        for name in values:
+            self._forget(name)
+        self.session.request("setglobals", values=values)
+
+    def _forget(self, name: str) -> None:
+        if self._found is not None:
+            self._found.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
         return _exact(self.session.request("has", name=name), bool)
