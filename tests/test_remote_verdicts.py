@@ -476,3 +476,35 @@ def test_a_test_binds_several_names_in_one_request_and_then_reads_what_it_bound(
     assert session.round_trips - before == 1
     assert env["double"] == 5 and env["values"] == [1, 2]
     assert kernel.evaluate("(double, values)") == (5, [1, 2])
+
+
+def test_a_tested_name_that_cannot_be_read_costs_only_the_cases_that_use_it(fresh):
+    """All tested names are looked up together: one whose value raises when the agent reads
+    it crosses as a handle, and the case that does not use it is checked as usual."""
+    kernel, transport = fresh
+    kernel.run(
+        "class Weird:\n"
+        "    @property\n"
+        "    def __class__(self):\n"
+        "        raise RuntimeError('no')\n"
+        "values = Weird()\n"
+        "double = lambda x: 2 * x\n"
+    )
+    test_file = textwrap.dedent(
+        """
+        from otter.test_files import test_case
+        OK_FORMAT = False
+        name = "q"
+
+        @test_case(name="double", points=1)
+        def test_double(double):
+            assert double(2) == 4
+
+        @test_case(name="values", points=1)
+        def test_values(values):
+            assert values == [1, 2]
+        """
+    )
+    result, session = remote.check_remotely("q", test_file, transport, 60)
+    assert [case.passed for case in result.cases] == [True, False]
+    assert session.broken is None

@@ -252,10 +252,10 @@ def _next(target: Any, count: int, trusted: list[Any]) -> list[Any]:
 
 def _crossing(value: Any) -> tuple[str, Any]:
     """``value`` encoded, and what crosses: ``value`` itself if it can cross as data, else
-    a handle to it."""
+    a handle to it (also when reading it raises: the student's objects may)."""
     try:
         return wire.encode(value, other=_data_or_handle), value
-    except wire.WireError:
+    except Exception:
         handle = _TABLE.keep(value)
         return wire.encode(handle), handle
 

@@ -4,10 +4,9 @@ runner's requests as a message type of their own.
 A request is a :data:`~tfcourse.grading_kernel.wire.REQUEST` message on the shell channel
 whose content holds the arguments of :func:`tfcourse.grading_kernel.agent.serve`; the kernel
 answers with a :data:`~tfcourse.grading_kernel.wire.REPLY` message whose content is
-``{"answer": <serve's text>}``. An execute request
-would carry the same call as a user expression, at about twice the kernel's cost per request
-(input transformers, an empty cell, the result's display formats), and a check makes
-hundreds of requests.
+``{"answer": <serve's text>}``. An execute request would carry the same call as a user
+expression, at about twice the kernel's cost per request (input transformers, an empty cell,
+the result's display formats), and a check makes hundreds of requests.
 
 While a request runs, the kernel lets the agent ask the runner over the stdin channel (the
 test's own functions), and fires the events of a silent cell around it, so that figures the
