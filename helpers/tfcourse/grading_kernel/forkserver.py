@@ -20,8 +20,9 @@ name the sandbox could have replaced (:mod:`tfcourse.grading_kernel.pinned`). If
 client is killed, its connection closes and the server kills the kernel's process group; if
 the server dies, the client exits and the kernel goes with the sandbox; if the grader that
 started the client dies, the client stops waiting for a server still importing. Forking is safe
-here because the server runs no threads and creates no torch, zmq or event-loop state
-before it forks.
+here because the server runs no Python thread (numpy's OpenBLAS starts idle workers of its
+own, which it shuts down at a fork) and creates no torch, zmq or event-loop state before it
+forks.
 """
 
 from __future__ import annotations
