@@ -103,15 +103,13 @@ CODE = (
 
 def test_the_server_runs_no_python_thread_when_it_forks():
     """A fork copies only the forking thread, so a lock another thread held stays locked in
-    the kernel: importing what the server preloads
-    (:data:`~tfcourse.grading_kernel.forkserver.PRELOAD`, as :func:`serve` does) starts no
-    thread of Python's. (numpy's OpenBLAS starts idle workers, which it shuts down at a fork.)"""
+    the kernel: importing what the server preloads (:func:`~tfcourse.grading_kernel.forkserver.
+    preload`, the first thing :func:`serve` does) starts no thread of Python's. (numpy's
+    OpenBLAS starts idle workers, which it shuts down at a fork.)"""
     script = (
-        "import os, threading\n"
-        "os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')\n"
-        "from tfcourse.grading_kernel.forkserver import PRELOAD\n"
-        "for module in PRELOAD:\n"
-        "    __import__(module)\n"
+        "import threading\n"
+        "from tfcourse.grading_kernel.forkserver import preload\n"
+        "preload()\n"
         "print(threading.active_count())\n"
     )
     found = subprocess.run(

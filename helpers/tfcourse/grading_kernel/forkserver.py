@@ -125,12 +125,17 @@ SUPPORTED = sys.platform == "linux"
 some system frameworks are loaded; Windows cannot fork)."""
 
 
-def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
-    """Import :data:`PRELOAD`, then fork a kernel per connection until terminated."""
+def preload() -> None:
+    """Import :data:`PRELOAD` as a kernel would import them."""
     # What ipykernel would set before the notebook imports matplotlib (kernelapp.py).
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     for module in PRELOAD:
         __import__(module)
+
+
+def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
+    """Import :data:`PRELOAD`, then fork a kernel per connection until terminated."""
+    preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(socket_path))
     listener.listen()
