@@ -35,7 +35,7 @@ class GradingKernel(IPythonKernel):
 
         content = parent.get("content")
         arguments = content if isinstance(content, dict) else {}
-        fields = [arguments.get(name, "") for name in ("request", "pickled", "grads")]
+        fields = [arguments.get(name) for name in ("request", "pickled", "grads")]
         self._allow_stdin = True
         self.shell.events.trigger("pre_execute")
         try:
