@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tfcourse_instructor.grading.build import authoring, gradescope, publish
+from tfcourse_instructor.grading.build import publish
 from tfcourse_instructor.grading.build.cells import placeholder_warning
 from tfcourse_instructor.grading.build.release import generate_release
 from tfcourse_instructor.grading.classroom.archive import ArchiveRefused
@@ -57,6 +57,10 @@ SCORES_CSV = "grades_by_question.csv"
 
 
 def build(root: Path, args: argparse.Namespace) -> int:
+    # Only this command and `gradescope` need otter and jupytext: the others start without
+    # loading them (about 0.9 s).
+    from tfcourse_instructor.grading.build import authoring
+
     for name in select(root, args.notebooks):
         for path in authoring.build_all(Course(root, name), not args.no_run):
             print(f"wrote {path.relative_to(root)}")
@@ -256,6 +260,8 @@ def check_parity(root: Path, args: argparse.Namespace) -> int:
 
 
 def write_gradescope(root: Path, args: argparse.Namespace) -> int:
+    from tfcourse_instructor.grading.build import gradescope
+
     for name in select(root, args.notebooks):
         zip_path = root / gradescope.OUTPUT_DIR / f"{name}.zip"
         path = gradescope.write_autograder(Course(root, name), name, zip_path)
