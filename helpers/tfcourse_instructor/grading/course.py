@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -166,6 +166,10 @@ def nbgrader_environment(env: Mapping[str, str] | None = None) -> dict[str, str]
     # nbgrader runs `alembic` by name: make this interpreter's scripts folder findable.
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
     return full_env
+
+
+NbgraderRun = Callable[..., object]
+"""``run(course, *args)`` runs ``nbgrader ARGS`` in ``course``, as :meth:`Course.nbgrader` does."""
 
 
 def ran_over(args: Sequence[str], timeout: float) -> RuntimeError:

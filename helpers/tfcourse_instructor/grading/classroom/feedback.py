@@ -20,7 +20,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from tqdm import tqdm
 
 from tfcourse_instructor.grading.classroom.merge import EXCHANGE_FILES
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import Course, NbgraderRun
 from tfcourse_instructor.grading.submission.graded_outputs import HIDDEN_FAILURES_METADATA
 
 
@@ -62,10 +62,6 @@ def gradebook_digests(course: Course, students: Sequence[str]) -> dict[str, str]
             )
             digests[student] = hashlib.sha256(json.dumps(shown).encode()).hexdigest()
     return digests
-
-
-NbgraderRun = Callable[..., object]
-"""``run(course, *args)`` runs ``nbgrader ARGS`` in ``course``, as :meth:`Course.nbgrader` does."""
 
 
 def write_feedback(

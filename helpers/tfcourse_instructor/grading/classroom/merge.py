@@ -20,7 +20,7 @@ from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
 from tfcourse_instructor.grading.classroom.autogrades import TIMESTAMP, Executed, save_autogrades
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import Course, NbgraderRun
 from tfcourse_instructor.grading.schedule import SECONDS_PER_DAY, read_schedule
 from tfcourse_instructor.grading.submission.workspace import GradedSubmission
 
@@ -44,14 +44,15 @@ class PenaltyPerDay(LateSubmissionPlugin):
         return min(score, score * self.per_day * days)
 
 
-def record_assignment(course: Course) -> None:
+def record_assignment(course: Course, run: NbgraderRun = Course.nbgrader) -> None:
     """Record the source notebooks and their grade cells in the gradebook, which autograde
-    reads, and the assignment's due date from the course file. nbgrader refuses when the set
-    of notebooks changed after submissions were graded: the error then says how to proceed
-    rather than losing grades."""
+    reads, and the assignment's due date from the course file (nbgrader's run by ``run``).
+    nbgrader refuses when the set of notebooks changed after submissions were graded: the
+    error then says how to proceed rather than losing grades."""
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            course.nbgrader(
+            run(
+                course,
                 "generate_assignment",
                 course.assignment,
                 "--force",

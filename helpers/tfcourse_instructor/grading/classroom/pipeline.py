@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 from tfcourse.declarations import shortcuts
 from tfcourse_instructor.grading.classroom.feedback import (
-    NbgraderRun,
     feedback_folder,
     gradebook_digests,
     write_feedback,
@@ -46,7 +45,7 @@ from tfcourse_instructor.grading.classroom.intake import (
 from tfcourse_instructor.grading.classroom.merge import merge_grades, record_assignment
 from tfcourse_instructor.grading.classroom.preflight import prepare_notebook
 from tfcourse_instructor.grading.classroom.summary import Record, load_records, save_records
-from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.course import Course, NbgraderRun
 from tfcourse_instructor.grading.submission import sandbox, timings
 from tfcourse_instructor.grading.submission.issues import Issue
 from tfcourse_instructor.grading.submission.workspace import (
@@ -134,7 +133,7 @@ def grade_class(
             scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
             workspace = Workspace(course, scratch, limits, sandboxed)
             with timings.phase("class set-up"):
-                record_assignment(course)
+                record_assignment(course, workspace.nbgrader)
                 workspace.prepare()
             preflight = _Preflight(course, only_submitted)
             if scheduler:
