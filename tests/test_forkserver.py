@@ -7,6 +7,7 @@ have replaced."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from jupyter_client import KernelManager
 
 from tfcourse.grading_kernel import forkserver
 from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
+from tfcourse_instructor.grading.submission.sandbox import font_list
 
 MEMORY_MB = 2500
 
@@ -133,6 +135,31 @@ def test_a_forked_kernel_has_the_clients_directory_environment_and_limits(
         assert int(file_megabytes) == FILE_LIMIT_MB
     finally:
         manager.shutdown_kernel(now=True)
+
+
+def test_the_kernels_matplotlib_reads_the_font_list_the_grader_gave(tmp_path, monkeypatch):
+    """The server caches the font list it is given (in memory, on its standard input) where
+    matplotlib reads it, rather than scanning the system's fonts again: a kernel it forks
+    knows a font only that list names."""
+    if not forkserver.SUPPORTED:
+        pytest.skip("the fork server runs on Linux only")
+    fonts = font_list()
+    listed = json.loads(fonts.content)
+    listed["ttflist"][0]["name"] = "Only In The Given List"
+    given = forkserver.FontList(fonts.name, json.dumps(listed).encode())
+    # A cache folder of the test's own: the server writes the list there.
+    environment = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "matplotlib")}
+    popen = functools.partial(subprocess.Popen, env=environment)
+    running = forkserver.ForkServer(tmp_path / "kernels.sock", popen=popen, font_list=given)
+    assert running.wait_ready(timeout=120)
+    manager = start(kernel_spec(tmp_path, running.socket_path), tmp_path, monkeypatch)
+    try:
+        code = "from matplotlib.font_manager import fontManager\nprint(fontManager.ttflist[0].name)"
+        assert run(manager, code)["printed"] == "Only In The Given List\n"
+    finally:
+        manager.shutdown_kernel(now=True)
+        os.kill(running.pid, signal.SIGTERM)
+        os.waitpid(running.pid, 0)
 
 
 def test_an_interrupt_reaches_the_forked_kernel(server, tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import select
 import selectors
 import signal
@@ -44,6 +45,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tfcourse.grading_kernel import pinned
@@ -70,6 +72,7 @@ PRELOAD = (
 
 _STDIO = 3
 _MAX_MESSAGE = 1 << 20
+_FONT_LIST_NAME = re.compile(r"fontlist-v[\w.]+\.json")
 _MAX_LINE = 32
 _MAX_KERNEL_OUTPUT = 64 * 1024
 _LINK_SECONDS = 120
@@ -92,19 +95,45 @@ KERNEL_VARIABLES = frozenset(
 nbgrader set for it; the rest of the grader's environment stays outside."""
 
 
+@dataclass(frozen=True)
+class FontList:
+    """matplotlib's list of the system's fonts: the file it caches it in (named after the
+    list's format version) and its content."""
+
+    name: str
+    content: bytes
+
+
 class ForkServer:
     """A fork server process listening on ``socket_path``, started at once by ``popen``
     (e.g. :meth:`tfcourse_instructor.grading.submission.sandbox.Sandbox.popen`, which confines it
-    and every kernel it forks); it is ready once its imports are done."""
+    and every kernel it forks); it is ready once its imports are done. With ``font_list``
+    (:class:`FontList`), matplotlib reads its fonts from that list instead of scanning the
+    system's fonts again in every sandbox."""
 
     def __init__(
-        self, socket_path: Path, popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
+        self,
+        socket_path: Path,
+        popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+        font_list: FontList | None = None,
     ) -> None:
         self.socket_path = socket_path
         command = [sys.executable, "-m", "tfcourse.grading_kernel.forkserver", str(socket_path)]
-        self._process = popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
+        stdin = subprocess.DEVNULL
+        if font_list is not None:
+            # A file in memory, not a path: the server learns no folder of the grader's.
+            stdin = os.memfd_create("font-list")
+            with open(os.dup(stdin), "wb") as memory:
+                memory.write(font_list.content)
+            os.lseek(stdin, 0, os.SEEK_SET)
+            command += ["--font-list", font_list.name]
+        try:
+            self._process = popen(
+                command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        finally:
+            if font_list is not None:
+                os.close(stdin)
 
     @property
     def pid(self) -> int:
@@ -125,17 +154,24 @@ SUPPORTED = sys.platform == "linux"
 some system frameworks are loaded; Windows cannot fork)."""
 
 
-def preload() -> None:
-    """Import :data:`PRELOAD` as a kernel would import them."""
+def preload(font_list: FontList | None = None) -> None:
+    """Import :data:`PRELOAD` as a kernel would import them; with ``font_list``, cached
+    where matplotlib looks for it first."""
     # What ipykernel would set before the notebook imports matplotlib (kernelapp.py).
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    if font_list is not None and _FONT_LIST_NAME.fullmatch(font_list.name):
+        import matplotlib
+
+        (Path(matplotlib.get_cachedir()) / font_list.name).write_bytes(font_list.content)
     for module in PRELOAD:
         __import__(module)
 
 
-def serve(socket_path: Path, start_kernel: Callable[[list[str]], None]) -> None:
+def serve(
+    socket_path: Path, start_kernel: Callable[[list[str]], None], font_list: FontList | None = None
+) -> None:
     """Import :data:`PRELOAD`, then fork a kernel per connection until terminated."""
-    preload()
+    preload(font_list)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(socket_path))
     listener.listen()
@@ -412,7 +448,24 @@ def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), list(fds)
 
 
+def _font_list_on_stdin(name: str | None) -> FontList | None:
+    """The font list named ``name`` that the grader gave as standard input (at most
+    :data:`_MAX_MESSAGE` bytes), if it named one."""
+    if name is None:
+        return None
+    content = b""
+    while len(content) <= _MAX_MESSAGE and (chunk := os.read(0, 65536)):
+        content += chunk
+    return FontList(name, content) if len(content) <= _MAX_MESSAGE else None
+
+
 if __name__ == "__main__":
+    import argparse
+
     from tfcourse.grading_kernel.kernel import start_kernel
 
-    serve(Path(sys.argv[1]), start_kernel)
+    parser = argparse.ArgumentParser(prog="python -m tfcourse.grading_kernel.forkserver")
+    parser.add_argument("socket", type=Path)
+    parser.add_argument("--font-list", metavar="NAME", help="matplotlib's font list is stdin")
+    arguments = parser.parse_args()
+    serve(arguments.socket, start_kernel, _font_list_on_stdin(arguments.font_list))

@@ -47,7 +47,12 @@ from tfcourse_instructor.grading.submission.issues import (
     execution_issues,
     graded_better_than_stored,
 )
-from tfcourse_instructor.grading.submission.sandbox import Mounts, Sandbox, submission_mounts
+from tfcourse_instructor.grading.submission.sandbox import (
+    Mounts,
+    Sandbox,
+    font_list,
+    submission_mounts,
+)
 from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
 from tfcourse_instructor.grading.submission.shown_outputs import show_submitted_outputs
 
@@ -130,6 +135,9 @@ class Workspace:
         self._preloaded: preloaded.Preloaded | None = None
         """Where nbgrader's runs (each submission's autograde, the class's feedback) are
         forked from, once :meth:`open` started it."""
+        self._font_list: forkserver.FontList | None = None
+        """What every sandbox's matplotlib reads its fonts from (sandboxed runs only: an
+        unconfined fork server shares the grader's own cache)."""
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
@@ -178,6 +186,8 @@ class Workspace:
         self.exchange = memory_folder() or self.root
         (self.exchange / "sockets").mkdir()
         (self.exchange / "connections").mkdir(mode=0o700)
+        if self.sandboxed and forkserver.SUPPORTED:
+            self._font_list = font_list()
         if preloaded.SUPPORTED:
             self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
 
@@ -245,7 +255,9 @@ class Workspace:
         sockets, connections = folders
         server = None
         if forkserver.SUPPORTED:
-            server = forkserver.ForkServer(sockets / "fork.sock", popen=sandbox.popen)
+            server = forkserver.ForkServer(
+                sockets / "fork.sock", popen=sandbox.popen, font_list=self._font_list
+            )
         workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
         budget = self.limits.notebook_seconds * max(1, count) + 300
