@@ -131,6 +131,8 @@ def explain(mounts: Mounts) -> str:
         f"  private    /tmp, /dev/shm (tmpfs, {mounts.tmp_mb} MiB each), a minimal /dev",
         "environment (nothing else of the grader's):",
         *(f"  {name}={value}" for name, value in mounts.environment),
+        "given: matplotlib's list of the system's fonts (a memory file, the standard input of",
+        "  its kernels' fork server)",
     ]
     return "\n".join(lines)
 
