@@ -1,14 +1,21 @@
 """The scratch course a submission is graded in holds nothing of other students: their code
 runs there and could print what it finds into their own feedback."""
 
+import json
 import os
 import shutil
 import subprocess
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tfcourse.grading_kernel import forkserver
+from tfcourse_instructor.grading.classroom.merge import record_assignment
 from tfcourse_instructor.grading.course import Course
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
+from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission import workspace as workspace_module
 from tfcourse_instructor.grading.submission.workspace import (
     Limits,
     Workspace,
@@ -94,3 +101,33 @@ def test_a_run_names_its_memory_folder_after_its_process(tmp_path):
         assert folder.name.startswith(f"tfcourse-{os.getpid()}-")
     finally:
         folder.rmdir()
+
+
+def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(tmp_path, monkeypatch):
+    """Each sandbox's matplotlib reads the font list the grading run built once, handed to
+    its fork server in memory through the launcher and bubblewrap, instead of scanning the
+    system's fonts itself: a graded cell finds a font only that list names."""
+    if reason := sandbox.unavailable_reason():
+        pytest.skip(reason)
+    built = sandbox.font_list()
+    listed = json.loads(built.content)
+    listed["ttflist"][0]["name"] = "Only In The Given List"
+    given = forkserver.FontList(built.name, json.dumps(listed).encode())
+    monkeypatch.setattr(workspace_module, "font_list", lambda: given)
+    course = one_notebook_course(tmp_path / "course")
+    record_assignment(course)
+    notebook = reference_notebooks(course)[course.assignment]
+    # What a graded cell prints is not shown back; what it raises is named to the grader.
+    probe = (
+        "from matplotlib.font_manager import fontManager\n"
+        "raise RuntimeError(fontManager.ttflist[0].name)"
+    )
+    notebook.cells.append(nbformat.v4.new_code_cell(probe))
+    workspace = Workspace(course, tmp_path / "run", Limits())
+    workspace.prepare()
+    try:
+        graded = workspace.grade("alice", {course.assignment: notebook})
+    finally:
+        workspace.close()
+    found = "\n".join(str(issue) for issue in graded.issues)
+    assert "raised RuntimeError: Only In The Given List" in found, found
