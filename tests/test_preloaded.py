@@ -30,7 +30,14 @@ PROBE = textwrap.dedent(
     """
     import json, os, resource, subprocess, sys, time
     child = subprocess.Popen(["sleep", "600"]) if os.environ.get("PROBE_SLEEP") else None
+    # nbgrader reads its configuration more than once: what the run started with is kept.
+    if not hasattr(sys, "probe_imported"):
+        sys.probe_imported = [n for n in ("torch._dynamo", "tabnanny") if n in sys.modules]
+    imported = sys.probe_imported
+    for name in os.environ.get("PROBE_IMPORT", "").split():
+        __import__(name)
     seen = {{
+        "imported": imported,
         "cwd": os.getcwd(),
         "variable": os.environ.get("PROBE_VARIABLE"),
         "address_space": resource.getrlimit(resource.RLIMIT_AS)[0],
@@ -86,7 +93,7 @@ def test_a_run_sees_its_folder_variables_and_cap_as_a_fresh_nbgrader_does(server
     reference = Course(fresh, "any").nbgrader(*COMMAND, timeout=120, env=env, memory_mb=3000)
     assert ran.stdout == reference.stdout and "There are 0 students" in ran.stdout
     assert "probe says hello" in ran.stderr
-    own = ("cwd", "pid", "session")
+    own = ("cwd", "pid", "session", "imported")
     assert {k: v for k, v in seen(forked).items() if k not in own} == {
         k: v for k, v in seen(fresh).items() if k not in own
     }
@@ -95,6 +102,18 @@ def test_a_run_sees_its_folder_variables_and_cap_as_a_fresh_nbgrader_does(server
     assert seen(forked)["variable"] == "forty-two"
     # A session of its own, as a fresh run has: a timeout stops it with what it started.
     assert seen(forked)["session"] == seen(forked)["pid"] != os.getsid(0)
+
+
+def test_what_a_run_imported_of_torch_the_next_runs_start_with(server, tmp_path):
+    """torch imports parts of itself on first use (torch._dynamo, about 1 s, when a check
+    makes an optimiser): a run reports them, and the preloaded process imports them before
+    it forks the next run. Nothing but torch's own modules is learned."""
+    folder = probe_course(tmp_path / "course")
+    env = {"PROBE_IMPORT": "torch._dynamo tabnanny"}
+    server.run(folder, *COMMAND, timeout=120, env=env)
+    assert seen(folder)["imported"] == []
+    server.run(folder, *COMMAND, timeout=120, env=env)
+    assert seen(folder)["imported"] == ["torch._dynamo"]
 
 
 def test_a_failed_run_raises_with_its_output(server, tmp_path):

@@ -16,14 +16,23 @@ dying) makes the monitor kill the run's process group; the grader closing the ma
 the preloaded process. Nothing is imported before the fork that starts threads (torch's pools
 start on first use), so each run starts as a fresh interpreter would.
 
+torch imports parts of itself on first use: ``torch._dynamo`` (about 1 s) when a check makes an
+optimiser or counts FLOPs. A run reports, with its exit status, the parts of torch it imported
+so; the grader passes them on with its next request, and the preloaded process imports them
+before it forks that run. Only torch's own modules are learned, by name, from the installed
+torch (never a file a course or a submission holds); importing ``torch._dynamo`` starts no
+thread.
+
 ``python -m tfcourse_instructor.grading.submission.preloaded FD`` is the preloaded process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
+import re
 import resource
 import runpy
 import select
@@ -41,7 +50,11 @@ from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environm
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "pidfd_open")
 _MAX_REQUEST = 1 << 20
+_MAX_REPORT = 16 * 1024
+"""Most bytes of a run's report (its exit status, then the parts of torch it imported): well
+under a pipe's buffer, so the run never waits for its monitor to read it."""
 _READY = b"ready\n"
+_LEARNABLE = re.compile(r"torch(\.\w+)+")
 
 
 class Preloaded:
@@ -59,6 +72,9 @@ class Preloaded:
         theirs.close()
         self._lock = threading.Lock()
         self._ready: bool | None = None
+        self._learned: set[str] = set()
+        """Parts of torch the runs imported on first use, for the preloaded process to import."""
+        self._passed_on: set[str] = set()
 
     def run(
         self,
@@ -84,12 +100,16 @@ class Preloaded:
             tempfile.TemporaryFile("w+") as err,
         ):
             with theirs, self._lock:
+                request["imports"] = sorted(self._learned - self._passed_on)
+                self._passed_on |= self._learned
                 socket.send_fds(
                     self._socket,
                     [json.dumps(request).encode()],
                     [theirs.fileno(), out.fileno(), err.fileno()],
                 )
-            status = _exit_status(ours, timeout)
+            status, imported = _report(ours, timeout)
+            with self._lock:
+                self._learned.update(imported)
             if status is None and timeout is None:
                 raise RuntimeError(f"`nbgrader {args[0]}` ended without an exit status")
             if status is None:
@@ -115,19 +135,23 @@ class Preloaded:
             raise RuntimeError("nbgrader's preloaded process did not start")
 
 
-def _exit_status(connection: socket.socket, timeout: float | None) -> int | None:
+def _report(connection: socket.socket, timeout: float | None) -> tuple[int | None, list[str]]:
     """The run's exit status as its monitor reports it, or None past ``timeout`` seconds
-    (None: no limit)."""
+    (None: no limit), and the parts of torch the run imported on first use."""
     received = b""
     with contextlib.suppress(OSError):
         connection.settimeout(timeout)
-        while not received.endswith(b"\n") and len(received) < 64:
-            chunk = connection.recv(64)
-            if not chunk:
-                break
+        while len(received) < _MAX_REPORT and (chunk := connection.recv(_MAX_REPORT)):
             received += chunk
-    text = received.decode("ascii", "replace").strip()
-    return int(text) if text.lstrip("-").isdigit() else None
+    status, _, imported = received.decode("ascii", "replace").partition("\n")
+    status = status.strip()
+    if not status.lstrip("-").isdigit():
+        return None, []
+    with contextlib.suppress(ValueError):
+        names = json.loads(imported)
+        if isinstance(names, list):
+            return int(status), [n for n in names if isinstance(n, str) and _LEARNABLE.fullmatch(n)]
+    return int(status), []
 
 
 def _serve(connection: socket.socket) -> None:
@@ -165,26 +189,51 @@ def _serve(connection: socket.socket) -> None:
             for fd in fds:
                 os.close(fd)
             continue
+        request = json.loads(message)
+        _import_learned(request.pop("imports", []))
+        known = frozenset(sys.modules)
         if os.fork() == 0:
             connection.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _monitor(json.loads(message), *fds)
+            _monitor(request, *fds, known)
         for fd in fds:
             os.close(fd)
 
 
-def _monitor(request: dict, reply: int, stdout: int, stderr: int) -> None:
-    """Fork the run, report its pid's exit status on ``reply``; kill its process group if the
-    grader closes ``reply`` first. Never returns."""
+def _import_learned(names: list[str]) -> None:
+    """Import the parts of torch earlier runs imported on first use (others are ignored)."""
+    for name in names:
+        if _LEARNABLE.fullmatch(name):
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+
+def _learned(known: frozenset[str]) -> list[str]:
+    """The parts of torch this run imported that the preloaded process had not: the first
+    module of each such part (importing it imports the rest)."""
+    return sorted(
+        name
+        for name in sys.modules
+        if name not in known and _LEARNABLE.fullmatch(name) and name.rpartition(".")[0] in known
+    )
+
+
+def _monitor(request: dict, reply: int, stdout: int, stderr: int, known: frozenset[str]) -> None:
+    """Fork the run, report its pid's exit status on ``reply``, then what it imported of torch
+    (:func:`_learned`, against ``known``); kill its process group if the grader closes
+    ``reply`` first. Never returns."""
     status = 1
     try:
         monitor = os.getpid()
+        imported, report = os.pipe()  # neither is inherited by what the run starts
         run = os.fork()
         if run == 0:
             os.close(reply)
-            _run_nbgrader(request, stdout, stderr, monitor)
+            os.close(imported)
+            _run_nbgrader(request, stdout, stderr, monitor, report, known)
         os.close(stdout)
         os.close(stderr)
+        os.close(report)
         with contextlib.closing(socket.socket(fileno=reply)) as grader:
             pidfd = os.pidfd_open(run)
             ready = select.select([pidfd, grader], [], [])[0]
@@ -192,14 +241,22 @@ def _monitor(request: dict, reply: int, stdout: int, stderr: int) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(run, signal.SIGKILL)
             status = os.waitstatus_to_exitcode(os.waitpid(run, 0)[1])
+            os.set_blocking(imported, False)  # the run has ended: what it wrote is there
+            try:
+                names = os.read(imported, _MAX_REPORT // 2)
+            except BlockingIOError:  # it wrote nothing, and something it forked lives on
+                names = b""
             with contextlib.suppress(OSError):
-                grader.sendall(f"{status}\n".encode())
+                grader.sendall(f"{status}\n".encode() + names)
     finally:
         os._exit(0)
 
 
-def _run_nbgrader(request: dict, stdout: int, stderr: int, monitor: int) -> None:
-    """In the forked run: become ``nbgrader ARGS`` as a fresh process would. Never returns."""
+def _run_nbgrader(
+    request: dict, stdout: int, stderr: int, monitor: int, report: int, known: frozenset[str]
+) -> None:
+    """In the forked run: become ``nbgrader ARGS`` as a fresh process would; at the end, write
+    to ``report`` what it imported of torch (:func:`_learned`). Never returns."""
     code = 1
     try:
         os.setsid()
@@ -228,6 +285,10 @@ def _run_nbgrader(request: dict, stdout: int, stderr: int, monitor: int) -> None
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
+        with contextlib.suppress(Exception):
+            names = json.dumps(_learned(known)).encode()
+            if len(names) <= _MAX_REPORT // 2:
+                os.write(report, names)
         os._exit(code)
 
 
