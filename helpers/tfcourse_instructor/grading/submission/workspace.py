@@ -186,10 +186,10 @@ class Workspace:
         self.exchange = memory_folder() or self.root
         (self.exchange / "sockets").mkdir()
         (self.exchange / "connections").mkdir(mode=0o700)
-        if self.sandboxed and forkserver.SUPPORTED:
-            self._font_list = font_list()
         if preloaded.SUPPORTED:
             self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
+        if self.sandboxed and forkserver.SUPPORTED:
+            self._font_list = font_list()
 
     def close(self) -> None:
         """End the preloaded nbgrader process; remove what :meth:`prepare` put outside
