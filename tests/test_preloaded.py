@@ -36,8 +36,10 @@ PROBE = textwrap.dedent(
     imported = sys.probe_imported
     for name in os.environ.get("PROBE_IMPORT", "").split():
         __import__(name)
+    import torch
     seen = {{
         "imported": imported,
+        "threads": torch.get_num_threads(),
         "cwd": os.getcwd(),
         "variable": os.environ.get("PROBE_VARIABLE"),
         "address_space": resource.getrlimit(resource.RLIMIT_AS)[0],
@@ -88,7 +90,8 @@ def server():
 
 def test_a_run_sees_its_folder_variables_and_cap_as_a_fresh_nbgrader_does(server, tmp_path):
     forked, fresh = probe_course(tmp_path / "forked"), probe_course(tmp_path / "fresh")
-    env = {"PROBE_VARIABLE": "forty-two"}
+    # One torch thread, where the preloaded process imported torch with one per core.
+    env = {"PROBE_VARIABLE": "forty-two", "OMP_NUM_THREADS": "1"}
     ran = server.run(forked, *COMMAND, timeout=120, env=env, memory_mb=3000)
     reference = Course(fresh, "any").nbgrader(*COMMAND, timeout=120, env=env, memory_mb=3000)
     assert ran.stdout == reference.stdout and "There are 0 students" in ran.stdout
@@ -100,6 +103,7 @@ def test_a_run_sees_its_folder_variables_and_cap_as_a_fresh_nbgrader_does(server
     assert seen(forked)["cwd"] == str(forked)
     assert seen(forked)["address_space"] == 3000 << 20
     assert seen(forked)["variable"] == "forty-two"
+    assert seen(forked)["threads"] == 1
     # A session of its own, as a fresh run has: a timeout stops it with what it started.
     assert seen(forked)["session"] == seen(forked)["pid"] != os.getsid(0)
 

@@ -268,6 +268,7 @@ def _run_nbgrader(
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        _apply_thread_count()
         if request["memory_mb"] is not None:
             limit = request["memory_mb"] << 20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -290,6 +291,16 @@ def _run_nbgrader(
             if len(names) <= _MAX_REPORT // 2:
                 os.write(report, names)
         os._exit(code)
+
+
+def _apply_thread_count() -> None:
+    """Give torch the threads ``OMP_NUM_THREADS`` names, as a fresh process started with it
+    would have: OpenMP read the variable when this process imported torch, before the fork."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

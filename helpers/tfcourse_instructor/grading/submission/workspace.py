@@ -105,7 +105,8 @@ class Limits:
     submission_memory_mb: int = 4096
     processes: int = 256
     threads: int = 1
-    """Threads torch may use in each kernel (cores divided by parallel jobs)."""
+    """Threads torch may use in each kernel, and in the process that runs its checks (cores
+    divided by parallel jobs)."""
     grader_memory_mb: int = 4096
     """Address space of the trusted process that grades the submission (nbgrader with the
     test runner, which holds what the kernel sends back)."""
@@ -259,7 +260,12 @@ class Workspace:
                 sockets / "fork.sock", popen=sandbox.popen, font_list=self._font_list
             )
         workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
-        env = {"JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir))}
+        env = {
+            "JUPYTER_PATH": str(self._kernel_spec(scratch.root, server, workdir)),
+            # The checks' own torch computations, as many threads as the kernel's: parallel
+            # jobs that each spread over every core slow one another down.
+            **thread_variables(self.limits.threads),
+        }
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             with timings.phase("nbgrader autograde"):
@@ -349,14 +355,12 @@ class Workspace:
             "-f",
             "{connection_file}",
         ]
-        threads = str(self.limits.threads)
         kernel = {
             "argv": argv,
             "display_name": "Python 3 (grading)",
             "language": "python",
             "env": {
-                "OMP_NUM_THREADS": threads,
-                "MKL_NUM_THREADS": threads,
+                **thread_variables(self.limits.threads),
                 # Its own folder (for IPython's profile, matplotlib's cache) and /tmp are
                 # the places a kernel may write in its sandbox.
                 "HOME": str(workdir),
@@ -381,6 +385,12 @@ def memory_folder() -> Path | None:
 
 
 _FOLDER_PREFIX = "tfcourse-"
+
+
+def thread_variables(threads: int) -> dict[str, str]:
+    """The variables that give torch (OpenMP, MKL) ``threads`` threads in a process started
+    with them (:mod:`.preloaded` applies them to the runs it forks)."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def process_folder(parent: Path, label: str = "") -> Path:
