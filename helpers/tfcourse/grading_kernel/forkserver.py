@@ -386,8 +386,17 @@ def _fresh_process_state() -> None:
     random.seed()
     numpy.random.seed()
     torch.seed()
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads:
+    apply_thread_count()
+
+
+def apply_thread_count() -> None:
+    """Give torch the threads ``OMP_NUM_THREADS`` names, as a fresh process started with it
+    would have: OpenMP read the variable when the parent of this forked process imported
+    torch."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
         torch.set_num_threads(int(threads))
 
 

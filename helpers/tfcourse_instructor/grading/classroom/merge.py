@@ -46,7 +46,7 @@ class PenaltyPerDay(LateSubmissionPlugin):
 
 def record_assignment(course: Course, run: NbgraderRun = Course.nbgrader) -> None:
     """Record the source notebooks and their grade cells in the gradebook, which autograde
-    reads, and the assignment's due date from the course file (nbgrader's run by ``run``).
+    reads, and the assignment's due date from the course file; ``run`` runs nbgrader.
     nbgrader refuses when the set of notebooks changed after submissions were graded: the
     error then says how to proceed rather than losing grades."""
     with tempfile.TemporaryDirectory() as scratch:

@@ -19,9 +19,9 @@ start on first use), so each run starts as a fresh interpreter would.
 torch imports parts of itself on first use: ``torch._dynamo`` (about 1 s) when a check makes an
 optimiser or counts FLOPs. A run reports, with its exit status, the parts of torch it imported
 so; the grader passes them on with its next request, and the preloaded process imports them
-before it forks that run. Only torch's own modules are learned, by name, from the installed
-torch (never a file a course or a submission holds); importing ``torch._dynamo`` starts no
-thread.
+before it forks that run. Only names of torch's own modules are reported and imported, from
+the installed torch (never a file a course or a submission holds); importing ``torch._dynamo``
+starts no thread.
 
 ``python -m tfcourse_instructor.grading.submission.preloaded FD`` is the preloaded process.
 """
@@ -45,6 +45,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tfcourse.grading_kernel.forkserver import apply_thread_count
 from tfcourse_instructor.grading.bound_to_parent import die_with_parent
 from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment, ran_over
 
@@ -150,7 +151,7 @@ def _report(connection: socket.socket, timeout: float | None) -> tuple[int | Non
     with contextlib.suppress(ValueError):
         names = json.loads(imported)
         if isinstance(names, list):
-            return int(status), [n for n in names if isinstance(n, str) and _LEARNABLE.fullmatch(n)]
+            return int(status), [name for name in names if isinstance(name, str)]
     return int(status), []
 
 
@@ -268,7 +269,7 @@ def _run_nbgrader(
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        _apply_thread_count()
+        apply_thread_count()
         if request["memory_mb"] is not None:
             limit = request["memory_mb"] << 20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -291,16 +292,6 @@ def _run_nbgrader(
             if len(names) <= _MAX_REPORT // 2:
                 os.write(report, names)
         os._exit(code)
-
-
-def _apply_thread_count() -> None:
-    """Give torch the threads ``OMP_NUM_THREADS`` names, as a fresh process started with it
-    would have: OpenMP read the variable when this process imported torch, before the fork."""
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:
-        import torch
-
-        torch.set_num_threads(int(threads))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
