@@ -285,7 +285,7 @@ def test_a_server_is_never_obeyed_beyond_its_own_kernel(tmp_path):
     try:
         listener.settimeout(30)
         connection, _ = listener.accept()
-        request, fds = forkserver._receive_request(connection)
+        request, fds = forkserver.receive_request(connection, 3)
         for fd in fds:
             os.close(fd)
         connection.sendall(f"{victim.pid}\n".encode())

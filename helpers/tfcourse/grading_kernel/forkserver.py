@@ -47,6 +47,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 from tfcourse.grading_kernel import pinned
 
@@ -95,6 +96,17 @@ KERNEL_VARIABLES = frozenset(
 nbgrader set for it; the rest of the grader's environment stays outside."""
 
 
+class StartedProcess(Protocol):
+    """What :class:`ForkServer` needs of the process its ``popen`` started (a
+    :class:`subprocess.Popen`, or a process the grading run's zygote started in a sandbox)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+
 @dataclass(frozen=True)
 class FontList:
     """matplotlib's list of the system's fonts: the file it caches it in (named after the
@@ -114,18 +126,14 @@ class ForkServer:
     def __init__(
         self,
         socket_path: Path,
-        popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+        popen: Callable[..., StartedProcess] = subprocess.Popen,
         font_list: FontList | None = None,
     ) -> None:
         self.socket_path = socket_path
         command = [sys.executable, "-m", "tfcourse.grading_kernel.forkserver", str(socket_path)]
         stdin = subprocess.DEVNULL
         if font_list is not None:
-            # A file in memory, not a path: the server learns no folder of the grader's.
-            stdin = os.memfd_create("font-list")
-            with open(os.dup(stdin), "wb") as memory:
-                memory.write(font_list.content)
-            os.lseek(stdin, 0, os.SEEK_SET)
+            stdin = font_list_file(font_list)
             command += ["--font-list", font_list.name]
         try:
             self._process = popen(
@@ -147,6 +155,16 @@ class ForkServer:
         if timeout is not None and not select.select([self._process.stdout], [], [], timeout)[0]:
             return False
         return self._process.stdout.readline(_MAX_LINE).strip() == b"ready"
+
+
+def font_list_file(font_list: FontList) -> int:
+    """A new file in memory holding ``font_list``'s content, to give a process as its standard
+    input (a file, not a path: the process learns no folder of the grader's)."""
+    descriptor = os.memfd_create("font-list")
+    with open(os.dup(descriptor), "wb") as memory:
+        memory.write(font_list.content)
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    return descriptor
 
 
 SUPPORTED = sys.platform == "linux"
@@ -231,12 +249,8 @@ def request_kernel(
         "env": {name: value for name, value in os.environ.items() if name in KERNEL_VARIABLES},
         "cwd": os.getcwd(),
     }
-    payload = json.dumps(request).encode()
     stdio = _capped_stdio()
-    connection.sendmsg(
-        [len(payload).to_bytes(4, "big") + payload],
-        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", stdio).tobytes())],
-    )
+    send_request(connection, request, stdio)
     for fd in set(stdio):
         os.close(fd)
     if not _read_line(connection).isdigit():  # the kernel's pid, in the sandbox's namespace
@@ -329,7 +343,7 @@ def _fork_kernel(
     start_kernel: Callable[[list[str]], None],
 ) -> int:
     """Fork a kernel for the request waiting on ``connection``; return its pid."""
-    request, fds = _receive_request(connection)
+    request, fds = receive_request(connection, _STDIO)
     pid = os.fork()
     if pid == 0:  # the kernel: never returns into the server's loop
         code = 1
@@ -434,17 +448,31 @@ def _read_line(connection: socket.socket) -> str:
     return data.decode(errors="replace").strip()
 
 
-def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
-    """A client's request (length-prefixed JSON) and the stdio descriptors sent with it."""
+def send_request(connection: socket.socket, request: dict, fds: list[int]) -> None:
+    """Send ``request`` (length-prefixed JSON) with the descriptors ``fds``
+    (:func:`receive_request` reads them)."""
+    payload = json.dumps(request).encode()
+    connection.sendmsg(
+        [len(payload).to_bytes(4, "big") + payload],
+        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())],
+    )
+
+
+def receive_request(
+    connection: socket.socket, least_fds: int, most_fds: int = 0
+) -> tuple[dict, list[int]]:
+    """A request (length-prefixed JSON) and the descriptors sent with it: at least
+    ``least_fds`` of them, at most ``most_fds`` (or exactly ``least_fds``)."""
+    most_fds = max(least_fds, most_fds)
     fds = array.array("i")
-    data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(_STDIO * fds.itemsize))
+    data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(most_fds * fds.itemsize))
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if len(data) < 4 or len(fds) != _STDIO:
+    if len(data) < 4 or not least_fds <= len(fds) <= most_fds:
         for fd in fds:
             os.close(fd)
-        raise ConnectionError("a kernel request carries its length, then stdin/out/err")
+        raise ConnectionError(f"a request carries its length, then {least_fds} descriptors or more")
     length = int.from_bytes(data[:4], "big")
     if length > _MAX_MESSAGE:
         raise ValueError(f"kernel request of {length} bytes")
@@ -457,7 +485,7 @@ def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), list(fds)
 
 
-def _font_list_on_stdin(name: str | None) -> FontList | None:
+def font_list_on_stdin(name: str | None) -> FontList | None:
     """The font list named ``name`` that the grader gave as standard input (at most
     :data:`_MAX_MESSAGE` bytes), if it named one."""
     if name is None:
@@ -477,4 +505,4 @@ if __name__ == "__main__":
     parser.add_argument("socket", type=Path)
     parser.add_argument("--font-list", metavar="NAME", help="matplotlib's font list is stdin")
     arguments = parser.parse_args()
-    serve(arguments.socket, start_kernel, _font_list_on_stdin(arguments.font_list))
+    serve(arguments.socket, start_kernel, font_list_on_stdin(arguments.font_list))

@@ -9,25 +9,10 @@ chance to stop it: the kernel's parent-death signal does, so no nbgrader outlive
 
 from __future__ import annotations
 
-import ctypes
-import os
 import runpy
-import signal
 import sys
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when the thread that started it ends; exit now if
-    ``parent`` (its pid) is already gone. Elsewhere, do nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != parent:  # it ended before the request took effect
-        os._exit(1)
+from tfcourse.grading_kernel.confinement import die_with_parent
 
 
 def main() -> None:

@@ -45,8 +45,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tfcourse.grading_kernel.confinement import die_with_parent
 from tfcourse.grading_kernel.forkserver import apply_thread_count
-from tfcourse_instructor.grading.bound_to_parent import die_with_parent
 from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment, ran_over
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "pidfd_open")

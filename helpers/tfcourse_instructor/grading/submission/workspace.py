@@ -50,9 +50,12 @@ from tfcourse_instructor.grading.submission.issues import (
 from tfcourse_instructor.grading.submission.sandbox import (
     Mounts,
     Sandbox,
+    Zygote,
     font_list,
+    sandbox_environment,
     submission_mounts,
 )
+from tfcourse_instructor.grading.submission.sandbox import zygote as zygote_process
 from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
 from tfcourse_instructor.grading.submission.shown_outputs import show_submitted_outputs
 
@@ -139,6 +142,9 @@ class Workspace:
         self._font_list: forkserver.FontList | None = None
         """What every sandbox's matplotlib reads its fonts from (sandboxed runs only: an
         unconfined fork server shares the grader's own cache)."""
+        self._zygote: Zygote | None = None
+        """What starts each sandbox's fork server, already imported, once :meth:`open`
+        started it (sandboxed runs where Linux allows it)."""
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
@@ -191,6 +197,8 @@ class Workspace:
             self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
         if self.sandboxed and forkserver.SUPPORTED:
             self._font_list = font_list()
+        if self.sandboxed and zygote_process.SUPPORTED:
+            self._zygote = Zygote(sandbox_environment(Path("/")), self._font_list)
 
     def close(self) -> None:
         """End the preloaded nbgrader process; remove what :meth:`prepare` put outside
@@ -198,6 +206,9 @@ class Workspace:
         if self._preloaded is not None:
             self._preloaded.close()
             self._preloaded = None
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         if self.exchange != self.root:
             shutil.rmtree(self.exchange, ignore_errors=True)
 
@@ -222,6 +233,7 @@ class Workspace:
             self._mounts(sockets, autograded) if self.sandboxed else None,
             self.limits.submission_memory_mb,
             self.limits.processes,
+            self._zygote,
         )
         try:
             issues = self._autograde(scratch, len(notebooks), (sockets, connections), sandbox)

