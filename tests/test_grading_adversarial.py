@@ -387,13 +387,10 @@ def fake_fork_server(notebook: Notebook) -> None:
         "q1_mha",
         "import os, socket, time\n"
         "path = None\n"
-        "for entry in filter(str.isdigit, os.listdir('/proc')):\n"
-        "    try:\n"
-        "        words = open(f'/proc/{entry}/cmdline', 'rb').read().split(b'\\0')\n"
-        "    except OSError:\n"
-        "        continue\n"
-        "    if b'tfcourse.grading_kernel.forkserver' in words:\n"
-        "        path = words[words.index(b'tfcourse.grading_kernel.forkserver') + 1].decode()\n"
+        "for line in open('/proc/self/mounts'):\n"  # the folder the sandbox shares holds it
+        "    place = os.path.join(line.split()[1], 'fork.sock')\n"
+        "    if os.path.exists(place):\n"
+        "        path = place\n"
         "if path and os.fork() == 0:\n"
         "    os.setsid()\n"
         "    os.unlink(path)\n"

@@ -103,12 +103,19 @@ def test_a_run_names_its_memory_folder_after_its_process(tmp_path):
         folder.rmdir()
 
 
-def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(tmp_path, monkeypatch):
-    """Each sandbox's matplotlib reads the font list the grading run built once, handed to
-    its fork server in memory through the launcher and bubblewrap, instead of scanning the
-    system's fonts itself: a graded cell finds a font only that list names."""
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "fork server alone"])
+def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(
+    zygote, tmp_path, monkeypatch
+):
+    """Each sandbox's matplotlib reads the font list the grading run built once, handed in
+    memory to the zygote, or (where Linux has no zygote) to each fork server through the
+    launcher and bubblewrap, instead of scanning the system's fonts itself: a graded cell finds
+    a font only that list names."""
     if reason := sandbox.unavailable_reason():
         pytest.skip(reason)
+    if zygote and not sandbox.zygote.SUPPORTED:
+        pytest.skip("no zygote on this system (Linux 5.8 or later)")
+    monkeypatch.setattr(workspace_module.zygote_process, "SUPPORTED", zygote)
     built = sandbox.font_list()
     listed = json.loads(built.content)
     listed["ttflist"][0]["name"] = "Only In The Given List"
@@ -126,6 +133,7 @@ def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(tmp_path, 
     workspace = Workspace(course, tmp_path / "run", Limits())
     workspace.prepare()
     try:
+        assert (workspace._zygote is not None) == zygote
         graded = workspace.grade("alice", {course.assignment: notebook})
     finally:
         workspace.close()

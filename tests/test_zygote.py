@@ -3,6 +3,7 @@
 real grading run (launcher, bubblewrap, control group, zygote)."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -44,6 +45,7 @@ raise RuntimeError("PROBE" + json.dumps({
     "ns": len(me["NSpid"].split()),
     "pp": parent["PPid"].strip(),
     "bad": sum("pidfd" in t or "cgroup" in t or "/course/" in t for t in held),
+    "zyg": sum(t in ZYGOTE for t in held),
     "n": len(held),
     "ins": sum(m.startswith("tfcourse_instructor") for m in sys.modules),
     "dyn": "torch._dynamo" in sys.modules,
@@ -80,12 +82,21 @@ def probed(tmp_path_factory):
         {*sandbox.sandbox_environment(Path("/home")), *forkserver.KERNEL_VARIABLES, "PYTHONPATH"}
         | SET_BY_IPYKERNEL
     )
-    probe.cells.append(nbformat.v4.new_code_cell(f"ALLOWED = {allowed!r}\n{PROBE}"))
+    probe.cells.append(nbformat.v4.new_code_cell(f"ALLOWED = {allowed!r}"))
     workspace = Workspace(course, root / "run", Limits())
     workspace.prepare()
     try:
         assert workspace._zygote is not None
         zygote_home = workspace._zygote._home
+        # What the zygote holds (its sockets: the grader's socket pair): none may reach a kernel.
+        held = Path(f"/proc/{workspace._zygote._process.pid}/fd")
+        zygote_sockets = sorted(
+            target
+            for target in (os.readlink(fd) for fd in held.iterdir())
+            if target.startswith("socket:")
+        )
+        assert zygote_sockets
+        probe.cells.append(nbformat.v4.new_code_cell(f"ZYGOTE = {zygote_sockets!r}\n{PROBE}"))
         graded = workspace.grade("alice", {course.assignment: probe})
         after = workspace.grade("bob", {course.assignment: reference})
         left = sorted(path.name for path in zygote_home.iterdir())
@@ -115,11 +126,14 @@ def test_nothing_in_the_sandbox_can_name_the_zygote_or_its_child(probed):
 
 
 def test_no_descriptor_of_the_grader_or_the_zygote_reaches_the_sandbox(probed):
-    """No process in the sandbox holds a pidfd, a control group's file or a file of the
-    grader's course."""
+    """The kernel (forked from the fork server, so holding whatever the server was left) and
+    the other processes whose descriptors it may read (bubblewrap's placeholder) hold no
+    pidfd, no control group's file, no file of the grader's course, no socket of the
+    zygote's."""
     report = probed[0]
     assert report["n"] > 3, "the probe saw no descriptor"
     assert report["bad"] == 0
+    assert report["zyg"] == 0
 
 
 def test_the_server_starts_with_what_the_kernels_import_and_nothing_of_the_instructor(probed):

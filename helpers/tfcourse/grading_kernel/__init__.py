@@ -7,6 +7,8 @@
   sandbox, and starts each sandbox's fork server by entering the sandbox;
 - :mod:`~tfcourse.grading_kernel.confinement`: the Linux calls that enter a sandbox and give up
   what entering gave;
+- :mod:`~tfcourse.grading_kernel.served`: the request loop and exit statuses the zygote shares
+  with nbgrader's preloaded process;
 - :mod:`~tfcourse.grading_kernel.requests_kernel`: the kernel class, which passes the trusted
   test runner's requests to the agent;
 - :mod:`~tfcourse.grading_kernel.agent`: answers the trusted test runner's requests;

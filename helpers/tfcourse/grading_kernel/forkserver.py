@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from tfcourse.grading_kernel import pinned
+from tfcourse.grading_kernel import pinned, served
 
 PRELOAD = (
     "ipykernel.kernelapp",
@@ -355,7 +355,7 @@ def _fork_kernel(
             _become_kernel(request, fds, start_kernel)
             code = 0
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+            code = served.exit_status(stop)
         except BaseException:
             traceback.print_exc()
         finally:

@@ -26,7 +26,7 @@ The new process is in the sandbox's PID namespace, and its ancestors are not: no
 sandbox can see, signal or trace them. It dies when the sandbox's first process does, as
 everything in that namespace does.
 
-``python -P -m tfcourse.grading_kernel.zygote FD [--font-list NAME]`` is the zygote.
+``python -I -m tfcourse.grading_kernel.zygote FD [--font-list NAME]`` is the zygote.
 """
 
 from __future__ import annotations
@@ -34,20 +34,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import runpy
 import signal
 import socket
 import sys
 import traceback
-import warnings
 
-from tfcourse.grading_kernel import confinement, forkserver
+from tfcourse.grading_kernel import confinement, forkserver, served
 
 EXTRA_PRELOAD = ("torch._dynamo",)
 """Modules torch imports on first use (making an optimiser, counting FLOPs: about 1 s), which a
 fork server does not import (it would cost every sandbox that second): here it costs once."""
 
-READY = b"ready\n"
 _FDS = ("pidfd", "stdin", "stdout", "stderr")
 _MOST_GROUPS = 2  # control group version 1 has a hierarchy per controller (memory, pids)
 
@@ -58,27 +55,16 @@ def serve(connection: socket.socket, font_list: forkserver.FontList | None) -> N
     for module in EXTRA_PRELOAD:
         importlib.import_module(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they end
-    try:
-        connection.sendall(READY)
-    except OSError:  # the grader is gone
-        return
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(connection, 16, 1)
-        except OSError:
-            return
-        if not message:
-            return
-        if len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            continue
-        parent = os.getpid()
+    zygote = os.getpid()
+
+    def fork_child(_message: bytes, fds: list[int]) -> None:
         if os.fork() == 0:
             connection.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _start(socket.socket(fileno=fds[0]), parent)
+            _start(socket.socket(fileno=fds[0]), zygote)
         os.close(fds[0])
+
+    served.serve_datagrams(connection, 16, 1, fork_child)
 
 
 def _start(request_socket: socket.socket, zygote: int) -> None:
@@ -130,20 +116,10 @@ def _become(request: dict, stdio: list[int]) -> None:
         sys.path[:0] = request["path"]
         importlib.invalidate_caches()
         _recreate_cache_folders()
-        sys.argv = [request["module"], *request["args"]]
-        # runpy warns that the module is imported already: here that is the point.
-        warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
-        try:
-            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        code = served.run_module_as_main(request["module"], request["args"])
     except BaseException:
         traceback.print_exc()
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
         os._exit(code)
 
 
@@ -158,7 +134,7 @@ def _recreate_cache_folders() -> None:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -P -m tfcourse.grading_kernel.zygote")
+    parser = argparse.ArgumentParser(prog="python -I -m tfcourse.grading_kernel.zygote")
     parser.add_argument("connection", type=int, help="the descriptor of the grader's socket")
     parser.add_argument("--font-list", metavar="NAME", help="matplotlib's font list is stdin")
     arguments = parser.parse_args()

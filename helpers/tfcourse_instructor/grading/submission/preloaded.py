@@ -34,45 +34,35 @@ import json
 import os
 import re
 import resource
-import runpy
 import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tfcourse.grading_kernel.confinement import die_with_parent
 from tfcourse.grading_kernel.forkserver import apply_thread_count
+from tfcourse.grading_kernel.served import run_module_as_main, serve_datagrams
 from tfcourse_instructor.grading.course import check_nbgrader, nbgrader_environment, ran_over
+from tfcourse_instructor.grading.submission.served import ServedProcess
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "pidfd_open")
 _MAX_REQUEST = 1 << 20
 _MAX_REPORT = 16 * 1024
 """Most bytes of a run's report (its exit status, then the parts of torch it imported): well
 under a pipe's buffer, so the run never waits for its monitor to read it."""
-_READY = b"ready\n"
 _LEARNABLE = re.compile(r"torch(\.\w+)+")
 
 
-class Preloaded:
+class Preloaded(ServedProcess):
     """A preloaded process of this grader's, started at once; :meth:`run` waits until it has
     imported what nbgrader's runs need, then forks one run per call (from any thread)."""
 
     def __init__(self) -> None:
-        # Datagrams in order: each request arrives whole, however many threads send.
-        self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
-        self._lock = threading.Lock()
-        self._ready: bool | None = None
+        super().__init__([sys.executable, "-m", __name__], stdin=subprocess.DEVNULL)
         self._learned: set[str] = set()
         """Parts of torch the runs imported on first use, for the preloaded process to import."""
         self._passed_on: set[str] = set()
@@ -87,7 +77,7 @@ class Preloaded:
     ) -> subprocess.CompletedProcess[str]:
         """``nbgrader ARGS`` in ``root``, as :meth:`~tfcourse_instructor.grading.course.Course.
         nbgrader` runs it (same variables, cap, timeout and errors), forked from this process."""
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, "nbgrader's preloaded process did not start")
         request = {
             "args": list(args),
             "cwd": str(root),
@@ -117,23 +107,6 @@ class Preloaded:
                 # Closing our end makes the monitor kill the run's process group.
                 raise ran_over(args, timeout)
             return check_nbgrader(args, status, out, err, memory_mb)
-
-    def close(self) -> None:
-        """End the preloaded process (runs under way are killed by their monitors)."""
-        self._socket.close()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    def _wait_ready(self, timeout: float | None) -> None:
-        with self._lock:
-            if self._ready is None:
-                readable = select.select([self._socket], [], [], timeout)[0]
-                self._ready = bool(readable) and self._socket.recv(len(_READY)) == _READY
-        if not self._ready:
-            raise RuntimeError("nbgrader's preloaded process did not start")
 
 
 def _report(connection: socket.socket, timeout: float | None) -> tuple[int | None, list[str]]:
@@ -175,21 +148,8 @@ def _serve(connection: socket.socket) -> None:
     for relaxed in (False, True):
         nbformat.validator.get_validator(4, relax_add_props=relaxed)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped as they end
-    try:
-        connection.sendall(_READY)
-    except OSError:  # the grader is gone
-        return
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(connection, _MAX_REQUEST, 3)
-        except OSError:
-            return
-        if not message:
-            return
-        if len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
-            continue
+
+    def fork_monitor(message: bytes, fds: list[int]) -> None:
         request = json.loads(message)
         _import_learned(request.pop("imports", []))
         known = frozenset(sys.modules)
@@ -199,6 +159,8 @@ def _serve(connection: socket.socket) -> None:
             _monitor(request, *fds, known)
         for fd in fds:
             os.close(fd)
+
+    serve_datagrams(connection, _MAX_REQUEST, 3, fork_monitor)
 
 
 def _import_learned(names: list[str]) -> None:
@@ -273,20 +235,12 @@ def _run_nbgrader(
         if request["memory_mb"] is not None:
             limit = request["memory_mb"] << 20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        sys.argv = ["nbgrader", *request["args"]]
-        try:
-            runpy.run_module("nbgrader", run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        code = run_module_as_main("nbgrader", request["args"])
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
         with contextlib.suppress(Exception):
             names = json.dumps(_learned(known)).encode()
             if len(names) <= _MAX_REPORT // 2:

@@ -198,7 +198,8 @@ class Workspace:
         if self.sandboxed and forkserver.SUPPORTED:
             self._font_list = font_list()
         if self.sandboxed and zygote_process.SUPPORTED:
-            self._zygote = Zygote(sandbox_environment(Path("/")), self._font_list)
+            home = process_folder(Path("/tmp"), "zygote-")  # the sandboxes' /tmp has its path
+            self._zygote = Zygote(sandbox_environment(home), self._font_list, home)
 
     def close(self) -> None:
         """End the preloaded nbgrader process; remove what :meth:`prepare` put outside
@@ -235,6 +236,7 @@ class Workspace:
             self.limits.processes,
             self._zygote,
         )
+        issues: list[Issue] = []
         try:
             issues = self._autograde(scratch, len(notebooks), (sockets, connections), sandbox)
         finally:

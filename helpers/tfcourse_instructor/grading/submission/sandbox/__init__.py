@@ -30,7 +30,7 @@ from typing import IO, Any
 import tfcourse
 import tfcourse_instructor
 from tfcourse.grading_kernel import forkserver
-from tfcourse_instructor.grading.submission.sandbox import bwrap, resources
+from tfcourse_instructor.grading.submission.sandbox import bwrap, resources, zygote
 from tfcourse_instructor.grading.submission.sandbox.bwrap import Mounts
 from tfcourse_instructor.grading.submission.sandbox.zygote import Zygote
 
@@ -148,6 +148,12 @@ def explain(mounts: Mounts) -> str:
         "given: matplotlib's list of the system's fonts (a memory file, the standard input of",
         "  its kernels' fork server)",
     ]
+    if zygote.SUPPORTED:
+        lines += [
+            "started by: the grading run's zygote, which imported what kernels import once,",
+            "  outside every sandbox; its child enters the sandbox's namespaces and control",
+            "  group, drops every capability, sets no_new_privs, then forks the fork server",
+        ]
     return "\n".join(lines)
 
 

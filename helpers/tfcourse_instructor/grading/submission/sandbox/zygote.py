@@ -3,8 +3,8 @@ process that starts each sandbox's ``python -m MODULE`` already imported, by ent
 sandbox.
 
 :class:`Zygote` starts it with an environment of the kit's making (the sandboxes' own, with a
-home of its own in a private folder under ``/tmp``: matplotlib keeps its cache there, and a
-sandbox makes the same folder in its own ``/tmp``), and the font list on its standard input.
+private folder under ``/tmp`` as its home: matplotlib keeps its cache there, and each sandbox
+makes the same folder in its own ``/tmp``), and the font list on its standard input.
 :meth:`Zygote.start` asks it for one process in one sandbox.
 """
 
@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import os
 import platform
-import select
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from tfcourse.grading_kernel import forkserver, zygote
+from tfcourse_instructor.grading.submission.served import ServedProcess
 
 SUPPORTED = (
     forkserver.SUPPORTED
@@ -37,34 +35,33 @@ REPLY_SECONDS = 30
 _MAX_REPLY = 256
 
 
-class Zygote:
+class Zygote(ServedProcess):
     """A grading run's zygote, started at once; :meth:`start` waits until it has imported."""
 
-    def __init__(self, environment: dict[str, str], font_list: forkserver.FontList | None) -> None:
-        self._home = Path(tempfile.mkdtemp(prefix="tfcourse-zygote-", dir="/tmp"))
-        # Datagrams in order: each request's socket arrives whole, however many threads send.
-        self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [sys.executable, "-P", "-m", zygote.__name__, str(theirs.fileno())]
+    def __init__(
+        self, environment: dict[str, str], font_list: forkserver.FontList | None, home: Path
+    ) -> None:
+        """``environment``: the sandboxes' (HOME aside); ``home``: a new private folder under
+        ``/tmp`` (the only place a sandbox can make the same folder), removed by :meth:`close`."""
+        self._home = home
+        # Isolated: no folder of the grader's (its working folder) is on the module path.
+        command = [sys.executable, "-I", "-m", zygote.__name__]
         stdin = subprocess.DEVNULL
         if font_list is not None:
             stdin = forkserver.font_list_file(font_list)
             command += ["--font-list", font_list.name]
         try:
-            self._process = subprocess.Popen(
+            super().__init__(
                 command,
-                pass_fds=[theirs.fileno()],
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
-                env={**environment, "HOME": str(self._home), "MPLCONFIGDIR": str(self._home)},
-                cwd=self._home,
+                env={**environment, "HOME": str(home), "MPLCONFIGDIR": str(home)},
+                cwd=home,
                 start_new_session=True,
             )
         finally:
-            theirs.close()
             if font_list is not None:
                 os.close(stdin)
-        self._lock = threading.Lock()
-        self._ready: bool | None = None
 
     def start(
         self,
@@ -85,7 +82,7 @@ class Zygote:
         ``path``: its variables and the folders first on its module path."""
         if list(argv[:2]) != [sys.executable, "-m"] or len(argv) < 3:
             raise ValueError(f"the zygote starts python -m MODULE only, not {argv[:3]}")
-        self._wait_ready()
+        self._wait_ready(READY_SECONDS, "the grading run's zygote did not start")
         request = {
             "module": argv[2],
             "args": list(argv[3:]),
@@ -106,21 +103,8 @@ class Zygote:
 
     def close(self) -> None:
         """End the zygote (what it started lives on until its sandbox ends)."""
-        self._socket.close()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        super().close()
         shutil.rmtree(self._home, ignore_errors=True)
-
-    def _wait_ready(self) -> None:
-        with self._lock:
-            if self._ready is None:
-                readable = select.select([self._socket], [], [], READY_SECONDS)[0]
-                self._ready = bool(readable) and self._socket.recv(16) == zygote.READY
-        if not self._ready:
-            raise RuntimeError("the grading run's zygote did not start")
 
 
 def _reply(connection: socket.socket) -> str:
