@@ -46,6 +46,7 @@ raise RuntimeError("PROBE" + json.dumps({
     "pp": parent["PPid"].strip(),
     "bad": sum("pidfd" in t or "cgroup" in t or "/course/" in t for t in held),
     "zyg": sum(t in ZYGOTE for t in held),
+    "host": os.path.exists(COURSE) or os.getcwd() == COURSE,
     "n": len(held),
     "ins": sum(m.startswith("tfcourse_instructor") for m in sys.modules),
     "dyn": "torch._dynamo" in sys.modules,
@@ -83,6 +84,8 @@ def probed(tmp_path_factory):
         | SET_BY_IPYKERNEL
     )
     probe.cells.append(nbformat.v4.new_code_cell(f"ALLOWED = {allowed!r}"))
+    # Entered before bubblewrap had built the sandbox, the server would see the grader's files.
+    probe.cells.append(nbformat.v4.new_code_cell(f"COURSE = {str(course.root)!r}"))
     workspace = Workspace(course, root / "run", Limits())
     workspace.prepare()
     try:
@@ -123,6 +126,12 @@ def test_nothing_in_the_sandbox_can_name_the_zygote_or_its_child(probed):
     report = probed[0]
     assert report["pp"] == "0"
     assert report["ns"] == 1
+
+
+def test_the_server_sees_the_sandbox_bubblewrap_built_not_the_graders_files(probed):
+    """The zygote's child enters once bubblewrap has built the sandbox's file system (its
+    placeholder runs): the course graded is not there."""
+    assert probed[0]["host"] is False
 
 
 def test_no_descriptor_of_the_grader_or_the_zygote_reaches_the_sandbox(probed):

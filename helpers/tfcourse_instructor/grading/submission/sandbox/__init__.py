@@ -50,9 +50,12 @@ __all__ = [
 _GRACE_SECONDS = 3.0
 _INFO_SECONDS = 30
 _MAX_INFO = 4096
-_PLACEHOLDER = [sys.executable, "-I", "-S", "-c", "import signal\nwhile True: signal.pause()"]
-"""bubblewrap's first process when the zygote starts the sandbox's process: it holds the
-sandbox open, and does nothing else."""
+_PLACEHOLDER = [
+    *(sys.executable, "-I", "-S", "-c"),
+    "import os, signal\nos.write(1, b'.')\nos.close(1)\nwhile True: signal.pause()",
+]
+"""bubblewrap's first process when the zygote starts the sandbox's process: it says that the
+sandbox is built (bubblewrap runs it last), then holds the sandbox open and does nothing else."""
 
 
 def protection(sandboxed: bool) -> str:
@@ -265,7 +268,7 @@ class Sandbox:
                 self._command(_PLACEHOLDER, info_fd=writing),
                 pass_fds=[writing],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -273,6 +276,12 @@ class Sandbox:
             os.close(writing)
         with os.fdopen(reading, "rb") as info:
             first = _first_process(info)
+        # bubblewrap says which process it made before it has built the sandbox around it
+        # (its mounts): entering earlier would see the grader's file system.
+        assert self._process.stdout is not None
+        with self._process.stdout as built:
+            if not _one_byte(built):
+                raise RuntimeError("the sandbox was not built in time")
         pidfd = os.pidfd_open(first)
         namespace = os.readlink(f"/proc/{first}/ns/pid")
         ours: list[IO[bytes] | None] = []
@@ -418,6 +427,13 @@ def _first_process(info: IO[bytes]) -> int:
     if not isinstance(pid, int):
         raise RuntimeError("bubblewrap did not say which process the sandbox holds")
     return pid
+
+
+def _one_byte(stream: IO[bytes]) -> bool:
+    """Whether ``stream`` gives a byte within :data:`_INFO_SECONDS`."""
+    if not select.select([stream], [], [], _INFO_SECONDS)[0]:
+        return False
+    return os.read(stream.fileno(), 1) == b"."
 
 
 def _descriptor(option: Any, output: bool) -> tuple[int, IO[bytes] | None]:
