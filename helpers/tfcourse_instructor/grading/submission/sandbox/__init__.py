@@ -259,9 +259,51 @@ class Sandbox:
     def _start_joined(
         self, argv: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None
     ) -> JoinedProcess:
-        """bubblewrap makes the sandbox around a placeholder; the zygote starts ``argv`` in it
-        before anything else runs there."""
+        """bubblewrap builds the sandbox around a placeholder; then the zygote starts ``argv``
+        in it, before anything else runs there."""
         assert self.mounts is not None and self.zygote is not None
+        first = self._start_placeholder()
+        pidfd = os.pidfd_open(first)
+        namespace = os.readlink(f"/proc/{first}/ns/pid")
+        groups = [
+            os.open(folder / "cgroup.procs", os.O_WRONLY)
+            for folder in (self.group.folders if self.group else ())
+        ]
+        opened = [pidfd, *groups]
+        read_ends: list[IO[bytes] | None] = []
+        try:
+            stdio = []
+            for number, option in enumerate((stdin, stdout, stderr)):
+                descriptor, read_end = _descriptor(option, output=number > 0)
+                if descriptor != option:
+                    opened.append(descriptor)
+                stdio.append(descriptor)
+                read_ends.append(read_end)
+            environment = dict(self.mounts.environment)
+            pid = self.zygote.start(
+                pidfd,
+                argv,
+                stdio,
+                groups=groups,
+                uid=bwrap.GRADING_UID if self._stage else None,
+                cwd=self.mounts.workdir,
+                environment=environment,
+                path=[Path(p) for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p],
+            )
+        except BaseException:
+            for stream in read_ends:
+                if stream is not None:
+                    stream.close()
+            raise
+        finally:
+            for descriptor in opened:
+                os.close(descriptor)
+        self._joined = (pid, namespace)
+        return JoinedProcess(pid, read_ends[1], read_ends[2])
+
+    def _start_placeholder(self) -> int:
+        """Start bubblewrap around :data:`_PLACEHOLDER`; once it has built the sandbox, the pid
+        of the sandbox's first process (whose namespaces are the sandbox's)."""
         reading, writing = os.pipe()
         try:
             self._process = subprocess.Popen(
@@ -276,52 +318,13 @@ class Sandbox:
             os.close(writing)
         with os.fdopen(reading, "rb") as info:
             first = _first_process(info)
-        # bubblewrap says which process it made before it has built the sandbox around it
-        # (its mounts): entering earlier would see the grader's file system.
+        # bubblewrap names its first process before it has built the sandbox around it (its
+        # mounts): entered earlier, the sandbox would still show the grader's file system.
         assert self._process.stdout is not None
         with self._process.stdout as built:
             if not _one_byte(built):
                 raise RuntimeError("the sandbox was not built in time")
-        pidfd = os.pidfd_open(first)
-        namespace = os.readlink(f"/proc/{first}/ns/pid")
-        ours: list[IO[bytes] | None] = []
-        given: list[int] = []
-        groups = [
-            os.open(folder / "cgroup.procs", os.O_WRONLY)
-            for folder in (self.group.folders if self.group else ())
-        ]
-        opened = [pidfd, *groups]
-        try:
-            for number, option in enumerate((stdin, stdout, stderr)):
-                if isinstance(option, int) and option >= 0:
-                    given.append(option)
-                    ours.append(None)
-                    continue
-                descriptor, read_end = _descriptor(option, output=number > 0)
-                opened.append(descriptor)
-                given.append(descriptor)
-                ours.append(read_end)
-            environment = dict(self.mounts.environment)
-            pid = self.zygote.start(
-                pidfd,
-                argv,
-                given,
-                groups=groups,
-                uid=bwrap.GRADING_UID if self._stage else None,
-                cwd=self.mounts.workdir,
-                environment=environment,
-                path=[Path(p) for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p],
-            )
-        except BaseException:
-            for stream in ours:
-                if stream is not None:
-                    stream.close()
-            raise
-        finally:
-            for descriptor in opened:
-                os.close(descriptor)
-        self._joined = (pid, namespace)
-        return JoinedProcess(pid, ours[1], ours[2])
+        return first
 
     def close(self) -> list[str]:
         """Stop everything in the sandbox; return what its code did that a grader should
@@ -437,9 +440,11 @@ def _one_byte(stream: IO[bytes]) -> bool:
 
 
 def _descriptor(option: Any, output: bool) -> tuple[int, IO[bytes] | None]:
-    """A new descriptor to give a joined process for one of ``Popen``'s stdio options
-    (``None``, ``DEVNULL``, ``PIPE``), and the read end of a pipe the caller asked for (outputs
-    only)."""
+    """The descriptor to give a joined process for one of ``Popen``'s stdio options (a
+    descriptor; ``None`` and ``DEVNULL``: the null device; ``PIPE``), and the read end of a pipe
+    the caller asked for (outputs only)."""
+    if isinstance(option, int) and option >= 0:
+        return option, None
     if option in (None, subprocess.DEVNULL):
         return os.open(os.devnull, os.O_WRONLY if output else os.O_RDONLY), None
     if option == subprocess.PIPE and output:
