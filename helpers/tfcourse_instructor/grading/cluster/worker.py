@@ -113,7 +113,9 @@ def _workspace(bundle: Bundle, limits: Limits, sandboxed: bool) -> Workspace:
             root = process_folder(Path(tempfile.gettempdir()), "worker-")
             unpack(bundle, root / "template")
             course = Course(root / "template", bundle.assignment)
-            workspace = Workspace(course, root, limits, sandboxed)
+            # No zygote: a worker the coordinator kills while the zygote's child enters a
+            # sandbox has once left bubblewrap waiting on its child for good (not understood yet).
+            workspace = Workspace(course, root, limits, sandboxed, zygote=False)
             workspace.open()
             _workspaces[key] = workspace
         return _workspaces[key]

@@ -128,12 +128,21 @@ class GradedSubmission:
 class Workspace:
     """Scratch courses under ``root``, one per submission, copied from a template."""
 
-    def __init__(self, course: Course, root: Path, limits: Limits, sandboxed: bool = True) -> None:
+    def __init__(
+        self,
+        course: Course,
+        root: Path,
+        limits: Limits,
+        sandboxed: bool = True,
+        zygote: bool = True,
+    ) -> None:
         self.course = course
         self.root = root
         self.limits = limits
         self.sandboxed = sandboxed
         """Whether each submission's kernels run in a bubblewrap sandbox."""
+        self.zygote = zygote
+        """Whether sandboxed fork servers start from a zygote where Linux allows it."""
         self.template = root / "template"
         self._secret = os.urandom(32)
         self._preloaded: preloaded.Preloaded | None = None
@@ -197,7 +206,7 @@ class Workspace:
             self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
         if self.sandboxed and forkserver.SUPPORTED:
             self._font_list = font_list()
-        if self.sandboxed and zygote_process.SUPPORTED:
+        if self.sandboxed and self.zygote and zygote_process.SUPPORTED:
             home = process_folder(Path("/tmp"), "zygote-")  # the sandboxes' /tmp has its path
             self._zygote = Zygote(sandbox_environment(home), self._font_list, home)
 
