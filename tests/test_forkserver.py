@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from tfcourse.grading_kernel import forkserver
+from tfcourse.grading_kernel import forkserver, served
 from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
 from tfcourse_instructor.grading.submission.sandbox import font_list
 
@@ -285,7 +285,7 @@ def test_a_server_is_never_obeyed_beyond_its_own_kernel(tmp_path):
     try:
         listener.settimeout(30)
         connection, _ = listener.accept()
-        request, fds = forkserver.receive_request(connection, 3)
+        request, fds = served.receive_request(connection, 3)
         for fd in fds:
             os.close(fd)
         connection.sendall(f"{victim.pid}\n".encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,13 @@ def test_phases_are_appended_to_the_named_file(
     monkeypatch.setenv(timings.VARIABLE, str(log))
     with timings.phase("checks") as counts:
         counts["round_trips"] = 7
+    before = time.time()
     timings.record("merge", 1.5)
     found = timings.read(log)
     assert [entry["phase"] for entry in found] == ["checks", "merge"]
     assert found[0]["round_trips"] == 7 and found[0]["seconds"] >= 0
     assert found[1]["seconds"] == 1.5
+    assert found[0]["ended"] <= before <= found[1]["ended"] <= time.time()
 
 
 def test_nothing_is_written_unless_a_file_is_named(

@@ -131,6 +131,7 @@ def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(
     )
     notebook.cells.append(nbformat.v4.new_code_cell(probe))
     workspace = Workspace(course, tmp_path / "run", Limits())
+    workspace.open()
     workspace.prepare()
     try:
         assert (workspace._zygote is not None) == zygote

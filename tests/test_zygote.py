@@ -87,6 +87,7 @@ def probed(tmp_path_factory):
     # Entered before bubblewrap had built the sandbox, the server would see the grader's files.
     probe.cells.append(nbformat.v4.new_code_cell(f"COURSE = {str(course.root)!r}"))
     workspace = Workspace(course, root / "run", Limits())
+    workspace.open()
     workspace.prepare()
     try:
         assert workspace._zygote is not None

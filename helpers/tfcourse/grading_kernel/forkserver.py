@@ -27,7 +27,6 @@ forks.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os
@@ -72,7 +71,7 @@ PRELOAD = (
 """Modules the grading kernels import; importing them once is the server's whole point."""
 
 _STDIO = 3
-_MAX_MESSAGE = 1 << 20
+_MAX_FONT_LIST = 1 << 20
 _FONT_LIST_NAME = re.compile(r"fontlist-v[\w.]+\.json")
 _MAX_LINE = 32
 _MAX_KERNEL_OUTPUT = 64 * 1024
@@ -250,7 +249,7 @@ def request_kernel(
         "cwd": os.getcwd(),
     }
     stdio = _capped_stdio()
-    send_request(connection, request, stdio)
+    served.send_request(connection, request, stdio)
     for fd in set(stdio):
         os.close(fd)
     if not _read_line(connection).isdigit():  # the kernel's pid, in the sandbox's namespace
@@ -343,7 +342,7 @@ def _fork_kernel(
     start_kernel: Callable[[list[str]], None],
 ) -> int:
     """Fork a kernel for the request waiting on ``connection``; return its pid."""
-    request, fds = receive_request(connection, _STDIO)
+    request, fds = served.receive_request(connection, _STDIO)
     pid = os.fork()
     if pid == 0:  # the kernel: never returns into the server's loop
         code = 1
@@ -448,52 +447,15 @@ def _read_line(connection: socket.socket) -> str:
     return data.decode(errors="replace").strip()
 
 
-def send_request(connection: socket.socket, request: dict, fds: list[int]) -> None:
-    """Send ``request`` (length-prefixed JSON) with the descriptors ``fds``
-    (:func:`receive_request` reads them)."""
-    payload = json.dumps(request).encode()
-    connection.sendmsg(
-        [len(payload).to_bytes(4, "big") + payload],
-        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())],
-    )
-
-
-def receive_request(
-    connection: socket.socket, least_fds: int, most_fds: int = 0
-) -> tuple[dict, list[int]]:
-    """A request (length-prefixed JSON) and the descriptors sent with it: at least
-    ``least_fds`` of them, at most ``most_fds`` (or exactly ``least_fds``)."""
-    most_fds = max(least_fds, most_fds)
-    fds = array.array("i")
-    data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(most_fds * fds.itemsize))
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if len(data) < 4 or not least_fds <= len(fds) <= most_fds:
-        for fd in fds:
-            os.close(fd)
-        raise ConnectionError(f"a request carries its length, then {least_fds} descriptors or more")
-    length = int.from_bytes(data[:4], "big")
-    if length > _MAX_MESSAGE:
-        raise ValueError(f"kernel request of {length} bytes")
-    data = data[4:]
-    while len(data) < length:
-        chunk = connection.recv(length - len(data))
-        if not chunk:
-            raise ConnectionError("the client hung up mid-request")
-        data += chunk
-    return json.loads(data), list(fds)
-
-
 def font_list_on_stdin(name: str | None) -> FontList | None:
     """The font list named ``name`` that the grader gave as standard input (at most
-    :data:`_MAX_MESSAGE` bytes), if it named one."""
+    :data:`_MAX_FONT_LIST` bytes), if it named one."""
     if name is None:
         return None
     content = b""
-    while len(content) <= _MAX_MESSAGE and (chunk := os.read(0, 65536)):
+    while len(content) <= _MAX_FONT_LIST and (chunk := os.read(0, 65536)):
         content += chunk
-    return FontList(name, content) if len(content) <= _MAX_MESSAGE else None
+    return FontList(name, content) if len(content) <= _MAX_FONT_LIST else None
 
 
 if __name__ == "__main__":

@@ -72,9 +72,7 @@ def _start(request_socket: socket.socket, zygote: int) -> None:
     pid, wait for it. Never returns."""
     try:
         confinement.die_with_parent(zygote)
-        request, fds = forkserver.receive_request(
-            request_socket, len(_FDS), len(_FDS) + _MOST_GROUPS
-        )
+        request, fds = served.receive_request(request_socket, len(_FDS), len(_FDS) + _MOST_GROUPS)
         pidfd, *stdio = fds[: len(_FDS)]
         for group in fds[len(_FDS) :]:
             os.write(group, f"{os.getpid()}\n".encode())

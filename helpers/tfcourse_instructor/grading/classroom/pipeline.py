@@ -131,8 +131,10 @@ def grade_class(
         if todo:
             # Named after this process: a run that was killed leaves it to the next to remove.
             scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
-            workspace = Workspace(course, scratch, limits, sandboxed)
+            # A cluster's workers start their own zygotes: the coordinator has no sandbox.
+            workspace = Workspace(course, scratch, limits, sandboxed, zygote=not scheduler)
             with timings.phase("class set-up"):
+                workspace.open()
                 record_assignment(course, workspace.nbgrader)
                 workspace.prepare()
             preflight = _Preflight(course, only_submitted)

@@ -2,7 +2,8 @@
 
 Off unless :data:`VARIABLE` names a file: then the trusted processes of a grading run (the
 class pipeline, and the nbgrader process that runs a submission's checks) append one JSON line
-per phase to it (``{"phase": ..., "seconds": ..., "round_trips": ...}``). Only trusted code
+per phase to it (``{"phase": ..., "seconds": ..., "ended": ..., "round_trips": ...}``, ``ended``
+in seconds since the epoch: when the phase was recorded). Only trusted code
 writes it: a submission's kernel gets none of the grader's variables and cannot reach the file,
 and nothing read from it feeds a grade.
 """
@@ -37,7 +38,7 @@ def record(name: str, seconds: float, **counts: Any) -> None:
     path = os.environ.get(VARIABLE)
     if not path:
         return
-    line = json.dumps({"phase": name, "seconds": seconds, **counts}) + "\n"
+    line = json.dumps({"phase": name, "seconds": seconds, "ended": time.time(), **counts}) + "\n"
     # One write on a descriptor opened for appending: lines of parallel processes never mix.
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:

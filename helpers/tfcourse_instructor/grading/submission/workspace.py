@@ -159,8 +159,8 @@ class Workspace:
         system: the grader hard-links the sockets), on a memory file system if there is one."""
 
     def prepare(self) -> None:
-        """Write the template course, then :meth:`open`. Its gradebook is a copy of the class
-        gradebook, which must already record the assignment
+        """Write the template course. Its gradebook is a copy of the class gradebook, which
+        must already record the assignment
         (:func:`tfcourse_instructor.grading.classroom.merge.record_assignment`), without its
         students."""
         template = Course(self.template, self.course.assignment)
@@ -193,17 +193,18 @@ class Workspace:
                 gradebook.remove_student(student.id)
         with contextlib.closing(sqlite3.connect(template.gradebook)) as copy:
             copy.execute("VACUUM")  # deleted rows would stay readable in free pages
-        self.open()
 
     def open(self) -> None:
-        """Make the folders the submissions' sandboxes share with the grader. A workspace
-        whose template was written elsewhere (a cluster's worker unpacks it) calls this
-        alone."""
+        """Make the folders the submissions' sandboxes share with the grader, and start the
+        processes that import what grading needs (nbgrader's, the zygote): before
+        :meth:`prepare`, so that they import while the class is set up. A workspace whose
+        template was written elsewhere (a cluster's worker unpacks it) needs only this."""
+        self.root.mkdir(parents=True, exist_ok=True)
         self.exchange = memory_folder() or self.root
         (self.exchange / "sockets").mkdir()
         (self.exchange / "connections").mkdir(mode=0o700)
         if preloaded.SUPPORTED:
-            self._preloaded = preloaded.Preloaded()  # imports while the first is prepared
+            self._preloaded = preloaded.Preloaded()
         if self.sandboxed and forkserver.SUPPORTED:
             self._font_list = font_list()
         if self.sandboxed and self.zygote and zygote_process.SUPPORTED:

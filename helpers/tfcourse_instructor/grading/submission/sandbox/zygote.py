@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfcourse.grading_kernel import forkserver, zygote
+from tfcourse.grading_kernel import forkserver, served, zygote
 from tfcourse_instructor.grading.submission.served import ServedProcess
 
 SUPPORTED = (
@@ -95,7 +95,7 @@ class Zygote(ServedProcess):
         with ours:
             with theirs:
                 socket.send_fds(self._socket, [b"start"], [theirs.fileno()])
-            forkserver.send_request(ours, request, [pidfd, *stdio, *groups])
+            served.send_request(ours, request, [pidfd, *stdio, *groups])
             reply = _reply(ours)
         if not reply.isdigit():
             raise RuntimeError(f"the zygote could not start {argv[2]} in the sandbox: {reply}")
