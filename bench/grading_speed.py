@@ -14,12 +14,12 @@ realistic bugs, the untouched release), then times, one after the other in the s
 
 The kit's runs record their phases (:mod:`tfcourse_instructor.grading.submission.timings`):
 it prints them per submission (kernel start, the cells, the checks and their round trips to
-the kernel, nbgrader's own work, merge, feedback) with the copy report, timed here on the
-graded course. Then the ratios: kit / floor per submission (goal: at most 1.15 with
+the kernel, nbgrader's own work, merge, feedback, the copy report, the CSVs and class
+report). Then the ratios: kit / floor per submission (goal: at most 1.15 with
 --jobs 1) and the throughput of --jobs J against --jobs 1 (goal: at least 0.9 J), both once
 every job is busy (from when each autograde ended: what a class of thousands sees) and over
 the whole runs (with what a run pays once: its start, the class's set-up, feedback and
-export). Other work on the machine changes every figure: the load average is printed before
+reports). Other work on the machine changes every figure: the load average is printed before
 and after.
 """
 
@@ -45,8 +45,6 @@ from tfcourse.runmode import GRADING_VARIABLE, QUICK_VARIABLE
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import COURSE_FILE, courses, select
 from tfcourse_instructor.grading.selftest.samples import SAMPLES
-from tfcourse_instructor.grading.similarity.copies import DEFAULT_THRESHOLD
-from tfcourse_instructor.grading.similarity.copies_report import report_copies
 from tfcourse_instructor.grading.submission import timings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +60,8 @@ KIT_PHASES = (
     "class set-up",
     "merge",
     "feedback",
+    "copy report",
+    "class report",
 )
 """The phases printed for the kit, in order; "nbgrader's own" is its autograde run less the
 kernels' starts and stops, cells and checks in it. A kernel's start includes waiting for the
@@ -199,12 +199,6 @@ def kit(chosen: list[Course], jobs: int, log: Path) -> KitRun:
             graded_at.append(entry["ended"])
     inside = sum(phases[name] for name in ("kernel start", "cells", "checks", "kernel stop"))
     phases["nbgrader's own"] = phases.pop("nbgrader autograde", 0.0) - inside
-    copies = time.perf_counter()
-    for course in chosen:
-        report_copies(
-            course, sorted(p.name for p in course.submitted_dir.iterdir()), DEFAULT_THRESHOLD
-        )
-    phases["copy report"] = time.perf_counter() - copies
     return KitRun(seconds, phases, round_trips, sorted(graded_at), jobs)
 
 
@@ -255,7 +249,7 @@ def main() -> None:
         print(f"{labels[mode]:<30}{total:>9.1f}{total / n:>16.1f}{total / seconds['floor']:>8.2f}x")
     print()
     print(f"per submission, s{'':<16}{'floor':>8}{'kit -j 1':>10}{f'kit -j {jobs}':>10}")
-    for name in (*KIT_PHASES, "copy report"):
+    for name in KIT_PHASES:
         base = f"{floor_phases[name] / n:>8.2f}" if name in floor_phases else f"{'':>8}"
         print(
             f"  {name:<30}{base}{serial.get(name, 0) / n:>10.2f}{parallel.get(name, 0) / n:>10.2f}"
@@ -269,7 +263,7 @@ def main() -> None:
         f"goal: kit --jobs 1 <= 1.15 x the floor: {ratio:.2f}x "
         f"({'met' if ratio <= 1.15 else 'NOT met'})"
     )
-    # Set-up, merge, feedback, the copy report and the command's start are paid once per
+    # Set-up, merge, feedback, the reports and the command's start are paid once per
     # class or per batch: what a class of thousands pays per submission is the rest.
     marginal = sum(serial.get(name, 0) for name in PER_SUBMISSION) / seconds["floor"]
     print(f"  each submission's own phases with --jobs 1: {marginal:.2f}x the floor")
@@ -282,7 +276,7 @@ def main() -> None:
     print(
         f"  steady rates: {serial_run.steady_rate() * 60:.1f} and "
         f"{parallel_run.steady_rate() * 60:.1f} submissions a minute; whole runs, with what "
-        f"each pays once (start, set-up, feedback, export): {whole:.2f} x {jobs}"
+        f"each pays once (start, set-up, feedback, reports): {whole:.2f} x {jobs}"
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tfcourse_instructor.grading.selftest import mutants
 from tfcourse_instructor.grading.selftest.samples import Edit
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
 
 from conftest import all_reference_notebooks, copy_course
 
@@ -89,11 +90,12 @@ def test_a_subset_is_killed_or_accepted_and_a_survivor_is_reported(tmp_path, rep
     variants = [declared[student] for student in SUBSET] + [planted]
     tree = copy_course(tmp_path / "course")
     reference, outcomes = [], []
-    for name in sorted({variant.notebook for variant in variants}):
-        own = [variant for variant in variants if variant.notebook == name]
-        scores, found = mutants.run_variants(tree[name], own, jobs=1, progress=False)
-        reference += scores
-        outcomes += found
+    with WarmProcesses(sandboxed=True) as warm:  # as the command shares them
+        for name in sorted({variant.notebook for variant in variants}):
+            own = [variant for variant in variants if variant.notebook == name]
+            scores, found = mutants.run_variants(tree[name], own, jobs=1, progress=False, warm=warm)
+            reference += scores
+            outcomes += found
 
     assert {s.notebook for s in reference} == {"01_attention", "04_theory", "05_inference"}
     assert not mutants.reference_shortfalls(reference)

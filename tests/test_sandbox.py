@@ -19,6 +19,7 @@ import pytest
 
 import tfcourse
 from tfcourse.grading_kernel import attempts
+from tfcourse_instructor.grading.submission.folders import memory_folder
 from tfcourse_instructor.grading.submission.sandbox import (
     Mounts,
     Sandbox,
@@ -28,7 +29,6 @@ from tfcourse_instructor.grading.submission.sandbox import (
     unavailable_reason,
 )
 from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
-from tfcourse_instructor.grading.submission.workspace import memory_folder
 
 from conftest import REPO, run_module
 

@@ -15,13 +15,10 @@ from tfcourse_instructor.grading.classroom.merge import record_assignment
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 from tfcourse_instructor.grading.submission import sandbox
-from tfcourse_instructor.grading.submission import workspace as workspace_module
-from tfcourse_instructor.grading.submission.workspace import (
-    Limits,
-    Workspace,
-    memory_folder,
-    remove_abandoned_folders,
-)
+from tfcourse_instructor.grading.submission import warm as warm_module
+from tfcourse_instructor.grading.submission.folders import memory_folder, remove_abandoned_folders
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
+from tfcourse_instructor.grading.submission.workspace import Limits, Workspace
 
 from conftest import one_notebook_course, run_kit
 
@@ -34,7 +31,7 @@ def test_the_template_gradebook_knows_the_assignment_and_no_student(graded_sampl
         students = [student.id for student in gradebook.students]
     assert len(students) >= 8  # the class gradebook the template is copied from
 
-    workspace = Workspace(course, tmp_path, Limits())
+    workspace = Workspace(course, tmp_path, Limits(), WarmProcesses(sandboxed=True))
     workspace.prepare()
     workspace.close()
     template = Course(tmp_path / "template", course.assignment)
@@ -115,12 +112,12 @@ def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(
         pytest.skip(reason)
     if zygote and not sandbox.zygote.SUPPORTED:
         pytest.skip("no zygote on this system (Linux 5.8 or later)")
-    monkeypatch.setattr(workspace_module.zygote_process, "SUPPORTED", zygote)
+    monkeypatch.setattr(warm_module.zygote_process, "SUPPORTED", zygote)
     built = sandbox.font_list()
     listed = json.loads(built.content)
     listed["ttflist"][0]["name"] = "Only In The Given List"
     given = forkserver.FontList(built.name, json.dumps(listed).encode())
-    monkeypatch.setattr(workspace_module, "font_list", lambda: given)
+    monkeypatch.setattr(warm_module, "font_list", lambda: given)
     course = one_notebook_course(tmp_path / "course")
     record_assignment(course)
     notebook = reference_notebooks(course)[course.assignment]
@@ -130,13 +127,14 @@ def test_a_sandboxed_kernel_reads_the_font_list_the_grading_run_built(
         "raise RuntimeError(fontManager.ttflist[0].name)"
     )
     notebook.cells.append(nbformat.v4.new_code_cell(probe))
-    workspace = Workspace(course, tmp_path / "run", Limits())
-    workspace.open()
-    workspace.prepare()
-    try:
-        assert (workspace._zygote is not None) == zygote
-        graded = workspace.grade("alice", {course.assignment: notebook})
-    finally:
-        workspace.close()
+    with WarmProcesses(sandboxed=True) as warm:
+        workspace = Workspace(course, tmp_path / "run", Limits(), warm)
+        workspace.open()
+        workspace.prepare()
+        try:
+            assert (warm.zygote is not None) == zygote
+            graded = workspace.grade("alice", {course.assignment: notebook})
+        finally:
+            workspace.close()
     found = "\n".join(str(issue) for issue in graded.issues)
     assert "raised RuntimeError: Only In The Given List" in found, found

@@ -14,6 +14,7 @@ from tfcourse_instructor.grading.classroom.merge import record_assignment
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 from tfcourse_instructor.grading.submission import sandbox
 from tfcourse_instructor.grading.submission.sandbox import zygote
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
 from tfcourse_instructor.grading.submission.workspace import Limits, Workspace
 
 from conftest import one_notebook_course
@@ -86,26 +87,29 @@ def probed(tmp_path_factory):
     probe.cells.append(nbformat.v4.new_code_cell(f"ALLOWED = {allowed!r}"))
     # Entered before bubblewrap had built the sandbox, the server would see the grader's files.
     probe.cells.append(nbformat.v4.new_code_cell(f"COURSE = {str(course.root)!r}"))
-    workspace = Workspace(course, root / "run", Limits())
-    workspace.open()
-    workspace.prepare()
-    try:
-        assert workspace._zygote is not None
-        zygote_home = workspace._zygote._home
-        # What the zygote holds (its sockets: the grader's socket pair): none may reach a kernel.
-        held = Path(f"/proc/{workspace._zygote._process.pid}/fd")
-        zygote_sockets = sorted(
-            target
-            for target in (os.readlink(fd) for fd in held.iterdir())
-            if target.startswith("socket:")
-        )
-        assert zygote_sockets
-        probe.cells.append(nbformat.v4.new_code_cell(f"ZYGOTE = {zygote_sockets!r}\n{PROBE}"))
-        graded = workspace.grade("alice", {course.assignment: probe})
-        after = workspace.grade("bob", {course.assignment: reference})
-        left = sorted(path.name for path in zygote_home.iterdir())
-    finally:
-        workspace.close()
+    with WarmProcesses(sandboxed=True) as warm:
+        workspace = Workspace(course, root / "run", Limits(), warm)
+        workspace.open()
+        workspace.prepare()
+        try:
+            assert warm.zygote is not None
+            zygote_home = warm.zygote._home
+            # What the zygote holds once it has imported (its sockets: the grader's socket
+            # pair): none may reach a kernel.
+            warm.zygote._wait_ready(zygote.READY_SECONDS, "the zygote did not start")
+            held = Path(f"/proc/{warm.zygote._process.pid}/fd")
+            zygote_sockets = sorted(
+                target
+                for target in (os.readlink(fd) for fd in held.iterdir())
+                if target.startswith("socket:")
+            )
+            assert zygote_sockets
+            probe.cells.append(nbformat.v4.new_code_cell(f"ZYGOTE = {zygote_sockets!r}\n{PROBE}"))
+            graded = workspace.grade("alice", {course.assignment: probe})
+            after = workspace.grade("bob", {course.assignment: reference})
+            left = sorted(path.name for path in zygote_home.iterdir())
+        finally:
+            workspace.close()
     found = "\n".join(str(issue) for issue in graded.issues)
     assert "PROBE" in found, found
     report = json.loads(found[found.index("PROBE") + 5 :].splitlines()[0])

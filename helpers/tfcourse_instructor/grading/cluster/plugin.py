@@ -8,7 +8,7 @@ from pathlib import Path
 from distributed import WorkerPlugin
 
 from tfcourse_instructor.grading.cluster.worker import remove_workspaces
-from tfcourse_instructor.grading.submission.workspace import remove_abandoned_folders
+from tfcourse_instructor.grading.submission.folders import remove_abandoned_folders
 
 
 class Cleanup(WorkerPlugin):

@@ -32,11 +32,9 @@ from tfcourse_instructor.grading.cluster.bundle import (
 )
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.submission import sandbox
-from tfcourse_instructor.grading.submission.workspace import (
-    Limits,
-    Workspace,
-    process_folder,
-)
+from tfcourse_instructor.grading.submission.folders import process_folder
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
+from tfcourse_instructor.grading.submission.workspace import Limits, Workspace
 
 STARTED_TOPIC = "tfcourse-grading-started"
 """The Dask event topic on which a task announces its key when it starts
@@ -102,6 +100,8 @@ def grade(
 
 
 _workspaces: dict[tuple[str, Limits, bool], Workspace] = {}
+_warm: dict[bool, WarmProcesses] = {}
+"""The processes this worker's workspaces fork from, sandboxed or not."""
 _lock = threading.Lock()
 
 
@@ -115,7 +115,8 @@ def _workspace(bundle: Bundle, limits: Limits, sandboxed: bool) -> Workspace:
             course = Course(root / "template", bundle.assignment)
             # No zygote: a worker the coordinator kills while the zygote's child enters a
             # sandbox has once left bubblewrap waiting on its child for good (not understood yet).
-            workspace = Workspace(course, root, limits, sandboxed, zygote=False)
+            warm = _warm.setdefault(sandboxed, WarmProcesses(sandboxed, zygote=False))
+            workspace = Workspace(course, root, limits, warm)
             workspace.open()
             _workspaces[key] = workspace
         return _workspaces[key]
@@ -128,6 +129,9 @@ def remove_workspaces() -> None:
             workspace.close()
             shutil.rmtree(workspace.root, ignore_errors=True)
         _workspaces.clear()
+        for warm in _warm.values():
+            warm.close()
+        _warm.clear()
 
 
 def bundle_of(bundle: Bundle) -> Bundle:

@@ -34,6 +34,7 @@ from tfcourse_instructor.grading.classroom.scores import QuestionScore, read_sco
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.schedule import COURSE_FILE
 from tfcourse_instructor.grading.selftest.samples import Edit, Notebooks, reference_notebooks
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
 from tfcourse_instructor.grading.submission.workspace import Limits
 
 REFERENCE = "reference"
@@ -167,10 +168,12 @@ def run_variants(
     limits: Limits | None = None,
     progress: bool = True,
     sandboxed: bool = True,
+    warm: WarmProcesses | None = None,
 ) -> tuple[list[QuestionScore], list[Outcome]]:
     """Grade the reference and every variant (all of ``course``'s notebook) in one class
-    run in a scratch copy of ``course``; return the reference's scores and each variant's
-    outcome."""
+    run in a scratch copy of ``course``, its processes forked from ``warm`` if given (see
+    :func:`~tfcourse_instructor.grading.classroom.pipeline.grade_class`); return the
+    reference's scores and each variant's outcome."""
     strangers = [v.student for v in variants if v.notebook not in course.notebook_names()]
     if strangers:
         raise ValueError(f"not variants of {course.assignment}: {strangers}")
@@ -187,6 +190,7 @@ def run_variants(
             only_submitted=True,
             feedback=False,
             sandboxed=sandboxed,
+            warm=warm,
         )
         scores = read_scores(scratch, students)
     by_student: dict[str, list[QuestionScore]] = {}

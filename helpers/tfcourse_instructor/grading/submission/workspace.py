@@ -27,8 +27,6 @@ import json
 import os
 import shutil
 import sqlite3
-import stat
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +38,8 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import GIVEN_FOLDER, Course
-from tfcourse_instructor.grading.submission import preloaded, timings
+from tfcourse_instructor.grading.submission import timings
+from tfcourse_instructor.grading.submission.folders import memory_folder
 from tfcourse_instructor.grading.submission.graded_outputs import limit_notes
 from tfcourse_instructor.grading.submission.issues import (
     Issue,
@@ -50,14 +49,11 @@ from tfcourse_instructor.grading.submission.issues import (
 from tfcourse_instructor.grading.submission.sandbox import (
     Mounts,
     Sandbox,
-    Zygote,
-    font_list,
-    sandbox_environment,
     submission_mounts,
 )
-from tfcourse_instructor.grading.submission.sandbox import zygote as zygote_process
 from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
 from tfcourse_instructor.grading.submission.shown_outputs import show_submitted_outputs
+from tfcourse_instructor.grading.submission.warm import WarmProcesses
 
 KIT_EXPORTER = "nbconvert.exporters.NotebookExporter"
 """The exporter nbgrader's autograde uses by default, named where the kit runs it."""
@@ -133,27 +129,18 @@ class Workspace:
         course: Course,
         root: Path,
         limits: Limits,
-        sandboxed: bool = True,
-        zygote: bool = True,
+        warm: WarmProcesses,
     ) -> None:
         self.course = course
         self.root = root
         self.limits = limits
-        self.sandboxed = sandboxed
-        """Whether each submission's kernels run in a bubblewrap sandbox."""
-        self.zygote = zygote
-        """Whether sandboxed fork servers start from a zygote where Linux allows it."""
+        self.warm = warm
+        """The processes nbgrader's runs and the fork servers start from (the caller ends
+        them): their ``sandboxed`` says whether each submission's kernels run in a bubblewrap
+        sandbox."""
+        self.sandboxed = warm.sandboxed
         self.template = root / "template"
         self._secret = os.urandom(32)
-        self._preloaded: preloaded.Preloaded | None = None
-        """Where nbgrader's runs (each submission's autograde, the class's feedback) are
-        forked from, once :meth:`open` started it."""
-        self._font_list: forkserver.FontList | None = None
-        """What every sandbox's matplotlib reads its fonts from (sandboxed runs only: an
-        unconfined fork server shares the grader's own cache)."""
-        self._zygote: Zygote | None = None
-        """What starts each sandbox's fork server, already imported, once :meth:`open`
-        started it (sandboxed runs where Linux allows it)."""
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
@@ -196,30 +183,17 @@ class Workspace:
 
     def open(self) -> None:
         """Make the folders the submissions' sandboxes share with the grader, and start the
-        processes that import what grading needs (nbgrader's, the zygote): before
-        :meth:`prepare`, so that they import while the class is set up. A workspace whose
-        template was written elsewhere (a cluster's worker unpacks it) needs only this."""
+        warm processes if they are not running: before :meth:`prepare`, so that they import
+        while the class is set up. A workspace whose template was written elsewhere (a
+        cluster's worker unpacks it) needs only this."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.exchange = memory_folder() or self.root
         (self.exchange / "sockets").mkdir()
         (self.exchange / "connections").mkdir(mode=0o700)
-        if preloaded.SUPPORTED:
-            self._preloaded = preloaded.Preloaded()
-        if self.sandboxed and forkserver.SUPPORTED:
-            self._font_list = font_list()
-        if self.sandboxed and self.zygote and zygote_process.SUPPORTED:
-            home = process_folder(Path("/tmp"), "zygote-")  # the sandboxes' /tmp has its path
-            self._zygote = Zygote(sandbox_environment(home), self._font_list, home)
+        self.warm.start()
 
     def close(self) -> None:
-        """End the preloaded nbgrader process; remove what :meth:`prepare` put outside
-        ``root``."""
-        if self._preloaded is not None:
-            self._preloaded.close()
-            self._preloaded = None
-        if self._zygote is not None:
-            self._zygote.close()
-            self._zygote = None
+        """Remove what :meth:`open` put outside ``root``."""
         if self.exchange != self.root:
             shutil.rmtree(self.exchange, ignore_errors=True)
 
@@ -244,7 +218,7 @@ class Workspace:
             self._mounts(sockets, autograded) if self.sandboxed else None,
             self.limits.submission_memory_mb,
             self.limits.processes,
-            self._zygote,
+            self.warm.zygote,
         )
         issues: list[Issue] = []
         try:
@@ -281,7 +255,7 @@ class Workspace:
         server = None
         if forkserver.SUPPORTED:
             server = forkserver.ForkServer(
-                sockets / "fork.sock", popen=sandbox.popen, font_list=self._font_list
+                sockets / "fork.sock", popen=sandbox.popen, font_list=self.warm.font_list
             )
         workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         env = {
@@ -293,7 +267,7 @@ class Workspace:
         budget = self.limits.notebook_seconds * max(1, count) + 300
         try:
             with timings.phase("nbgrader autograde"):
-                self.nbgrader(
+                self.warm.nbgrader(
                     scratch,
                     "autograde",
                     scratch.assignment,
@@ -313,22 +287,6 @@ class Workspace:
                 return [Issue("", "not graded: its sandbox did not start (see `grade --help`)")]
             return [Issue("", f"not graded: {_last_line(error)}")]
         return []
-
-    def nbgrader(
-        self,
-        course: Course,
-        *args: str,
-        timeout: float | None = None,
-        env: dict[str, str] | None = None,
-        memory_mb: int | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """``nbgrader ARGS`` in ``course``, as :meth:`Course.nbgrader` runs it: forked from
-        the preloaded process while the workspace is open, else started afresh."""
-        if self._preloaded is not None:
-            return self._preloaded.run(
-                course.root, *args, timeout=timeout, env=env, memory_mb=memory_mb
-            )
-        return course.nbgrader(*args, timeout=timeout, env=env, memory_mb=memory_mb)
 
     def _mounts(self, sockets: Path, workdir: Path) -> Mounts:
         """The submission's view
@@ -395,49 +353,10 @@ class Workspace:
         return jupyter
 
 
-def memory_folder() -> Path | None:
-    """A new folder of the grader's on the machine's memory file system (``/dev/shm``), or
-    None where there is none: pages written there are charged to the memory control group
-    of the process that writes them, and vanish with the folder (:func:`process_folder`: those
-    of runs that were killed are removed by the next)."""
-    shm = Path("/dev/shm")
-    with contextlib.suppress(OSError):
-        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
-        if any(line.split()[1:3] == [str(shm), "tmpfs"] for line in mounts):
-            return process_folder(shm)
-    return None
-
-
-_FOLDER_PREFIX = "tfcourse-"
-
-
 def thread_variables(threads: int) -> dict[str, str]:
     """The variables that give torch (OpenMP, MKL) ``threads`` threads in a process started
     with them (:mod:`.preloaded` applies them to the runs it forks)."""
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-
-def process_folder(parent: Path, label: str = "") -> Path:
-    """A new folder in ``parent`` whose name holds this process's id
-    (``tfcourse-<pid>-<label>…``), after removing those of processes that no longer run."""
-    remove_abandoned_folders(parent)
-    return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{label}", dir=parent))
-
-
-def remove_abandoned_folders(parent: Path) -> list[Path]:
-    """Remove the folders :func:`process_folder` made in ``parent`` for grading processes of
-    this user that no longer run (a killed run never reached its clean-up); return them. Their
-    contents were made by sandboxes: the removal follows no link."""
-    removed = []
-    for folder in parent.glob(f"{_FOLDER_PREFIX}*-*"):
-        pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
-        with contextlib.suppress(OSError):
-            info = folder.lstat()
-            mine = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-            if mine and pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(folder)  # fd-based on Linux: never follows a symbolic link
-                removed.append(folder)
-    return removed
 
 
 def _without_check_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
