@@ -300,7 +300,8 @@ class GuardedExecute(Execute):
         try:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             healthy = await self._recover_if_stuck(cell)
-            await self._reconnect_if_dropped(cell)
+            if await self._reconnect_if_dropped(cell):
+                healthy = False  # replayed, it would drop the new connection as well
         except CellTimeoutError:  # its output never ended: a message dropped, or still running
             if not (healthy := await self._reconnect_if_dropped(cell)):
                 cell.outputs.append(error_output(**_without_status(self.error_on_timeout)))
@@ -450,13 +451,11 @@ class GuardedExecute(Execute):
         try:
             await ensure_async(self.km.restart_kernel(now=True))
             await self._connect_again()  # fresh channels: the old ones may have been dropped
+            await self._replay()
+            if self._watch.dropped():  # a replayed cell's output over the limit, this time
+                await self._connect_again()
         except (RuntimeError, TimeoutError, OSError):
             self._kernel_lost = True
-            return
-        try:
-            await self._replay()
-        finally:
-            self._watch.dropped()  # the replay's outputs
 
     async def _replay(self) -> None:
         """Re-run, silently, the cells that had run without a hitch."""
