@@ -429,6 +429,21 @@ def floods_the_wire(notebook: Notebook) -> None:
     )
 
 
+def floods_on_replay(notebook: Notebook) -> None:
+    """The model solution; a cell that prints nothing the first time it runs and 80 MiB when
+    it runs again, and a later cell that kills the kernel: the restart replays the first
+    cell, whose output then drops the grader's connection."""
+    add_cell(
+        notebook,
+        "sdpa",
+        "import os\n"
+        "if os.path.exists('/tmp/ran-once'):\n"
+        "    print('x' * 80 * 2**20)\n"
+        "open('/tmp/ran-once', 'w').close()\n",
+    )
+    add_cell(notebook, "mha", "import os\nos._exit(1)")
+
+
 def grading_aware(notebook: Notebook) -> None:
     """The buggy code, whose own run's check showed failing cases (its stored output), and a
     cell that puts the model answer in place only while graded (the variable's name is
@@ -485,6 +500,7 @@ DAMAGE: dict[str, Callable[[Notebook], None]] = {
     "fake-fork-server": fake_fork_server,
     "grading-aware": grading_aware,
     "floods-the-wire": floods_the_wire,
+    "floods-on-replay": floods_on_replay,
     **{student: cheat for student, (cheat, _) in CHEATS.items()},
 }
 
@@ -605,6 +621,7 @@ def test_the_controls_score_as_expected(graded):
         ("runaway", "reference", ["CellTimeoutError"]),
         ("crashes", "reference", ["SystemExit", "memory limit", "KernelDiedError"]),
         ("fake-fork-server", "reference", ["KernelDiedError", "KernelLostError", "os._exit"]),
+        ("floods-on-replay", "reference", ["KernelDiedError", "os._exit"]),
         ("reads-host", "bug-unscaled", ["possible tampering", "q1_sdpa.py"]),
         ("grading-aware", "reference", ["q1_sdpa: public cases failed in the student's own run"]),
     ],
@@ -629,6 +646,9 @@ def test_a_message_over_the_limit_is_dropped_unread_and_named(graded):
     # The cells after it run in a fresh kernel, the cells before replayed but the one whose
     # output was over the limit: none waits for an output that can no longer come.
     assert "CellTimeoutError" not in found, found
+    # The same when the replay itself floods: the grader connects again after it.
+    replayed = issues(course, "floods-on-replay")
+    assert "CellTimeoutError" not in replayed and "KernelLostError" not in replayed, replayed
 
 
 def test_feedback_shows_what_the_student_submitted_and_runs_no_script(graded):

@@ -12,6 +12,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import forkserver
 from tfcourse_instructor.grading.classroom.merge import record_assignment
+from tfcourse_instructor.grading.classroom.pipeline import grade_class
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
 from tfcourse_instructor.grading.submission import sandbox
@@ -63,6 +64,14 @@ def test_the_trusted_grading_process_has_a_memory_cap_and_running_out_is_named(t
     summary = result.stdout.split("need attention:\n")[1]
     assert "`nbgrader autograde` ran out of its 300 MiB of memory" in summary, result.stdout
     assert any(line.split()[:1] == ["alice"] for line in summary.splitlines())
+
+
+def test_grading_refuses_warm_processes_made_for_the_other_kind_of_run(tmp_path):
+    """Unsandboxed warm processes start no zygote and make no font list: a sandboxed run
+    given them would start each fork server without either."""
+    course = one_notebook_course(tmp_path / "course")
+    with pytest.raises(ValueError, match="sandboxed grading or not"):
+        grade_class(course, [], sandboxed=True, warm=WarmProcesses(sandboxed=False))
 
 
 def test_folders_of_killed_runs_are_removed_without_following_their_links(tmp_path):

@@ -8,6 +8,7 @@ is given, or by default once per assignment the course file lists (``grade`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -139,18 +140,6 @@ def grade_assignments(
         for name in names:
             course = Course(root, name)
             students = submitted_students(course)
-
-            def announce(counts: Counts, name: str = name) -> None:
-                shown = f"{name}: {counts.submissions} submission(s), grading {counts.graded}"
-                if counts.identical:
-                    shown += f", {counts.identical} identical to one of those (graded with it)"
-                if counts.unchanged:
-                    shown += (
-                        f", {counts.unchanged} unchanged since last graded (kept; --force grades "
-                        "them again)"
-                    )
-                print(f"{shown} ...", flush=True)
-
             try:
                 records = grade_class(
                     course,
@@ -161,7 +150,7 @@ def grade_assignments(
                     sandboxed=not args.unsandboxed,
                     scheduler=scheduler,
                     merge_every=getattr(args, "merge_every", 500),
-                    on_start=announce,
+                    on_start=functools.partial(_announce, name),
                     warm=warm,
                 )
             except ClusterRefused as error:
@@ -194,6 +183,18 @@ def grade_assignments(
         f"{page.relative_to(root)}, near-identical answers: {COPIES_DIR}/, feedback: feedback/"
     )
     return 0
+
+
+def _announce(name: str, counts: Counts) -> None:
+    """Tell the grader what grading assignment ``name`` will do."""
+    shown = f"{name}: {counts.submissions} submission(s), grading {counts.graded}"
+    if counts.identical:
+        shown += f", {counts.identical} identical to one of those (graded with it)"
+    if counts.unchanged:
+        shown += (
+            f", {counts.unchanged} unchanged since last graded (kept; --force grades them again)"
+        )
+    print(f"{shown} ...", flush=True)
 
 
 def _export(
