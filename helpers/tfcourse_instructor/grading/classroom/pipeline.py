@@ -96,6 +96,8 @@ def grade_class(
     several assignments shares them); by default the run starts and ends its own."""
     if sandboxed and not scheduler and (reason := sandbox.unavailable_reason()):
         raise SandboxUnavailable(reason)
+    if warm is not None and warm.sandboxed != sandboxed:
+        raise ValueError("the warm processes serve sandboxed grading or not, as grading does")
     students = submitted_students(course) if students is None else students
     limits = limits or Limits(threads=max(1, default_jobs() // jobs))
     # What a grade depends on; the number of threads per kernel (set by --jobs) does not.
@@ -126,8 +128,6 @@ def grade_class(
     identical = identical_submissions(course, todo)
     if on_start:
         on_start(Counts(len(students), len(identical), len(todo) - len(identical)))
-    if warm is not None and warm.sandboxed != sandboxed:
-        raise ValueError("the warm processes serve sandboxed grading or not, as grading does")
     own = warm is None
     if warm is None:
         # A cluster's workers start their own zygotes: the coordinator runs no sandbox.
