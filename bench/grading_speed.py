@@ -221,6 +221,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     n, jobs = args.students, args.jobs
+    if n <= jobs:
+        parser.error("--students must exceed --jobs: the rates are taken once every job is busy")
     names = select(REPO, args.assignment, released_only=True)
     with tempfile.TemporaryDirectory(prefix="tfcourse-bench-") as folder:
         scratch = Path(folder)

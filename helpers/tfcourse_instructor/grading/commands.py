@@ -32,6 +32,7 @@ from tfcourse_instructor.grading.classroom.pipeline import (
     SandboxUnavailable,
     default_jobs,
     grade_class,
+    warm_processes,
 )
 from tfcourse_instructor.grading.classroom.reproduce import check_notebook, format_report
 from tfcourse_instructor.grading.classroom.scores import (
@@ -136,7 +137,7 @@ def grade_assignments(
     graded = []
     scheduler = getattr(args, "scheduler", None)
     # One nbgrader process and one zygote to fork from, for every assignment.
-    with WarmProcesses(not args.unsandboxed, zygote=not scheduler) as warm:
+    with warm_processes(not args.unsandboxed, scheduler) as warm:
         for name in names:
             course = Course(root, name)
             students = submitted_students(course)

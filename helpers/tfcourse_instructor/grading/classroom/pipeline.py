@@ -130,8 +130,7 @@ def grade_class(
         on_start(Counts(len(students), len(identical), len(todo) - len(identical)))
     own = warm is None
     if warm is None:
-        # A cluster's workers start their own zygotes: the coordinator runs no sandbox.
-        warm = WarmProcesses(sandboxed, zygote=not scheduler)
+        warm = warm_processes(sandboxed, scheduler)
     scratch, workspace = None, None
     try:
         if todo:
@@ -172,6 +171,12 @@ def grade_class(
             shutil.rmtree(scratch, ignore_errors=True)
     save_records(course, records)
     return {s: records[s] for s in students}
+
+
+def warm_processes(sandboxed: bool, scheduler: str | None) -> WarmProcesses:
+    """The processes a grading run forks from, not yet started: with no zygote when a
+    cluster grades (the coordinator runs no sandbox; each worker has its own processes)."""
+    return WarmProcesses(sandboxed, zygote=not scheduler)
 
 
 @dataclass(frozen=True)

@@ -136,14 +136,18 @@ class Workspace:
         self.limits = limits
         self.warm = warm
         """The processes nbgrader's runs and the fork servers start from (the caller ends
-        them): their ``sandboxed`` says whether each submission's kernels run in a bubblewrap
-        sandbox."""
-        self.sandboxed = warm.sandboxed
+        them)."""
         self.template = root / "template"
         self._secret = os.urandom(32)
         self.exchange = root
         """Where the sandboxes' sockets folders and the connection files live (same file
         system: the grader hard-links the sockets), on a memory file system if there is one."""
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether each submission's kernels run in a bubblewrap sandbox (as the warm
+        processes were made for)."""
+        return self.warm.sandboxed
 
     def prepare(self) -> None:
         """Write the template course. Its gradebook is a copy of the class gradebook, which
