@@ -11,9 +11,9 @@ given with the notebook) trained by the kit's training step.
   tied embeddings. Matched: every setting above and pre-norm GELU blocks. Not matched:
   nanoGPT's linear layers and LayerNorms have no biases (``bias=False``); the kit's keep
   theirs (under 1% of the parameters).
-- **The kit's recipe** (notebook 3's full mode): 3 layers, 4 heads, width 128, block 128,
-  batch 16, no dropout, AdamW at 3e-3 with warm-up 100 then cosine to 3e-4, the rest as
-  nanoGPT's.
+- **The kit's recipe** (notebook 3's full mode, read from the notebook's source): 3 layers,
+  4 heads, width 128, block 128, batch 16, no dropout, AdamW at 3e-3 with warm-up 100 then
+  cosine to 3e-4, the rest as nanoGPT's.
 - **A 5-gram count model** (``tfcourse.ngram``, Witten-Bell).
 
 First nanoGPT's recipe runs as published (2000 iterations), to compare with the loss nanoGPT
@@ -38,6 +38,7 @@ alone, for a budget longer than the goal's: what more compute buys.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import statistics
 import sys
@@ -75,12 +76,13 @@ class Recipe:
     """A model and how to train it."""
 
     name: str
-    model: dict[str, int]
+    model: dict[str, int | float]
+    """``EncoderConfig``'s settings but the vocabulary (no dropout unless given)."""
     train: TrainConfig
 
     def build(self, vocab_size: int) -> CausalLM:
         torch.manual_seed(self.train.seed)
-        return CausalLM(EncoderConfig(vocab_size=vocab_size, dropout=0.0, **self.model))
+        return CausalLM(EncoderConfig(vocab_size=vocab_size, **{"dropout": 0.0, **self.model}))
 
 
 NANOGPT = Recipe(
@@ -88,11 +90,34 @@ NANOGPT = Recipe(
     dict(n_layer=4, n_head=4, d_model=128, d_ff=512, block_size=64),
     TrainConfig(max_iters=2000, batch_size=12, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100),
 )
-KIT = Recipe(
-    "kit recipe",
-    dict(n_layer=3, n_head=4, d_model=128, d_ff=512, block_size=128),
-    TrainConfig(max_iters=3000, batch_size=16, learning_rate=3e-3, min_lr=3e-4, warmup_iters=100),
-)
+NOTEBOOK_3 = ROOT / "authoring" / "03_language_models" / "03_language_models.py"
+
+
+def notebook_recipe(source: Path = NOTEBOOK_3) -> Recipe:
+    """Notebook 3's full-mode recipe, read from the notebook's source so that the benchmark
+    trains what students train: the keyword arguments of its module-level ``model_config =
+    EncoderConfig(...)`` and ``train_config = TrainConfig(...)`` (the quick mode's sizes are
+    set inside ``if QUICK:``, so they are not read)."""
+    found: dict[str, dict[str, object]] = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+        if names in (["model_config"], ["train_config"]):
+            if names[0] in found:
+                raise ValueError(f"{source}: {names[0]} is set twice at module level")
+            # The vocabulary comes from the corpus; every other setting must be a literal.
+            found[names[0]] = {
+                keyword.arg: ast.literal_eval(keyword.value)
+                for keyword in node.value.keywords
+                if keyword.arg != "vocab_size"
+            }
+    if set(found) != {"model_config", "train_config"}:
+        raise ValueError(f"{source}: no module-level model_config and train_config")
+    return Recipe("kit recipe", found["model_config"], TrainConfig(**found["train_config"]))
+
+
+KIT = notebook_recipe()
 
 
 def corpus_text(name: str) -> str:
