@@ -40,10 +40,11 @@ UNLIMITED = 10
 """Kills planned for a submission that kills every worker it runs on."""
 EXIT_SECONDS = 30
 """How long a stopped cluster's last processes may take to end."""
-HOLD_SECONDS = 3
+HOLD_SECONDS = 1.5
 """How long a worker must have held a submission before it is killed: its sandbox and
-kernel are running by then, and its grading (about 5 s on a worker, the untouched release
-less) is not over."""
+kernel are running by then (a kernel forked from the worker's zygote is ready about half a
+second after the sandbox starts), and its grading (about 3 s on a worker, the untouched
+release less) is not over."""
 DASK = str(Path(sys.executable).parent / "dask")
 
 

@@ -5,13 +5,16 @@ and the record of what it tried."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -59,6 +62,15 @@ def run_inside(
     )
     out, err = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def marked_processes(marker: str) -> list[int]:
@@ -224,10 +236,35 @@ def test_tmp_is_private_and_capped(tmp_path):
     assert not Path("/tmp", name).exists()
 
 
+def groups_available() -> bool:
+    """Whether this process may create a control group (the one made to find out is removed)."""
+    group = resources.create(64, 16)
+    if group is not None:
+        group.remove()
+    return group is not None
+
+
 needs_groups = pytest.mark.skipif(
-    resources.create(f"tfcourse-probe-{uuid.uuid4().hex[:8]}", 64, 16) is None,
-    reason="no control group can be created here",
+    not groups_available(), reason="no control group can be created here"
 )
+
+# A grading process that dies before bubblewrap has said where its sandbox is: bubblewrap's
+# first process then dies writing that (the pipe has no reader left), and the child it had
+# made waits for good for the word to run (bubblewrap's --die-with-parent cannot help: its
+# parent is gone). Killed at that moment, a grader leaves the same.
+ABANDONS_A_SANDBOX = """
+import json, os, subprocess, sys
+from pathlib import Path
+from tfcourse_instructor.grading.submission.sandbox import _PLACEHOLDER, Sandbox, submission_mounts
+sandbox = Sandbox(submission_mounts((), Path(sys.argv[1])), 256, 32)
+reading, writing = os.pipe()
+os.close(reading)
+subprocess.Popen(sandbox._command(_PLACEHOLDER, info_fd=writing), pass_fds=[writing],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+print(json.dumps({"group": [str(f) for f in sandbox.group.folders],
+                  "stage": str(sandbox._stage) if sandbox._stage else None}), flush=True)
+sys.stdin.read()  # then ends without closing the sandbox, as a killed grader does
+"""
 
 
 @needs_groups
@@ -385,3 +422,41 @@ def test_the_grader_reads_what_a_submission_sees(repo_course, monkeypatch):
     assert secret not in result.stdout
     if os.geteuid() == 0:
         assert f"uid {GRADING_UID} (the grader is root" in result.stdout
+
+
+@needs_groups
+def test_what_a_dead_grader_left_in_its_sandboxes_is_ended_by_the_next_grading_run(tmp_path):
+    grader = subprocess.Popen(
+        [sys.executable, "-c", ABANDONS_A_SANDBOX, str(tmp_path / "work")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    left = json.loads(grader.stdout.readline())
+    folders = [Path(folder) for folder in left["group"]]
+    group = resources.ResourceGroup(2 if len(folders) == 1 else 1, tuple(folders))
+    try:
+        # bubblewrap's first process ends at once; its child stays, the same second after second.
+        stuck, seen, deadline = [], None, time.monotonic() + 10
+        while not stuck and time.monotonic() < deadline:
+            time.sleep(1)
+            now = group._pids()
+            stuck, seen = (now if now and now == seen else []), now
+        assert stuck, f"no process stayed in the sandbox's group (last seen: {seen})"
+        grader.communicate("", timeout=30)  # the grader is gone; what it made is not
+        assert all(running(pid) for pid in stuck)
+        # The next run (another process of the suite may be first: its removal is the same).
+        live = resources.create(64, 16)  # a running grader's group is left alone: this one's
+        assert live is not None
+        try:
+            resources.remove_abandoned()
+            assert all(folder.is_dir() for folder in live.folders)
+        finally:
+            live.remove()
+        assert not any(running(pid) for pid in stuck)
+        assert not any(folder.exists() for folder in folders)
+    finally:
+        group.remove()
+        if left["stage"]:
+            with contextlib.suppress(OSError):
+                Path(left["stage"]).rmdir()

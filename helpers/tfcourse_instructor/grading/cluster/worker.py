@@ -113,9 +113,7 @@ def _workspace(bundle: Bundle, limits: Limits, sandboxed: bool) -> Workspace:
             root = process_folder(Path(tempfile.gettempdir()), "worker-")
             unpack(bundle, root / "template")
             course = Course(root / "template", bundle.assignment)
-            # No zygote: a worker the coordinator kills while the zygote's child enters a
-            # sandbox has once left bubblewrap waiting on its child for good (not understood yet).
-            warm = _warm.setdefault(sandboxed, WarmProcesses(sandboxed, zygote=False))
+            warm = _warm.setdefault(sandboxed, WarmProcesses(sandboxed))
             workspace = Workspace(course, root, limits, warm)
             workspace.open()
             _workspaces[key] = workspace

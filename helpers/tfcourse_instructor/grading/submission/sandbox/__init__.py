@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -60,7 +59,7 @@ sandbox is built (bubblewrap runs it last), then holds the sandbox open and does
 
 def protection(sandboxed: bool) -> str:
     """A line for the summary: how submissions were confined and limited in this run."""
-    group = resources.create(f"tfcourse-probe-{uuid.uuid4().hex[:8]}", 64, 16)
+    group = resources.create(64, 16)
     limits = group.mechanism if group else "each process has limits of its own (no control group)"
     if group:
         group.remove()
@@ -217,7 +216,7 @@ class Sandbox:
     ) -> None:
         self.mounts = mounts
         self.zygote = zygote if mounts else None
-        self.group = resources.create(f"tfcourse-{uuid.uuid4().hex[:12]}", memory_mb, processes)
+        self.group = resources.create(memory_mb, processes)
         self._process: subprocess.Popen[bytes] | None = None
         self._joined: tuple[int, str] | None = None
         """The process the zygote started: its pid outside, and the sandbox's PID namespace."""

@@ -5,6 +5,12 @@ bomb; a control group does, and counts how often its limits were hit. Version 2 
 hierarchy) is used where the grader's own group delegates the ``memory`` and ``pids``
 controllers, version 1 where their hierarchies are mounted writable (a root grader on a
 hybrid system). Elsewhere :func:`create` returns None and only the per-process limits hold.
+
+A group is named after the grading process that made it, so that the next grading run on the
+machine (or a cluster's next worker) ends what a killed one left (:func:`remove_abandoned`):
+bubblewrap's own clean-up when its parent dies has a gap (its child can be left waiting for
+good if the parent dies while the sandbox is being made), and a group holds every process a
+sandbox ever started, whoever their parent is now.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("memory", "pids")
+_GROUP_PREFIX = "tfcourse-"
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,10 @@ class ResourceGroup:
 
     def kill_all(self) -> None:
         """Kill every process of the group, including those started while killing."""
+        if self.version == 2:
+            # Linux 5.14 and later kill the whole group at once, with no pid to reuse.
+            with contextlib.suppress(OSError):
+                (self.folders[0] / "cgroup.kill").write_text("1")
         deadline = time.monotonic() + 10
         while (pids := self._pids()) and time.monotonic() < deadline:
             for pid in pids:
@@ -93,10 +105,30 @@ class ResourceGroup:
         return sorted(pids)
 
 
-def create(name: str, memory_mb: int, processes: int) -> ResourceGroup | None:
-    """A new group ``name`` beside the grader's own, holding at most ``memory_mb`` MiB and
-    ``processes`` tasks (threads count); None where this process may not create one."""
+def create(memory_mb: int, processes: int) -> ResourceGroup | None:
+    """A new group under the grader's own (``tfcourse-<its pid>-…``), holding at most
+    ``memory_mb`` MiB and ``processes`` tasks (threads count); None where this process may not
+    create one."""
+    name = f"{_GROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
     return _create_v2(name, memory_mb, processes) or _create_v1(name, memory_mb, processes)
+
+
+def remove_abandoned() -> list[str]:
+    """Kill the processes of the groups :func:`create` made under this process's own for
+    grading processes that no longer run, and remove those groups; return their names."""
+    removed = []
+    for version in (2, 1):
+        found: dict[str, list[Path]] = {}
+        for parent in _own_folders(version):
+            with contextlib.suppress(OSError):
+                for folder in parent.glob(f"{_GROUP_PREFIX}*-*"):
+                    found.setdefault(folder.name, []).append(folder)
+        for name, folders in sorted(found.items()):
+            pid = name.removeprefix(_GROUP_PREFIX).split("-", 1)[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                ResourceGroup(version, tuple(folders)).remove()
+                removed.append(name)
+    return removed
 
 
 def _create_v2(name: str, memory_mb: int, processes: int) -> ResourceGroup | None:
@@ -146,6 +178,19 @@ def _create_v1(name: str, memory_mb: int, processes: int) -> ResourceGroup | Non
                 folder.rmdir()
         return None
     return ResourceGroup(1, tuple(folders))
+
+
+def _own_folders(version: int) -> list[Path]:
+    """The folders of this process's own groups: one for version 2, one per controller."""
+    if version == 2:
+        own = _own_group("")
+        unified = (CGROUP_ROOT / "cgroup.controllers").is_file()
+        return [CGROUP_ROOT / own.lstrip("/")] if own is not None and unified else []
+    return [
+        CGROUP_ROOT / controller / own.lstrip("/")
+        for controller in _CONTROLLERS
+        if (own := _own_group(controller)) is not None
+    ]
 
 
 def _own_group(controller: str) -> str | None:
