@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from grading_speed import make_course, other_load, timed
+from grading_speed import load, make_course, timed
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -66,11 +66,7 @@ def main() -> None:
     parser.add_argument("--assignment", default="01_attention")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tfcourse-bench-") as scratch:
-        [course] = [
-            c
-            for c in make_course(Path(scratch) / "course", args.students)
-            if c.assignment == args.assignment
-        ]
+        [course] = make_course(Path(scratch) / "course", [args.assignment], args.students)
         seconds = {}
         for workers in (1, 2):
             command = [sys.executable, "-m", "tfcourse_instructor.grading", "grade", "--force"]
@@ -84,7 +80,7 @@ def main() -> None:
                 flush=True,
             )
     print(f"speed-up of 2 workers over 1: {seconds[1] / seconds[2]:.2f} (ideal 2.00)")
-    print(other_load())
+    print(load())
 
 
 if __name__ == "__main__":
