@@ -23,9 +23,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfcourse_instructor.grading.submission.folders import of_ended_process, process_prefix
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("memory", "pids")
-_GROUP_PREFIX = "tfcourse-"
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def create(memory_mb: int, processes: int) -> ResourceGroup | None:
     """A new group under the grader's own (``tfcourse-<its pid>-…``), holding at most
     ``memory_mb`` MiB and ``processes`` tasks (threads count); None where this process may not
     create one."""
-    name = f"{_GROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    name = f"{process_prefix()}{uuid.uuid4().hex[:12]}"
     return _create_v2(name, memory_mb, processes) or _create_v1(name, memory_mb, processes)
 
 
@@ -121,11 +122,10 @@ def remove_abandoned() -> list[str]:
         found: dict[str, list[Path]] = {}
         for parent in _own_folders(version):
             with contextlib.suppress(OSError):
-                for folder in parent.glob(f"{_GROUP_PREFIX}*-*"):
+                for folder in parent.iterdir():
                     found.setdefault(folder.name, []).append(folder)
         for name, folders in sorted(found.items()):
-            pid = name.removeprefix(_GROUP_PREFIX).split("-", 1)[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            if of_ended_process(name):
                 ResourceGroup(version, tuple(folders)).remove()
                 removed.append(name)
     return removed
