@@ -123,6 +123,15 @@ def run_module(
     )
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for its reaper has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def hidden_lines(tests_dir: Path) -> set[str]:
     """Lines of hidden test cases (stripped, at least 20 characters) that the public test
     files do not contain: text a student can learn only from the hidden tests."""

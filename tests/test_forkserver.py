@@ -25,6 +25,8 @@ from tfcourse.grading_kernel import forkserver, served
 from tfcourse.grading_kernel.kernel import FILE_LIMIT_MB
 from tfcourse_instructor.grading.submission.sandbox import font_list
 
+from conftest import running
+
 MEMORY_MB = 2500
 
 
@@ -220,15 +222,6 @@ client = subprocess.Popen(sys.argv[1:], start_new_session=True)  # as jupyter_cl
 print(client.pid, flush=True)
 client.wait()
 """
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_a_client_whose_grader_is_gone_stops_waiting_for_its_server(tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.submission import preloaded
 
-from conftest import wait_until
+from conftest import running, wait_until
 
 pytestmark = pytest.mark.skipif(not preloaded.SUPPORTED, reason="Linux only")
 
@@ -64,17 +64,6 @@ def probe_course(folder: Path) -> Path:
     folder.mkdir()
     (folder / "nbgrader_config.py").write_text(PROBE.format(seen=str(folder / "seen.json")))
     return folder
-
-
-def ended(*pids: int) -> bool:
-    """Whether every one of ``pids`` has ended (a zombie waiting for its reaper has)."""
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            pass
-    return True
 
 
 def seen(folder: Path) -> dict:
@@ -135,7 +124,8 @@ def test_a_run_over_its_time_is_killed_with_what_it_started(server, tmp_path):
         server.run(folder, *COMMAND, timeout=6, env={"PROBE_SLEEP": "1"})
     run = seen(folder)
     assert run["child"] is not None  # the run got as far as starting its child
-    wait_until(lambda: ended(run["pid"], run["child"]), 30, "the run and its child killed")
+    pids = (run["pid"], run["child"])
+    wait_until(lambda: not any(map(running, pids)), 30, "the run and its child killed")
     # The preloaded process serves the next run.
     assert "There are 0 students" in server.run(folder, *COMMAND, timeout=120).stdout
 
@@ -160,7 +150,7 @@ def test_a_grader_killed_mid_run_leaves_no_process_behind(tmp_path):
     grader.send_signal(signal.SIGKILL)
     grader.wait()
     pids = (server.pid, run["pid"], run["child"])
-    wait_until(lambda: ended(*pids), 30, "all of them gone")
+    wait_until(lambda: not any(map(running, pids)), 30, "all of them gone")
 
 
 def test_the_server_reaches_no_path_a_submission_could_name(server, tmp_path):

@@ -33,7 +33,7 @@ from tfcourse_instructor.grading.submission.sandbox import (
 )
 from tfcourse_instructor.grading.submission.sandbox.bwrap import GRADING_UID
 
-from conftest import REPO, run_module
+from conftest import REPO, run_module, running
 
 pytestmark = pytest.mark.skipif(
     unavailable_reason() is not None, reason=f"no sandbox here: {unavailable_reason()}"
@@ -62,15 +62,6 @@ def run_inside(
     )
     out, err = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def marked_processes(marker: str) -> list[int]:
@@ -445,11 +436,11 @@ def test_what_a_dead_grader_left_in_its_sandboxes_is_ended_by_the_next_grading_r
         assert stuck, f"no process stayed in the sandbox's group (last seen: {seen})"
         grader.communicate("", timeout=30)  # the grader is gone; what it made is not
         assert all(running(pid) for pid in stuck)
-        # The next run (another process of the suite may be first: its removal is the same).
-        live = resources.create(64, 16)  # a running grader's group is left alone: this one's
+        # The next group made on the machine ends it (another process of the suite may be
+        # first: its removal is the same); a running grader's group is left alone: this one's.
+        live = resources.create(64, 16)
         assert live is not None
         try:
-            resources.remove_abandoned()
             assert all(folder.is_dir() for folder in live.folders)
         finally:
             live.remove()

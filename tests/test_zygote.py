@@ -70,8 +70,9 @@ SET_BY_IPYKERNEL = {
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     """A grading run of two submissions under one set of warm processes: a probe that looks
-    around and leaves a process behind, then the reference notebook in a second workspace (the
-    next assignment of a grading command that grades several)."""
+    around and leaves a process behind, then the reference notebook in a second workspace of
+    another copy of the course (a command that grades several assignments gives each its own
+    workspace and the same warm processes)."""
     if reason := sandbox.unavailable_reason():
         pytest.skip(reason)
     if not zygote.SUPPORTED:
@@ -171,7 +172,7 @@ def test_what_a_submission_writes_in_the_zygotes_folders_stays_in_its_sandbox(pr
     assert "left-by-the-submission" not in probed[3]
 
 
-def test_a_process_left_running_is_named_and_the_next_assignments_submission_is_graded(probed):
+def test_a_process_left_running_is_named_and_the_next_workspaces_submission_is_graded(probed):
     """The probe's leftovers (a process, a file in its copy of the zygote's folder) reach
     nothing the warm processes serve next: another workspace's submission grades cleanly."""
     _, graded, after, _ = probed

@@ -16,7 +16,6 @@ from tfcourse_instructor.grading.submission.folders import process_folder
 from tfcourse_instructor.grading.submission.sandbox import (
     Zygote,
     font_list,
-    resources,
     sandbox_environment,
 )
 from tfcourse_instructor.grading.submission.sandbox import zygote as zygote_process
@@ -47,8 +46,6 @@ class WarmProcesses:
         self._started = True
         if preloaded.SUPPORTED:
             self.preloaded = preloaded.Preloaded()
-        if self.sandboxed:
-            resources.remove_abandoned()  # what a killed grading run's sandboxes left
         if self.sandboxed and forkserver.SUPPORTED:
             self.font_list = font_list()
         if self.sandboxed and self._wants_zygote and zygote_process.SUPPORTED:

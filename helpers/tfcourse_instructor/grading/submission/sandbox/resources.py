@@ -6,8 +6,9 @@ hierarchy) is used where the grader's own group delegates the ``memory`` and ``p
 controllers, version 1 where their hierarchies are mounted writable (a root grader on a
 hybrid system). Elsewhere :func:`create` returns None and only the per-process limits hold.
 
-A group is named after the grading process that made it, so that the next grading run on the
-machine (or a cluster's next worker) ends what a killed one left (:func:`remove_abandoned`):
+A group is named after the grading process that made it, so that the next group made on the
+machine (or a cluster's next worker, at its start) ends what a killed grader left
+(:func:`remove_abandoned`), as the scratch folders are removed:
 bubblewrap's own clean-up when its parent dies has a gap (its child can be left waiting for
 good if the parent dies while the sandbox is being made), and a group holds every process a
 sandbox ever started, whoever their parent is now.
@@ -108,8 +109,10 @@ class ResourceGroup:
 
 def create(memory_mb: int, processes: int) -> ResourceGroup | None:
     """A new group under the grader's own (``tfcourse-<its pid>-…``), holding at most
-    ``memory_mb`` MiB and ``processes`` tasks (threads count); None where this process may not
+    ``memory_mb`` MiB and ``processes`` tasks (threads count), after removing those of
+    processes that no longer run (:func:`remove_abandoned`); None where this process may not
     create one."""
+    remove_abandoned()
     name = f"{process_prefix()}{uuid.uuid4().hex[:12]}"
     return _create_v2(name, memory_mb, processes) or _create_v1(name, memory_mb, processes)
 
