@@ -19,7 +19,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # Jupyter servers of the venv serve formgrader through the kit's extension, nbgrader's formgrader
 # behind the kit's answer to its Autograde button (grading/classroom/formgrader.py), as the
-# kit's Jupyter configuration says. An editable install copies no data files: make does.
+# kit's Jupyter configuration says. A wheel installs the file (pyproject.toml's data-files); an
+# editable install does not: make copies it.
 SERVER_CONFIG := jupyter_server_config.d/tfcourse_instructor.json
 
 $(VENV)/etc/jupyter/$(SERVER_CONFIG): jupyter-config/$(SERVER_CONFIG) $(VENV)/.installed
