@@ -122,8 +122,9 @@ def cluster_processes(marker: str) -> list[str]:
 
 class Killer(threading.Thread):
     """SIGKILLs the worker running a planned student's submission once it has run there for
-    :data:`HOLD_SECONDS`, as many times as planned. The worker may hold other submissions
-    waiting their turn: Dask counts the death against them too, the kit must not."""
+    :data:`HOLD_SECONDS`, as many times as planned, and only while it runs it there. The
+    worker may hold other submissions waiting their turn: Dask counts the death against them
+    too, the kit must not."""
 
     def __init__(self, address: str, plan: dict[str, int]) -> None:
         super().__init__(daemon=True)
@@ -143,28 +144,42 @@ class Killer(threading.Thread):
             raise
 
     def _kill_as_planned(self) -> None:
-        def executing(dask_worker: distributed.Worker) -> tuple[int, list[str]]:
-            """The worker's process id and the keys of the tasks it is running for the
-            coordinator (not those waiting, nor those of the killed coordinator, cancelled
-            but running to their end); nested, so that it travels to the workers by value."""
-            running = dask_worker.state.executing
-            return os.getpid(), [task.key for task in running if task.state == "executing"]
+        def executing(dask_worker: distributed.Worker) -> list[str]:
+            """The keys of the tasks the worker is running for the coordinator (not those
+            waiting, nor those of the killed coordinator, cancelled but running to their end);
+            nested, so that it travels to the workers by value."""
+            return [task.key for task in dask_worker.state.executing if task.state == "executing"]
+
+        def kill_if_executing(key: str, dask_worker: distributed.Worker) -> bool:
+            """SIGKILL the worker if it still runs ``key``; False if it does not. Checked and
+            done in the worker's event loop, where a task's end and the next one's start are
+            handled: no other task can have started in between."""
+            if key in executing(dask_worker):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return False
 
         running: dict[tuple[str, str], float] = {}
         with distributed.Client(self.address, timeout="60s") as client:
             while not self.stop.wait(0.5):
                 now = time.monotonic()
-                for worker, (pid, keys) in client.run(executing, on_error="ignore").items():
+                for worker, keys in client.run(executing, on_error="ignore").items():
                     for key in keys:
                         student = self._student(key)
                         if self.kills[student] >= self.plan.get(student, 0):
                             continue
                         since = running.setdefault((worker, key), now)
-                        if now - since >= HOLD_SECONDS:
-                            os.kill(pid, signal.SIGKILL)
-                            self.kills[student] += 1
-                            self.log.append(f"{time.strftime('%X')} killed {worker} for {keys}")
-                            running.clear()
+                        if now - since < HOLD_SECONDS:
+                            continue
+                        answer = client.run(
+                            kill_if_executing, key, workers=[worker], on_error="return"
+                        )
+                        if answer.get(worker) is False:  # it ended before the kill
+                            del running[(worker, key)]
+                            continue
+                        self.kills[student] += 1
+                        self.log.append(f"{time.strftime('%X')} killed {worker} for {key}")
+                        running.clear()
+                        break
 
     @staticmethod
     def _student(key: str) -> str:
