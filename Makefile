@@ -67,7 +67,7 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## every benchmark (about 50 minutes)
+bench: bench-attention bench-lm bench-notebook bench-grading bench-cluster  ## the five bench-* targets (about 50 minutes)
 
 bench-attention: install  ## reference attention vs torch.nn.MultiheadAttention
 	$(PY) bench/attention_speed.py

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
-import tomllib
 from nbclient import NotebookClient
 from selenium.webdriver.common.by import By
 

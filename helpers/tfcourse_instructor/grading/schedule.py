@@ -14,11 +14,10 @@ An assignment not yet released is built, tested and graded on request like the o
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import tomllib
 
 from tfcourse_instructor.grading.course import Course
 

@@ -27,10 +27,9 @@ import re
 import shutil
 import sys
 import tempfile
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-
-import tomllib
 
 import tfcourse
 from tfcourse_instructor.grading.build.answers import Answers, Leak

@@ -15,8 +15,9 @@ wins. jupyter_server loads extensions in name order (``nbgrader…`` before
 ``tfcourse_instructor…``), so a handler added by an extension beside nbgrader's would come
 second and never answer. This extension therefore serves the formgrader: it adds its handler,
 then loads nbgrader's formgrader. The kit's Jupyter configuration
-(``jupyter-config/jupyter_server_config.d/tfcourse_instructor.json``, which ``make install``
-puts in the environment's ``etc/jupyter``, where nbgrader's package puts its own) enables it
+(``jupyter-config/jupyter_server_config.d/tfcourse_instructor.json``, which the kit's wheel,
+or ``make install`` for its editable install, puts in the environment's ``etc/jupyter``, where
+nbgrader's package puts its own) enables it
 and disables nbgrader's entry point. Where nbgrader's formgrader is enabled anyway it was
 loaded first and keeps the button (the exporter still refuses, under nbgrader's traceback):
 this extension then adds nothing, and the server's log says why.

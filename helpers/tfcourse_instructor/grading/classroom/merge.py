@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import UTC
 
 from nbgrader.api import Gradebook
 from nbgrader.plugins import LateSubmissionPlugin
@@ -68,7 +68,7 @@ def record_assignment(course: Course, run: NbgraderRun = Course.nbgrader) -> Non
             ) from None
     due = next(a.due for a in read_schedule(course.root) if a.name == course.assignment)
     if due is not None:  # nbgrader keeps times as naive UTC
-        due = due.astimezone(timezone.utc).replace(tzinfo=None)
+        due = due.astimezone(UTC).replace(tzinfo=None)
     with Gradebook(f"sqlite:///{course.gradebook}") as gradebook:
         gradebook.update_or_create_assignment(course.assignment, duedate=due)
 
