@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import csv
 import fcntl
 import json
 import os
@@ -25,6 +26,7 @@ import nbformat
 import pytest
 
 from tfcourse_instructor.grading.build.public_tests import hidden_cases, public_test_source
+from tfcourse_instructor.grading.classroom.summary import SUMMARY_JSON
 from tfcourse_instructor.grading.course import Course, import_given
 from tfcourse_instructor.grading.schedule import COURSE_FILE, courses, read_schedule
 from tfcourse_instructor.grading.selftest.samples import reference_notebooks
@@ -130,6 +132,50 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def recorded(course: Course) -> dict[str, dict]:
+    """The grading summary's record of each student graded in ``course``'s assignment."""
+    path = course.root / SUMMARY_JSON
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get(course.assignment, {})
+
+
+def graded_results(course: Course, students: set[str]) -> dict[str, object]:
+    """What grading ``course``'s assignment left of ``students``: their rows of
+    ``grades_by_question.csv``, their grades in ``grades.csv``, their feedback pages and their
+    records (graded or not, the issues). Two runs that graded alike leave equal results."""
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with (course.root / name).open(encoding="utf-8") as stream:
+            return list(csv.DictReader(stream))
+
+    pages = {
+        student: {
+            path.name: path.read_bytes()
+            for path in sorted((course.root / "feedback" / student / course.assignment).glob("*"))
+        }
+        for student in sorted(students)
+    }
+    return {
+        "questions": [
+            row
+            for row in rows("grades_by_question.csv")
+            if row["notebook"] == course.assignment and row["student"] in students
+        ],
+        "grades": {
+            row["student_id"]: row[course.assignment]
+            for row in rows("grades.csv")
+            if row["student_id"] in students
+        },
+        "feedback": pages,
+        "records": {
+            student: (record["graded"], record["issues"])
+            for student, record in recorded(course).items()
+            if student in students
+        },
+    }
 
 
 def hidden_lines(tests_dir: Path) -> set[str]:

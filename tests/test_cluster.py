@@ -6,7 +6,6 @@ one machine (the ``samples`` run), and nothing of the cluster may outlive it."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -24,12 +23,11 @@ import distributed
 import psutil
 import pytest
 
-from tfcourse_instructor.grading.classroom.summary import SUMMARY_JSON
 from tfcourse_instructor.grading.cluster import bundle, coordinator, worker
 from tfcourse_instructor.grading.course import Course
 from tfcourse_instructor.grading.selftest import samples
 
-from conftest import free_port, one_notebook_course, wait_until
+from conftest import free_port, graded_results, one_notebook_course, recorded, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -200,36 +198,6 @@ def grade_on(course: Course, address: str, *options: str) -> subprocess.Popen:
     )
 
 
-def recorded(course: Course) -> dict[str, dict]:
-    path = course.root / SUMMARY_JSON
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8")).get(ASSIGNMENT, {})
-
-
-def question_rows(course: Course, students: set[str]) -> list[dict[str, str]]:
-    with (course.root / "grades_by_question.csv").open(encoding="utf-8") as stream:
-        return [
-            row
-            for row in csv.DictReader(stream)
-            if row["notebook"] == ASSIGNMENT and row["student"] in students
-        ]
-
-
-def assignment_grades(course: Course, students: set[str]) -> dict[str, str]:
-    with (course.root / "grades.csv").open(encoding="utf-8") as stream:
-        return {
-            row["student_id"]: row[ASSIGNMENT]
-            for row in csv.DictReader(stream)
-            if row["student_id"] in students
-        }
-
-
-def feedback_pages(course: Course, student: str) -> dict[str, bytes]:
-    folder = course.root / "feedback" / student / ASSIGNMENT
-    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.html"))}
-
-
 @dataclass(frozen=True)
 class KillPlan:
     once: str
@@ -297,14 +265,7 @@ def test_the_cluster_grades_as_one_machine(graded_on_cluster, graded_samples):
     assert kills[plan.once] == 1, "the killed worker never held the submission"
     one_machine = graded_samples[0][ASSIGNMENT]
     students = {s.student_id for s in samples.SAMPLES} - {plan.always}
-    assert question_rows(course, students) == question_rows(one_machine, students)
-    assert assignment_grades(course, students) == assignment_grades(one_machine, students)
-    for student in sorted(students):
-        assert feedback_pages(course, student) == feedback_pages(one_machine, student), student
-    here, there = recorded(course), recorded(one_machine)
-    for student in students:
-        assert here[student]["graded"] == there[student]["graded"]
-        assert here[student]["issues"] == there[student]["issues"], student
+    assert graded_results(course, students) == graded_results(one_machine, students)
     assert "late-reference handed in 1.5 days late" in out
 
 

@@ -176,6 +176,9 @@ def preload(font_list: FontList | None = None) -> None:
     where matplotlib looks for it first."""
     # What ipykernel would set before the notebook imports matplotlib (kernelapp.py).
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # What ipykernel's kernel spec sets: debugpy, which ipykernel.debugger imports, would
+    # otherwise print a warning about frozen modules on the grader's terminal.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     if font_list is not None and _FONT_LIST_NAME.fullmatch(font_list.name):
         import matplotlib
 

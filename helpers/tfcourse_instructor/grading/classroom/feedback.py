@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from tfcourse_instructor.grading.classroom.merge import EXCHANGE_FILES
 from tfcourse_instructor.grading.course import Course, NbgraderRun
+from tfcourse_instructor.grading.submission import graded_outputs
 from tfcourse_instructor.grading.submission.graded_outputs import HIDDEN_FAILURES_METADATA
 
 
@@ -120,7 +121,7 @@ def _drop_grader_notes(path: Path) -> None:
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             output.get("metadata", {}).pop(HIDDEN_FAILURES_METADATA, None)
-    nbformat.write(notebook, path)
+    graded_outputs.rewrite(notebook, path)
 
 
 def _write_feedback_share(

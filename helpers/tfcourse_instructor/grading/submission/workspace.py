@@ -38,7 +38,7 @@ from nbgrader.api import Gradebook
 
 from tfcourse.grading_kernel import attempts, forkserver
 from tfcourse_instructor.grading.course import GIVEN_FOLDER, Course
-from tfcourse_instructor.grading.submission import timings
+from tfcourse_instructor.grading.submission import graded_outputs, timings
 from tfcourse_instructor.grading.submission.folders import memory_folder
 from tfcourse_instructor.grading.submission.graded_outputs import limit_notes
 from tfcourse_instructor.grading.submission.issues import (
@@ -312,7 +312,7 @@ class Workspace:
             issues += execution_issues(path.stem, notebook)
             issues += graded_better_than_stored(path.stem, notebook, submitted[path.stem])
             show_submitted_outputs(notebook, submitted[path.stem], notes)
-            nbformat.write(notebook, path)
+            graded_outputs.rewrite(notebook, path)
         return issues
 
     def _kernel_spec(

@@ -1,0 +1,147 @@
+"""A grader who is not root (an instructor on a laptop) grades as root does. The sample class of
+notebook 1 is graded by the kit's ``grade``, run as an unprivileged user: its sandboxes then run
+as that user too, with limits per process and no control group. Its grades, feedback and
+summary must be those of the root run (the ``samples`` run), and it must leave no process and
+no scratch folder behind.
+
+The test starts the grader as the machine's ``nobody`` in a mount namespace of its own, where
+the folders on the way to the interpreter, the venv and the kit that only root may enter (a
+Python installed under ``/root``, say) are covered by empty folders that lead only there;
+everything else is the machine as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tfcourse_instructor.grading.selftest import samples
+
+from conftest import REPO, graded_results, one_notebook_course
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "01_attention"
+USER = pwd.getpwnam("nobody")
+
+
+def entries(paths: Iterable[Path], stash: Path) -> list[str]:
+    """Shell commands for root in a mount namespace of its own, after which any user can reach
+    ``paths`` (folders others may enter): each folder on their way that others may not enter
+    (outermost first) is covered by an empty one holding only the ways on, bound from where
+    they were (through ``stash``)."""
+    paths = sorted({path.resolve() for path in paths})
+    for path in paths:
+        assert path.stat().st_mode & stat.S_IXOTH, f"only its owner may enter {path}"
+    closed = sorted(
+        {
+            folder
+            for path in paths
+            for folder in path.parents
+            if not folder.stat().st_mode & stat.S_IXOTH
+        },
+        key=lambda folder: len(folder.parts),
+    )
+    commands = []
+    for index, folder in enumerate(closed):
+        ways = {path.relative_to(folder).parts[0] for path in paths if folder in path.parents}
+        kept = {way: stash / f"{index}-{way}" for way in sorted(ways)}
+        for way, place in kept.items():
+            commands += [shlex.join(["mkdir", "-p", str(place)])]
+            commands += [shlex.join(["mount", "--bind", str(folder / way), str(place)])]
+        commands += [shlex.join(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(folder)])]
+        for way, place in kept.items():
+            commands += [shlex.join(["mkdir", str(folder / way)])]
+            commands += [shlex.join(["mount", "--bind", str(place), str(folder / way)])]
+    return commands
+
+
+def left_behind(since: float) -> list[str]:
+    """The user's processes started since ``since``, and its scratch folders."""
+    processes = [
+        f"{process.pid} {process.info['name']}"
+        for process in psutil.process_iter(["name", "uids", "create_time"])
+        if process.info["uids"].real == USER.pw_uid and process.info["create_time"] >= since
+    ]
+    folders = [
+        str(folder)
+        for parent in (Path(tempfile.gettempdir()), Path("/dev/shm"))
+        for folder in parent.glob("tfcourse-*")
+        if folder.lstat().st_uid == USER.pw_uid
+    ]
+    return processes + folders
+
+
+@pytest.fixture(scope="module")
+def graded_unprivileged(tmp_path_factory):
+    """The sample class of notebook 1 graded by ``nobody``; the course, the command's output,
+    and what it left behind."""
+    if os.geteuid() != 0:
+        pytest.skip("the suite runs as a user who is not root: every grading test takes that way")
+    # Not under pytest's temporary folders: only their owner may enter them.
+    folder = Path(tempfile.mkdtemp(prefix="unprivileged-grader-"))
+    try:
+        course = one_notebook_course(folder / "course", ASSIGNMENT)
+        samples.write_samples(course)
+        (folder / "home").mkdir()
+        for path in [folder, *folder.rglob("*")]:
+            os.lchown(path, USER.pw_uid, USER.pw_gid)
+        stash = tmp_path_factory.mktemp("stash")
+        needed = (Path(sys.base_prefix), Path(sys.prefix), REPO)
+        environment = {
+            "HOME": str(folder / "home"),
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            **{
+                name: os.environ[name]
+                for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                if name in os.environ
+            },
+        }
+        command = ["setpriv", f"--reuid={USER.pw_uid}", f"--regid={USER.pw_gid}"]
+        command += ["--clear-groups", "--inh-caps=-all", "env", "-i"]
+        command += [f"{name}={value}" for name, value in environment.items()]
+        command += [sys.executable, "-m", "tfcourse_instructor.grading"]
+        command += ["grade", "--assignment", ASSIGNMENT]
+        script = [*entries(needed, stash), f"cd {shlex.quote(str(course.root))}"]
+        script += [f"exec {shlex.join(command)}"]
+        since = time.time()
+        result = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-ec", "\n".join(script)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        deadline = time.monotonic() + 10  # a sandbox's last processes take moments to end
+        while (left := left_behind(since)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield course, result.stdout, left
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_unprivileged_grader_grades_as_root_does(graded_unprivileged, graded_samples):
+    course, out, _ = graded_unprivileged
+    as_root = graded_samples[0][ASSIGNMENT]
+    students = {sample.student_id for sample in samples.SAMPLES}
+    assert graded_results(course, students) == graded_results(as_root, students)
+    assert f"all {len(students)} submission(s) graded without problems" in out
+    assert "each process has limits of its own (no control group)" in out
+
+
+def test_an_unprivileged_grader_leaves_nothing_behind(graded_unprivileged):
+    *_, left = graded_unprivileged
+    assert left == []
