@@ -1,8 +1,8 @@
 """A grader who is not root (an instructor on a laptop) grades as root does. The sample class of
 notebook 1 is graded by the kit's ``grade``, run as an unprivileged user: its sandboxes then run
-as that user too, with limits per process and no control group. Its grades, feedback and
-summary must be those of the root run (the ``samples`` run), and it must leave no process and
-no scratch folder behind.
+as that user too, with limits per process and no control group (none is delegated to
+``nobody``). Its grades, feedback and summary must be those of the root run (the ``samples``
+run), and it must leave no process and no scratch folder behind.
 
 The test starts the grader as the machine's ``nobody`` in a mount namespace of its own, where
 the folders on the way to the interpreter, the venv and the kit that only root may enter (a
