@@ -2,7 +2,8 @@
 notebook 1 is graded by the kit's ``grade``, run as an unprivileged user: its sandboxes then run
 as that user too, with limits per process and no control group (none is delegated to
 ``nobody``). Its grades, feedback and summary must be those of the root run (the ``samples``
-run), and it must leave no process and no scratch folder behind.
+run), and it must leave no process and no scratch folder behind. One more student's submission
+is a fork bomb: without a control group, its fork server must still hold it to ``--processes``.
 
 The test starts the grader as the machine's ``nobody`` in a mount namespace of its own, where
 the folders on the way to the interpreter, the venv and the kit that only root may enter (a
@@ -20,10 +21,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
@@ -35,6 +38,23 @@ pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "01_attention"
 USER = pwd.getpwnam("nobody")
+PROCESSES = 256
+"""``grade``'s default ``--processes``: what one submission may run at once."""
+FORKS = 1000
+"""Children the fork bomb starts if nothing stops it: well beyond :data:`PROCESSES`."""
+OTHERS = 100
+"""The user's other processes at any moment: the grading command's own, and another
+submission's sandbox graded beside the bomb's (about 30 here)."""
+FORK_BOMB = f"""import os, time
+for _ in range({FORKS}):
+    try:
+        if os.fork() == 0:
+            time.sleep(8)
+            os._exit(0)
+    except OSError:
+        break
+time.sleep(8)
+"""
 
 
 def entries(paths: Iterable[Path], stash: Path) -> list[str]:
@@ -68,6 +88,24 @@ def entries(paths: Iterable[Path], stash: Path) -> list[str]:
     return commands
 
 
+class PeakCount(threading.Thread):
+    """The most processes the user ran at once, while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            count = sum(
+                1
+                for process in psutil.process_iter(["uids"])
+                if process.info["uids"] and process.info["uids"].real == USER.pw_uid
+            )
+            self.peak = max(self.peak, count)
+
+
 def left_behind(since: float) -> list[str]:
     """The user's processes started since ``since``, and its scratch folders."""
     processes = [
@@ -86,8 +124,8 @@ def left_behind(since: float) -> list[str]:
 
 @pytest.fixture(scope="module")
 def graded_unprivileged(tmp_path_factory):
-    """The sample class of notebook 1 graded by ``nobody``; the course, the command's output,
-    and what it left behind."""
+    """The sample class of notebook 1 and a fork bomb graded by ``nobody``; the course, the
+    command's output, what it left behind and the most processes it ran at once."""
     if os.geteuid() != 0:
         pytest.skip("the suite runs as a user who is not root: every grading test takes that way")
     # Not under pytest's temporary folders: only their owner may enter them.
@@ -95,6 +133,11 @@ def graded_unprivileged(tmp_path_factory):
     try:
         course = one_notebook_course(folder / "course", ASSIGNMENT)
         samples.write_samples(course)
+        bomb = course.submitted_dir / "fork-bomb" / ASSIGNMENT
+        shutil.copytree(course.submitted_dir / "reference" / ASSIGNMENT, bomb)
+        notebook = nbformat.read(bomb / f"{ASSIGNMENT}.ipynb", as_version=4)
+        notebook.cells.append(nbformat.v4.new_code_cell(FORK_BOMB))  # after the last check
+        nbformat.write(notebook, bomb / f"{ASSIGNMENT}.ipynb")
         (folder / "home").mkdir()
         for path in [folder, *folder.rglob("*")]:
             os.lchown(path, USER.pw_uid, USER.pw_gid)
@@ -118,30 +161,40 @@ def graded_unprivileged(tmp_path_factory):
         script = [*entries(needed, stash), f"cd {shlex.quote(str(course.root))}"]
         script += [f"exec {shlex.join(command)}"]
         since = time.time()
+        counter = PeakCount()
+        counter.start()
         result = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-ec", "\n".join(script)],
             capture_output=True,
             text=True,
             timeout=900,
         )
+        counter.stop.set()
+        counter.join()
         assert result.returncode == 0, result.stdout + result.stderr
         deadline = time.monotonic() + 10  # a sandbox's last processes take moments to end
         while (left := left_behind(since)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        yield course, result.stdout, left
+        yield course, result.stdout, left, counter.peak
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_an_unprivileged_grader_grades_as_root_does(graded_unprivileged, graded_samples):
-    course, out, _ = graded_unprivileged
+    course, out, *_ = graded_unprivileged
     as_root = graded_samples[0][ASSIGNMENT]
     students = {sample.student_id for sample in samples.SAMPLES}
     assert graded_results(course, students) == graded_results(as_root, students)
-    assert f"all {len(students)} submission(s) graded without problems" in out
-    assert "each process has limits of its own (no control group)" in out
+    assert "the number of its processes (no control group)" in out
+
+
+def test_a_fork_bomb_is_held_to_the_process_limit_without_a_control_group(graded_unprivileged):
+    course, _, _, peak = graded_unprivileged
+    assert peak <= PROCESSES + OTHERS
+    bomb, reference = (graded_results(course, {s})["grades"] for s in ("fork-bomb", "reference"))
+    assert bomb["fork-bomb"] == reference["reference"]
 
 
 def test_an_unprivileged_grader_leaves_nothing_behind(graded_unprivileged):
-    *_, left = graded_unprivileged
+    _, _, left, _ = graded_unprivileged
     assert left == []

@@ -120,13 +120,17 @@ class ForkServer:
     (e.g. :meth:`tfcourse_instructor.grading.submission.sandbox.Sandbox.popen`, which confines it
     and every kernel it forks); it is ready once its imports are done. With ``font_list``
     (:class:`FontList`), matplotlib reads its fonts from that list instead of scanning the
-    system's fonts again in every sandbox."""
+    system's fonts again in every sandbox. With ``processes``, the server and every process
+    it or its kernels start count against that many tasks of their user in their user
+    namespace (:func:`tfcourse.grading_kernel.kernel.limit_processes`): a sandbox's limit
+    where no control group holds it."""
 
     def __init__(
         self,
         socket_path: Path,
         popen: Callable[..., StartedProcess] = subprocess.Popen,
         font_list: FontList | None = None,
+        processes: int | None = None,
     ) -> None:
         self.socket_path = socket_path
         command = [sys.executable, "-m", "tfcourse.grading_kernel.forkserver", str(socket_path)]
@@ -134,6 +138,8 @@ class ForkServer:
         if font_list is not None:
             stdin = font_list_file(font_list)
             command += ["--font-list", font_list.name]
+        if processes is not None:
+            command += ["--processes", str(processes)]
         try:
             self._process = popen(
                 command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -464,10 +470,13 @@ def font_list_on_stdin(name: str | None) -> FontList | None:
 if __name__ == "__main__":
     import argparse
 
-    from tfcourse.grading_kernel.kernel import start_kernel
+    from tfcourse.grading_kernel.kernel import limit_processes, start_kernel
 
     parser = argparse.ArgumentParser(prog="python -m tfcourse.grading_kernel.forkserver")
     parser.add_argument("socket", type=Path)
     parser.add_argument("--font-list", metavar="NAME", help="matplotlib's font list is stdin")
+    parser.add_argument("--processes", type=int, help="tasks of this user in this namespace")
     arguments = parser.parse_args()
+    if arguments.processes:
+        limit_processes(arguments.processes)
     serve(arguments.socket, start_kernel, font_list_on_stdin(arguments.font_list))

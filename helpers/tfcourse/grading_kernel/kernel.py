@@ -44,6 +44,13 @@ def limit_file_size(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+def limit_processes(count: int) -> None:
+    """Let this process and its children start tasks (processes or threads) only while their
+    user runs fewer than ``count`` in its user namespace: in a sandbox of its own, the
+    submission's processes (Linux counts ``RLIMIT_NPROC`` per user namespace since 5.14)."""
+    resource.setrlimit(resource.RLIMIT_NPROC, (count, count))
+
+
 def start_kernel(argv: list[str]) -> None:
     """Apply the limits, run the kernel with the remaining arguments."""
     parser = argparse.ArgumentParser(prog="python -m tfcourse.grading_kernel.kernel")

@@ -60,9 +60,14 @@ sandbox is built (bubblewrap runs it last), then holds the sandbox open and does
 def protection(sandboxed: bool) -> str:
     """A line for the summary: how submissions were confined and limited in this run."""
     group = resources.create(64, 16)
-    limits = group.mechanism if group else "each process has limits of its own (no control group)"
     if group:
         group.remove()
+        limits = group.mechanism
+    elif sandboxed:
+        limits = "each process has limits of its own, and its fork server the number of its"
+        limits += " processes (no control group)"
+    else:
+        limits = "each process has limits of its own (no control group)"
     if not sandboxed:
         return (
             "submissions ran UNSANDBOXED (--unsandboxed): grades are not protected against "
