@@ -5,7 +5,6 @@ and the record of what it tried."""
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import json
 import os
@@ -436,18 +435,18 @@ def test_what_a_dead_grader_left_in_its_sandboxes_is_ended_by_the_next_grading_r
         assert stuck, f"no process stayed in the sandbox's group (last seen: {seen})"
         grader.communicate("", timeout=30)  # the grader is gone; what it made is not
         assert all(running(pid) for pid in stuck)
-        # The next group made on the machine ends it (another process of the suite may be
-        # first: its removal is the same); a running grader's group is left alone: this one's.
-        live = resources.create(64, 16)
-        assert live is not None
+        # The next sandbox made on the machine ends it and removes its folders (another process
+        # of the suite may be first: its removal is the same); a running grader's are left
+        # alone: this one's.
+        live = Sandbox(mounts(tmp_path), memory_mb=64, processes=16)
         try:
-            assert all(folder.is_dir() for folder in live.folders)
+            assert live.group is not None
+            assert all(folder.is_dir() for folder in live.group.folders)
+            assert live._stage is None or live._stage.is_dir()
         finally:
-            live.remove()
+            live.close()
         assert not any(running(pid) for pid in stuck)
         assert not any(folder.exists() for folder in folders)
+        assert not left["stage"] or not Path(left["stage"]).exists()
     finally:
         group.remove()
-        if left["stage"]:
-            with contextlib.suppress(OSError):
-                Path(left["stage"]).rmdir()

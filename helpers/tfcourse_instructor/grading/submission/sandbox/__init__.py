@@ -29,6 +29,7 @@ from typing import IO, Any
 import tfcourse
 import tfcourse_instructor
 from tfcourse.grading_kernel import forkserver
+from tfcourse_instructor.grading.submission.folders import process_folder
 from tfcourse_instructor.grading.submission.sandbox import bwrap, resources, zygote
 from tfcourse_instructor.grading.submission.sandbox.bwrap import Mounts
 from tfcourse_instructor.grading.submission.sandbox.zygote import Zygote
@@ -227,7 +228,9 @@ class Sandbox:
         """The process the zygote started: its pid outside, and the sandbox's PID namespace."""
         self._stage: Path | None = None
         if mounts and os.geteuid() == 0:
-            self._stage = Path(tempfile.mkdtemp(prefix="tfcourse-stage-", dir="/tmp"))
+            # In /tmp, which the sandbox's user can enter; named after this process, so that
+            # the next sandbox made on the machine removes what a killed grader left.
+            self._stage = process_folder(Path("/tmp"), "stage-")
             self._stage.chmod(0o755)
             for folder in mounts.shared:
                 os.chown(folder, bwrap.GRADING_UID, bwrap.GRADING_UID)
