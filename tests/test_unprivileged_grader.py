@@ -88,6 +88,15 @@ def entries(paths: Iterable[Path], stash: Path) -> list[str]:
     return commands
 
 
+def user_processes() -> list[psutil.Process]:
+    """The user's processes now (with their name and start time)."""
+    return [
+        process
+        for process in psutil.process_iter(["name", "uids", "create_time"])
+        if process.info["uids"] and process.info["uids"].real == USER.pw_uid
+    ]
+
+
 class PeakCount(threading.Thread):
     """The most processes the user ran at once, while it runs."""
 
@@ -98,20 +107,15 @@ class PeakCount(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            count = sum(
-                1
-                for process in psutil.process_iter(["uids"])
-                if process.info["uids"] and process.info["uids"].real == USER.pw_uid
-            )
-            self.peak = max(self.peak, count)
+            self.peak = max(self.peak, len(user_processes()))
 
 
 def left_behind(since: float) -> list[str]:
     """The user's processes started since ``since``, and its scratch folders."""
     processes = [
         f"{process.pid} {process.info['name']}"
-        for process in psutil.process_iter(["name", "uids", "create_time"])
-        if process.info["uids"].real == USER.pw_uid and process.info["create_time"] >= since
+        for process in user_processes()
+        if process.info["create_time"] >= since
     ]
     folders = [
         str(folder)

@@ -258,15 +258,11 @@ class Workspace:
         sockets, connections = folders
         server = None
         if forkserver.SUPPORTED:
-            # Without a control group, the server holds the sandbox's processes to their
-            # limit: counted in the sandbox's user namespace (unsandboxed, the count would be
-            # the grader's own).
-            held = self.sandboxed and sandbox.group is None
             server = forkserver.ForkServer(
                 sockets / "fork.sock",
                 popen=sandbox.popen,
                 font_list=self.warm.font_list,
-                processes=self.limits.processes if held else None,
+                processes=sandbox.process_limit_without_group,
             )
         workdir = scratch.autograded_dir / SCRATCH_STUDENT / scratch.assignment
         env = {

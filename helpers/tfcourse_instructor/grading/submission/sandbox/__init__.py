@@ -65,8 +65,8 @@ def protection(sandboxed: bool) -> str:
         group.remove()
         limits = group.mechanism
     elif sandboxed:
-        limits = "each process has limits of its own, and its fork server the number of its"
-        limits += " processes (no control group)"
+        limits = "each process has limits of its own, and each sandbox's fork server limits"
+        limits += " the number of its processes (no control group)"
     else:
         limits = "each process has limits of its own (no control group)"
     if not sandboxed:
@@ -223,6 +223,7 @@ class Sandbox:
         self.mounts = mounts
         self.zygote = zygote if mounts else None
         self.group = resources.create(memory_mb, processes)
+        self._process_limit = processes
         self._process: subprocess.Popen[bytes] | None = None
         self._joined: tuple[int, str] | None = None
         """The process the zygote started: its pid outside, and the sandbox's PID namespace."""
@@ -234,6 +235,13 @@ class Sandbox:
             self._stage.chmod(0o755)
             for folder in mounts.shared:
                 os.chown(folder, bwrap.GRADING_UID, bwrap.GRADING_UID)
+
+    @property
+    def process_limit_without_group(self) -> int | None:
+        """The number of processes the sandbox's first process must hold itself and all it
+        starts to, where no control group holds them (counted in the sandbox's user namespace;
+        unconfined, the count would be the grader's own): else None."""
+        return self._process_limit if self.mounts and self.group is None else None
 
     def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes] | JoinedProcess:
         """Start ``argv`` in the sandbox (one process per sandbox). With a zygote, a
