@@ -6,6 +6,7 @@ one machine (the ``samples`` run), and nothing of the cluster may outlive it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,11 +39,11 @@ UNLIMITED = 10
 """Kills planned for a submission that kills every worker it runs on."""
 EXIT_SECONDS = 30
 """How long a stopped cluster's last processes may take to end."""
-HOLD_SECONDS = 1.5
-"""How long a worker must have held a submission before it is killed: its sandbox and
-kernel are running by then (a kernel forked from the worker's zygote is ready about half a
-second after the sandbox starts), and its grading (about 3 s on a worker, the untouched
-release less) is not over."""
+POLL_SECONDS = 0.2
+"""How often the killer looks at what the workers run: a submission's kernel runs for
+seconds on a worker, so it is seen there many times over."""
+KERNEL = "tfcourse.grading_kernel.kernel"
+"""The module of a submission's kernel, which nbgrader starts once the sandbox is up."""
 DASK = str(Path(sys.executable).parent / "dask")
 
 
@@ -119,10 +120,10 @@ def cluster_processes(marker: str) -> list[str]:
 
 
 class Killer(threading.Thread):
-    """SIGKILLs the worker running a planned student's submission once it has run there for
-    :data:`HOLD_SECONDS`, as many times as planned, and only while it runs it there. The
-    worker may hold other submissions waiting their turn: Dask counts the death against them
-    too, the kit must not."""
+    """SIGKILLs the worker running a planned student's submission once that submission's
+    kernel runs there (in its sandbox), as many times as planned. The worker may hold other
+    submissions waiting their turn: Dask counts the death against them too, the kit must
+    not."""
 
     def __init__(self, address: str, plan: dict[str, int]) -> None:
         super().__init__(daemon=True)
@@ -132,7 +133,7 @@ class Killer(threading.Thread):
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.log: list[str] = []
-        """Each kill: when, which worker, and every task it was running."""
+        """Each kill: when, which worker, and the task it was running."""
 
     def run(self) -> None:
         try:
@@ -148,36 +149,37 @@ class Killer(threading.Thread):
             nested, so that it travels to the workers by value."""
             return [task.key for task in dask_worker.state.executing if task.state == "executing"]
 
-        def kill_if_executing(key: str, dask_worker: distributed.Worker) -> bool:
-            """SIGKILL the worker if it still runs ``key``; False if it does not. Checked and
-            done in the worker's event loop, where a task's end and the next one's start are
-            handled: no other task can have started in between."""
-            if key in executing(dask_worker):
+        def kernel_started() -> bool:
+            """Whether a process of the worker's runs a submission's kernel."""
+            for process in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if KERNEL in process.cmdline():
+                        return True
+            return False
+
+        def kill_if_in_kernel(key: str, dask_worker: distributed.Worker) -> bool:
+            """SIGKILL the worker if it runs ``key`` and that submission's kernel has started;
+            False if not (yet). Checked and done in the worker's event loop, where a task's end
+            and the next one's start are handled: no other task can have started in between,
+            and the worker runs one task at a time."""
+            if key in executing(dask_worker) and kernel_started():
                 os.kill(os.getpid(), signal.SIGKILL)
             return False
 
-        running: dict[tuple[str, str], float] = {}
         with distributed.Client(self.address, timeout="60s") as client:
-            while not self.stop.wait(0.5):
-                now = time.monotonic()
+            while not self.stop.wait(POLL_SECONDS):
                 for worker, keys in client.run(executing, on_error="ignore").items():
                     for key in keys:
                         student = self._student(key)
                         if self.kills[student] >= self.plan.get(student, 0):
                             continue
-                        since = running.setdefault((worker, key), now)
-                        if now - since < HOLD_SECONDS:
-                            continue
                         answer = client.run(
-                            kill_if_executing, key, workers=[worker], on_error="return"
+                            kill_if_in_kernel, key, workers=[worker], on_error="return"
                         )
-                        if answer.get(worker) is False:  # it ended before the kill
-                            del running[(worker, key)]
+                        if answer.get(worker) is False:  # not yet, or it has ended
                             continue
                         self.kills[student] += 1
                         self.log.append(f"{time.strftime('%X')} killed {worker} for {key}")
-                        running.clear()
-                        break
 
     @staticmethod
     def _student(key: str) -> str:
@@ -213,7 +215,7 @@ def kill_plan(course: Course, merged: set[str]) -> KillPlan:
     two of the four such submissions are left at least."""
     made = {s.student_id: json.dumps(s.make(course), sort_keys=True) for s in samples.SAMPLES}
     alone = [s for s, text in made.items() if list(made.values()).count(text) == 1]
-    # The untouched release grades fastest: killed once at most, where it must be one.
+    # The untouched release's kernel runs the shortest: killed once at most, where it must be.
     left = sorted((s for s in alone if s not in merged), key=lambda s: s != "untouched")
     assert len(left) >= 2, f"the first run merged {sorted(merged)}"
     return KillPlan(once=left[-2], always=left[-1])

@@ -217,26 +217,38 @@ def test_a_kernel_waits_for_a_server_still_importing(tmp_path, monkeypatch):
 
 
 GRADER = """
-import subprocess, sys
-client = subprocess.Popen(sys.argv[1:], start_new_session=True)  # as jupyter_client starts it
-print(client.pid, flush=True)
-client.wait()
+import os, subprocess, sys
+exit_at_once, client = sys.argv[1] == "exit", sys.argv[2:]
+# As jupyter_client starts a kernel.
+env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
+started = subprocess.Popen(client, start_new_session=True, env=env)
+print(started.pid, flush=True)
+if exit_at_once:
+    os._exit(0)
+started.wait()
 """
 
 
-def test_a_client_whose_grader_is_gone_stops_waiting_for_its_server(tmp_path):
+@pytest.mark.parametrize("grader_ends", ["while it waits", "before it starts"])
+def test_a_client_whose_grader_is_gone_stops_waiting_for_its_server(tmp_path, grader_ends):
     """A grader killed while its kernel waits for a server still importing (a cluster's
-    worker stopped mid-submission) leaves no client waiting out the server's time."""
+    worker stopped mid-submission), or before the kernel's own process has looked at its
+    parent, leaves no client waiting out the server's time."""
     client = [sys.executable, "-m", "tfcourse.grading_kernel.kernel"]
     client += ["--fork-server", str(tmp_path / "never.sock"), "--server-wait", "60"]
     connection = tmp_path / "kernel.json"
     connection.write_text("{}")
     client += ["-f", str(connection)]
-    grader = subprocess.Popen([sys.executable, "-c", GRADER, *client], stdout=subprocess.PIPE)
+    at_once = grader_ends == "before it starts"
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER, "exit" if at_once else "wait", *client],
+        stdout=subprocess.PIPE,
+    )
     pid = int(grader.stdout.readline())
-    time.sleep(1)  # the client is waiting
-    assert running(pid)
-    grader.kill()
+    if not at_once:
+        time.sleep(1)  # the client is waiting
+        assert running(pid)
+        grader.kill()
     grader.wait()
     deadline = time.monotonic() + 20
     while running(pid) and time.monotonic() < deadline:

@@ -283,9 +283,11 @@ def request_kernel(
 def _connect_when_listening(socket_path: Path, owner: int, seconds: float) -> socket.socket:
     """A connection to the server at ``socket_path`` (:func:`pinned.connect`), waiting up to
     ``seconds`` while nothing is there yet or nothing listens there yet, and no longer than
-    the process that started this one (the grader's nbgrader) lives."""
+    the process that started this one (the grader's nbgrader) lives. jupyter_client names
+    that process in ``JPY_PARENT_PID``: one that died before this process started is seen
+    gone too."""
     deadline = time.monotonic() + seconds
-    parent = os.getppid()
+    parent = int(os.environ.get("JPY_PARENT_PID") or os.getppid())
     while True:
         try:
             if os.path.lexists(socket_path):
