@@ -43,7 +43,8 @@ POLL_SECONDS = 0.2
 """How often the killer looks at what the workers run: a submission's kernel runs for
 seconds on a worker, so it is seen there many times over."""
 KERNEL = "tfcourse.grading_kernel.kernel"
-"""The module of a submission's kernel, which nbgrader starts once the sandbox is up."""
+"""The module nbgrader starts as a submission's kernel: the kernel's stand-in outside the
+sandbox, which asks the sandbox's fork server for the kernel and lives as long as it."""
 DASK = str(Path(sys.executable).parent / "dask")
 
 
@@ -120,8 +121,8 @@ def cluster_processes(marker: str) -> list[str]:
 
 
 class Killer(threading.Thread):
-    """SIGKILLs the worker running a planned student's submission once that submission's
-    kernel runs there (in its sandbox), as many times as planned. The worker may hold other
+    """SIGKILLs the worker running a planned student's submission once nbgrader has started
+    that submission's kernel there, as many times as planned. The worker may hold other
     submissions waiting their turn: Dask counts the death against them too, the kit must
     not."""
 
