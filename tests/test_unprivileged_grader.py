@@ -2,8 +2,10 @@
 notebook 1 is graded by the kit's ``grade``, run as an unprivileged user: its sandboxes then run
 as that user too, with limits per process and no control group (none is delegated to
 ``nobody``). Its grades, feedback and summary must be those of the root run (the ``samples``
-run), and it must leave no process and no scratch folder behind. One more student's submission
-is a fork bomb: without a control group, its fork server must still hold it to ``--processes``.
+run), and it must leave no process and no scratch folder behind. Two more students' submissions
+are bombs, one forking, one asking its sandbox's fork server for kernel after kernel: without a
+control group, the fork server must still hold each sandbox to ``--processes``, and refuse a
+kernel it has no process for without ending.
 
 The test starts the grader as the machine's ``nobody`` in a mount namespace of its own, where
 the folders on the way to the interpreter, the venv and the kit that only root may enter (a
@@ -13,6 +15,7 @@ everything else is the machine as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shlex
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,29 +36,51 @@ import pytest
 
 from tfcourse_instructor.grading.selftest import samples
 
-from conftest import REPO, graded_results, one_notebook_course
+from conftest import REPO, graded_results, one_notebook_course, recorded
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "01_attention"
 USER = pwd.getpwnam("nobody")
 PROCESSES = 256
-"""``grade``'s default ``--processes``: what one submission may run at once."""
+"""``grade``'s default ``--processes``: what one submission may run at once, its threads
+included (``RLIMIT_NPROC`` counts both)."""
 FORKS = 1000
 """Children the fork bomb starts if nothing stops it: well beyond :data:`PROCESSES`."""
-OTHERS = 100
-"""The user's other processes at any moment: the grading command's own, and another
-submission's sandbox graded beside the bomb's (about 30 here)."""
-FORK_BOMB = f"""import os, time
+KERNELS = 100
+"""Kernels the server bomb asks for if nothing stops it: each runs several threads, so
+together well beyond :data:`PROCESSES`."""
+FORK_BOMB = f"""import os, signal, time
 for _ in range({FORKS}):
     try:
         if os.fork() == 0:
             time.sleep(8)
-            os._exit(0)
+            os.kill(os.getpid(), signal.SIGKILL)
     except OSError:
         break
 time.sleep(8)
 """
+SERVER_BOMB = f"""import os, socket, time
+from tfcourse.grading_kernel import served
+mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+server = next(m + "/fork.sock" for m in mounts if os.path.exists(m + "/fork.sock"))
+request = {{"argv": ["--memory-mb", "2048"], "connection": "", "env": {{}}, "cwd": "/tmp"}}
+null = os.open(os.devnull, os.O_RDWR)
+kernels = []
+for _ in range({KERNELS}):
+    connection = socket.socket(socket.AF_UNIX)
+    try:
+        connection.connect(server)
+        served.send_request(connection, request, [null] * 3)
+        if not connection.recv(16):  # refused
+            break
+    except OSError:
+        break
+    kernels.append(connection)
+time.sleep(8)
+"""
+BOMBS = {"fork-bomb": FORK_BOMB, "server-bomb": SERVER_BOMB}
+"""Each is the reference submission with this cell after its last check."""
 
 
 def entries(paths: Iterable[Path], stash: Path) -> list[str]:
@@ -97,17 +123,31 @@ def user_processes() -> list[psutil.Process]:
     ]
 
 
+def tasks_by_sandbox() -> Counter[str]:
+    """The user's processes and threads (what ``RLIMIT_NPROC`` counts) in each user namespace
+    but the machine's: in each sandbox."""
+    machine = os.readlink("/proc/self/ns/user")
+    tasks: Counter[str] = Counter()
+    for process in user_processes():
+        with contextlib.suppress(psutil.Error, OSError):
+            namespace = os.readlink(f"/proc/{process.pid}/ns/user")
+            if namespace != machine:
+                tasks[namespace] += process.num_threads()
+    return tasks
+
+
 class PeakCount(threading.Thread):
-    """The most processes the user ran at once, while it runs."""
+    """The most tasks each sandbox ran at once, while it runs."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = 0
+        self.peaks: Counter[str] = Counter()
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            self.peak = max(self.peak, len(user_processes()))
+            for namespace, tasks in tasks_by_sandbox().items():
+                self.peaks[namespace] = max(self.peaks[namespace], tasks)
 
 
 def left_behind(since: float) -> list[str]:
@@ -128,8 +168,8 @@ def left_behind(since: float) -> list[str]:
 
 @pytest.fixture(scope="module")
 def graded_unprivileged(tmp_path_factory):
-    """The sample class of notebook 1 and a fork bomb graded by ``nobody``; the course, the
-    command's output, what it left behind and the most processes it ran at once."""
+    """The sample class of notebook 1 and the bombs graded by ``nobody``; the course, the
+    command's output, what it left behind and the most tasks each sandbox ran at once."""
     if os.geteuid() != 0:
         pytest.skip("the suite runs as a user who is not root: every grading test takes that way")
     # Not under pytest's temporary folders: only their owner may enter them.
@@ -137,11 +177,12 @@ def graded_unprivileged(tmp_path_factory):
     try:
         course = one_notebook_course(folder / "course", ASSIGNMENT)
         samples.write_samples(course)
-        bomb = course.submitted_dir / "fork-bomb" / ASSIGNMENT
-        shutil.copytree(course.submitted_dir / "reference" / ASSIGNMENT, bomb)
-        notebook = nbformat.read(bomb / f"{ASSIGNMENT}.ipynb", as_version=4)
-        notebook.cells.append(nbformat.v4.new_code_cell(FORK_BOMB))  # after the last check
-        nbformat.write(notebook, bomb / f"{ASSIGNMENT}.ipynb")
+        for student, cell in BOMBS.items():
+            bomb = course.submitted_dir / student / ASSIGNMENT
+            shutil.copytree(course.submitted_dir / "reference" / ASSIGNMENT, bomb)
+            notebook = nbformat.read(bomb / f"{ASSIGNMENT}.ipynb", as_version=4)
+            notebook.cells.append(nbformat.v4.new_code_cell(cell))
+            nbformat.write(notebook, bomb / f"{ASSIGNMENT}.ipynb")
         (folder / "home").mkdir()
         for path in [folder, *folder.rglob("*")]:
             os.lchown(path, USER.pw_uid, USER.pw_gid)
@@ -179,7 +220,7 @@ def graded_unprivileged(tmp_path_factory):
         deadline = time.monotonic() + 10  # a sandbox's last processes take moments to end
         while (left := left_behind(since)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        yield course, result.stdout, left, counter.peak
+        yield course, result.stdout, left, counter.peaks
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -192,11 +233,17 @@ def test_an_unprivileged_grader_grades_as_root_does(graded_unprivileged, graded_
     assert "the number of its processes (no control group)" in out
 
 
-def test_a_fork_bomb_is_held_to_the_process_limit_without_a_control_group(graded_unprivileged):
-    course, _, _, peak = graded_unprivileged
-    assert peak <= PROCESSES + OTHERS
-    bomb, reference = (graded_results(course, {s})["grades"] for s in ("fork-bomb", "reference"))
-    assert bomb["fork-bomb"] == reference["reference"]
+def test_bombs_are_held_to_the_process_limit_without_a_control_group(graded_unprivileged):
+    """Each bomb's sandbox reaches the limit (the bombs ran) and none passes it; a kernel the
+    server had no process for was refused, and the server went on serving: the bombs lose
+    nothing (their cells come after the last check) and their kernels did not die."""
+    course, _, _, peaks = graded_unprivileged
+    highest = sorted(peaks.values(), reverse=True)
+    assert highest[0] <= PROCESSES and highest[1] >= PROCESSES * 3 // 4, highest[:4]
+    reference = graded_results(course, {"reference"})["grades"]["reference"]
+    for bomb in BOMBS:
+        assert graded_results(course, {bomb})["grades"][bomb] == reference
+        assert recorded(course)[bomb]["issues"] == recorded(course)["reference"]["issues"]
 
 
 def test_an_unprivileged_grader_leaves_nothing_behind(graded_unprivileged):

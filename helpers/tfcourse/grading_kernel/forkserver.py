@@ -19,10 +19,11 @@ talks only to a server of the sandbox's user (``--server-uid``), and never conne
 name the sandbox could have replaced (:mod:`tfcourse.grading_kernel.pinned`). If the
 client is killed, its connection closes and the server kills the kernel's process group; if
 the server dies, the client exits and the kernel goes with the sandbox; if the grader that
-started the client dies, the client stops waiting for a server still importing. Forking is safe
-here because the server runs no Python thread (numpy's OpenBLAS starts idle workers of its
-own, which it shuts down at a fork) and creates no torch, zmq or event-loop state before it
-forks.
+started the client dies, the client stops waiting for a server still importing; a request
+the server has no process for (at the sandbox's process limit) is refused, and it serves on.
+Forking is safe here because the server runs no Python thread (numpy's OpenBLAS starts idle
+workers of its own, which it shuts down at a fork) and creates no torch, zmq or event-loop
+state before it forks.
 """
 
 from __future__ import annotations
@@ -354,7 +355,12 @@ def _fork_kernel(
 ) -> int:
     """Fork a kernel for the request waiting on ``connection``; return its pid."""
     request, fds = served.receive_request(connection, _STDIO)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as error:  # at the sandbox's process limit: refuse this request only
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError(f"no process left for a kernel: {error}") from error
     if pid == 0:  # the kernel: never returns into the server's loop
         code = 1
         try:
