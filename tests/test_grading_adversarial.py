@@ -244,20 +244,23 @@ def daemon(notebook: Notebook) -> None:
 
 def exhausts(notebook: Notebook) -> None:
     """The model solution, then (after its last check, so that what the limits do to its own
-    kernel costs no point) cells that hold 3 GiB in three child processes, each under the
-    kernel's own limit, and fork hundreds of processes."""
+    kernel costs no point) cells that fork until a fork is refused, each child living until
+    the forking ends (however slowly the machine forks), and hold 3 GiB in three child
+    processes, each under the kernel's own limit."""
     add_cell(
         notebook,
         "q1_mha",
-        "import os, time\n"
+        "import os\n"
+        "reading, writing = os.pipe()\n"
         "for _ in range(400):\n"
         "    try:\n"
         "        if os.fork() == 0:\n"
-        "            time.sleep(2)\n"
+        "            os.close(writing)\n"
+        "            os.read(reading, 1)  # until the parent closes its end\n"
         "            os._exit(0)\n"
         "    except OSError:\n"
-        "        pass\n"
-        "time.sleep(3)\n",
+        "        break\n"
+        "os.close(writing)\n",
     )
     add_cell(
         notebook,
