@@ -264,14 +264,18 @@ def test_memory_is_limited_for_all_its_processes_together(tmp_path):
         sandbox,
         """
         import os
+        reading, writing = os.pipe()
         children = []
         for _ in range(3):  # each under any per-process limit, together over the group's
             pid = os.fork()
             if pid == 0:
+                os.close(writing)
                 block = bytearray(200 * 2**20)
                 block[:: 4096] = b"x" * len(block[:: 4096])
+                os.read(reading, 1)  # held until every child has its block, however slow
                 os._exit(0)
             children.append(pid)
+        os.close(writing)
         print("EXITS", [os.waitpid(pid, 0)[1] for pid in children])
         """,
     )
@@ -317,15 +321,18 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path):
     result = run_inside(
         sandbox,
         """
-        import os, time
+        import os
+        reading, writing = os.pipe()
         refused = 0
         for _ in range(200):
             try:
                 if os.fork() == 0:
-                    time.sleep(3)
+                    os.close(writing)
+                    os.read(reading, 1)  # alive until the forking ends, however slow
                     os._exit(0)
             except OSError:
                 refused += 1
+        os.close(writing)
         print("REFUSED", refused)
         """,
     )
